@@ -1,0 +1,29 @@
+# Two commands do everything on a fresh Debian machine (as root):
+#   make demo   -- bootstrap, then the main job on a throwaway catalog
+#   make test   -- bootstrap, then the whole test suite
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: bootstrap demo test lint bench clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	@bash scripts/demo.sh
+
+test: bootstrap
+	$(PY) -m pytest -q
+
+lint: bootstrap
+	$(VENV)/bin/ruff check dlfs daemon tests benchmarks
+	$(VENV)/bin/ruff format --check dlfs daemon tests benchmarks
+	$(VENV)/bin/mypy
+
+bench:
+	@DLFS_EXTRA_DEBS="bindfs" bash scripts/bootstrap.sh
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

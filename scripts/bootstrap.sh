@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything dlfs needs on a fresh Debian machine, and nothing twice.
+#   - Debian packages (as root only): fuse3 libfuse3-dev pkg-config, plus extra ones
+#     named in $DLFS_EXTRA_DEBS (the benchmarks add bindfs, rclone, s3fs).
+#   - a virtualenv in .venv with dlfs installed in editable mode, with its dev extras.
+# Idempotent: when everything is there it only runs `dpkg -s` and compares a stamp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs="fuse3 libfuse3-dev pkg-config ${DLFS_EXTRA_DEBS:-}"
+missing=""
+for p in $debs; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: installing Debian packages:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  else
+    echo "bootstrap: missing Debian packages:$missing (run as root, or install them)" >&2
+  fi
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.dlfs-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: installing dlfs and its dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  if ! .venv/bin/python -m pip install -q -e '.[dev]' >.venv/bootstrap.log 2>&1; then
+    tail -n 30 .venv/bootstrap.log >&2
+    exit 1
+  fi
+  touch "$stamp"
+fi
