@@ -1,0 +1,590 @@
+"""The Python API: :class:`Catalog`, :class:`Dataset`, :class:`Version`.
+
+Every CLI command is one call here; each call that writes runs in one catalog
+transaction, so a :class:`dlfs.DlfsError` leaves the catalog exactly as before::
+
+    import dlfs
+
+    cat = dlfs.Catalog("/tmp/home")
+    ds = cat.create_dataset("cats", description="cat pictures")
+    ds.draft().add("photos/", to="train")
+    v1 = ds.draft().publish(tags=["gold"])
+    print(v1.id, v1.tags, [f.path for f in v1.files()])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlfs import trees, versions
+from dlfs.catalog import CatalogDB, Row
+from dlfs.errors import Conflict, InvalidInput, IsADirectory, NotFound
+from dlfs.home import Home
+from dlfs.names import (
+    check_annotations,
+    check_metadata,
+    join_path,
+    set_dotted,
+    split_path,
+)
+from dlfs.objects import DIR, canonical_json, item_id
+from dlfs.ops import importer
+from dlfs.stores.base import BlobStore
+from dlfs.stores.local import LocalStore
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file or folder of a version, as ``ls`` shows it."""
+
+    path: str
+    name: str
+    is_dir: bool
+    size: int
+    mtime: float
+    item: str | None
+    blob: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "name": self.name,
+            "type": "dir" if self.is_dir else "file",
+            "size": self.size,
+            "mtime": self.mtime,
+            "item": self.item,
+            "blob": self.blob,
+        }
+
+
+@dataclass(frozen=True)
+class Item:
+    """A file of a version with its lineage, metadata and annotations."""
+
+    path: str
+    id: str
+    origin: str
+    blob: str
+    size: int
+    mtime: float
+    metadata: dict[str, Any]
+    annotations: list[Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "item": self.id,
+            "origin": self.origin,
+            "blob": self.blob,
+            "size": self.size,
+            "mtime": self.mtime,
+            "metadata": self.metadata,
+            "annotations": self.annotations,
+        }
+
+
+class Catalog:
+    """A dlfs catalog at ``home`` (default ``$DLFS_HOME`` or ``~/.local/share/dlfs``).
+
+    Opening creates it if needed (folders 0700, files 0600).
+    """
+
+    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
+        self.home = Home.at(home)
+        self.home.create()
+        self.db = CatalogDB(self.home.catalog_path)
+        self._stores: dict[str, BlobStore] = {}
+
+    def close(self) -> None:
+        """Close the catalog file."""
+        self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- stores -------------------------------------------------------------------
+
+    def store(self, url: str = "local") -> BlobStore:
+        """The blob store for a storage URL (``local`` is the catalog's own)."""
+        if url not in self._stores:
+            if url == "local":
+                self._stores[url] = LocalStore(self.home.blobs)
+            else:
+                raise InvalidInput(f"unsupported storage {url!r} (this dlfs knows 'local')")
+        return self._stores[url]
+
+    def _store_of(self, version: Row) -> BlobStore:
+        ds = self.db.dataset_by_id(version["dataset"])
+        assert ds is not None
+        return self.store(ds["storage"])
+
+    # -- datasets -----------------------------------------------------------------
+
+    def create_dataset(
+        self,
+        name: str,
+        description: str = "",
+        tags: list[str] | None = None,
+        labels: Any = None,
+        storage: str = "local",
+        exist_ok: bool = False,
+    ) -> Dataset:
+        """Create a dataset with one empty draft; ``exist_ok`` returns an existing one."""
+        self.store(storage)
+        with self.db.transaction():
+            row, _created = versions.create_dataset(
+                self.db, name, description, tags, labels, storage, exist_ok
+            )
+        return Dataset(self, row["name"])
+
+    def dataset(self, name: str) -> Dataset:
+        """The dataset named ``name`` (:class:`NotFound` if there is none)."""
+        versions.dataset_row(self.db, name)
+        return Dataset(self, name)
+
+    def datasets(self) -> list[Dataset]:
+        """Every dataset, by name."""
+        return [Dataset(self, n) for n in self.db.dataset_names()]
+
+    def delete_dataset(
+        self,
+        name: str,
+        all_versions: bool = False,
+        force: bool = False,
+        delete_sources: bool = False,
+    ) -> list[str]:
+        """Delete a dataset (see :func:`dlfs.versions.delete_dataset`).
+
+        With ``delete_sources`` the blobs no other dataset uses are removed too; the ids
+        removed are returned.
+        """
+        with self.db.transaction():
+            ds = versions.dataset_row(self.db, name)
+            versions.delete_dataset(self.db, name, all_versions, force)
+            removed = self._sweep(stores={ds["storage"]}) if delete_sources else []
+        self._delete_blobs(removed, ds["storage"])
+        return removed
+
+    # -- versions -----------------------------------------------------------------
+
+    def version(self, ref: str) -> Version:
+        """The version a ref names (``NAME`` alone means ``NAME@latest``)."""
+        row = versions.resolve(self.db, ref)
+        return Version(self, row["id"])
+
+    def draft(self, ref: str) -> Version:
+        """The draft a ref names (``NAME`` alone means ``NAME@draft``)."""
+        row = versions.resolve_draft(self.db, ref)
+        return Version(self, row["id"])
+
+    def publish(
+        self, ref: str, tags: list[str] | None = None, name: str | None = None
+    ) -> Version:
+        """Publish a draft: new id, next ``vN``, ``latest`` and the given tags."""
+        with self.db.transaction():
+            row = versions.resolve(self.db, ref, write=True)
+            vid = versions.publish(self.db, row, tags, name)
+        return Version(self, vid)
+
+    def snapshot(
+        self,
+        name: str,
+        publish_name: str | None = None,
+        child_name: str | None = None,
+        child_metadata: dict[str, Any] | None = None,
+        comment: str | None = None,
+    ) -> tuple[Version, Version]:
+        """Publish the draft of dataset ``name`` and start a child draft; return both."""
+        with self.db.transaction():
+            ds = versions.dataset_row(self.db, name)
+            pub, child = versions.snapshot(
+                self.db, ds, publish_name, child_name, child_metadata, comment
+            )
+        return Version(self, pub), Version(self, child)
+
+    def create_version(
+        self,
+        name: str,
+        parents: list[str] | None = None,
+        version_name: str | None = None,
+        exist_ok: bool = False,
+    ) -> Version:
+        """A new draft of dataset ``name``: a child of the published ``parents`` refs,
+        or an empty root version without them."""
+        with self.db.transaction():
+            ds = versions.dataset_row(self.db, name)
+            rows = [versions.resolve(self.db, p) for p in parents or []]
+            vid, _ = versions.create_version(self.db, ds, rows, version_name, exist_ok)
+        return Version(self, vid)
+
+    def delete_version(self, ref: str) -> None:
+        """Delete a draft (published versions are immutable)."""
+        with self.db.transaction():
+            versions.delete_version(self.db, versions.resolve(self.db, ref, write=True))
+
+    def tag(self, ref: str, tags: list[str], force: bool = False) -> list[str]:
+        """Add user tags to a published version; return all its tags."""
+        with self.db.transaction():
+            return versions.tag_version(self.db, versions.resolve(self.db, ref), tags, force)
+
+    def untag(self, name: str, tag: str) -> None:
+        """Remove a user tag from dataset ``name``."""
+        with self.db.transaction():
+            versions.untag(self.db, name, tag)
+
+    # -- reading ------------------------------------------------------------------
+
+    def ls(self, ref: str, path: str = "") -> list[Entry]:
+        """The entries of a folder (or the one entry of a file) of a version."""
+        with self.db.snapshot():
+            row = versions.resolve(self.db, ref)
+            parts = split_path(path)
+            entry = trees.resolve(self.db, row["root"], parts)
+            dir_time = row["published_at"] or row["created_at"]
+            if entry is not None and entry["kind"] != DIR:
+                return [_entry(parts[:-1], entry, dir_time)]
+            tree = row["root"] if entry is None else entry["ref"]
+            return [_entry(parts, e, dir_time) for e in self.db.entries(tree)]
+
+    def item(self, ref: str, path: str) -> Item:
+        """The item at ``path`` of a version, with metadata and annotations."""
+        with self.db.snapshot():
+            row = versions.resolve(self.db, ref)
+            return self._item(row, split_path(path))
+
+    def _item(self, row: Row, parts: list[str]) -> Item:
+        entry = trees.resolve(self.db, row["root"], parts)
+        if entry is None or entry["kind"] == DIR:
+            raise IsADirectory(f"is a folder: {join_path(parts)}")
+        item = self.db.item_get(entry["ref"])
+        assert item is not None
+        return _item(join_path(parts), item)
+
+    def cat(self, ref: str, path: str) -> Iterator[bytes]:
+        """The bytes of a file, verified against their hash."""
+        with self.db.snapshot():
+            row = versions.resolve(self.db, ref)
+            item = self._item(row, split_path(path))
+            store = self._store_of(row)
+        return store.iter_bytes(item.blob)
+
+    def files(self, ref: str) -> list[Item]:
+        """Every file of a version, in path order."""
+        with self.db.snapshot():
+            row = versions.resolve(self.db, ref)
+            rows = self.db.subtree_files(row["root"])
+            return [
+                _item(r["path"], self.db.item_get(r["ref"]))  # type: ignore[arg-type]
+                for r in rows
+            ]
+
+    def log(self, name: str) -> list[dict[str, Any]]:
+        """The history of a dataset, oldest first."""
+        with self.db.snapshot():
+            ds = versions.dataset_row(self.db, name)
+            return [versions.version_info(self.db, v, name) for v in self.db.versions_of(ds["id"])]
+
+    # -- writing into drafts --------------------------------------------------------
+
+    def _draft_tree(self, ref: str) -> tuple[Row, trees.DraftTree]:
+        row = versions.resolve_draft(self.db, ref)
+        return row, trees.DraftTree(self.db, row["id"], row["root"])
+
+    def add(
+        self,
+        ref: str,
+        sources: list[str | os.PathLike[str]],
+        to: str = "",
+        progress: Progress | None = None,
+    ) -> importer.AddResult:
+        """Copy local files and folders into a draft (see :mod:`dlfs.ops.importer`)."""
+        row = versions.resolve_draft(self.db, ref)
+        files, folders = importer.plan([Path(s) for s in sources], split_path(to))
+        return importer.add(self.db, self._store_of(row), row, files, folders, progress)
+
+    def add_bytes(
+        self,
+        ref: str,
+        path: str,
+        data: bytes,
+        metadata: dict[str, Any] | None = None,
+        annotations: list[Any] | None = None,
+    ) -> importer.AddResult:
+        """Write ``data`` as the file at ``path`` of a draft, with optional metadata."""
+        row = versions.resolve_draft(self.db, ref)
+        parts = split_path(path)
+        if not parts:
+            raise InvalidInput("a file needs a name")
+        planned = importer.PlannedFile(
+            data,
+            tuple(parts[:-1]),
+            parts[-1],
+            None if metadata is None else check_metadata(metadata),
+            None if annotations is None else check_annotations(annotations),
+        )
+        return importer.add(self.db, self._store_of(row), row, [planned], [])
+
+    def mkdir(self, ref: str, paths: list[str], parents: bool = False) -> None:
+        """Make folders in a draft."""
+        with self.db.transaction():
+            _row, tree = self._draft_tree(ref)
+            for path in paths:
+                tree.mkdir(split_path(path), parents)
+
+    def rm(self, ref: str, paths: list[str], recursive: bool = False) -> None:
+        """Remove files (and folders with ``recursive``) from a draft."""
+        with self.db.transaction():
+            _row, tree = self._draft_tree(ref)
+            for path in paths:
+                tree.remove(split_path(path), recursive)
+
+    def mv(self, ref: str, sources: list[str], dest: str) -> None:
+        """Move items in a draft, as ``mv`` does: into ``dest`` when it is a folder,
+        else (one source) to that new path."""
+        self._transfer(ref, sources, dest, copy=False)
+
+    def cp(self, ref: str, sources: list[str], dest: str) -> None:
+        """Copy items in a draft as pointers (no bytes copied), as ``cp -r`` places them."""
+        self._transfer(ref, sources, dest, copy=True)
+
+    def _transfer(self, ref: str, sources: list[str], dest: str, copy: bool) -> None:
+        with self.db.transaction():
+            row, tree = self._draft_tree(ref)
+            dst = split_path(dest)
+            try:
+                target = trees.resolve(self.db, tree.root, dst)
+            except NotFound:
+                target = None
+            into = target is None and not dst or target is not None and target["kind"] == DIR
+            if len(sources) > 1 and not into:
+                raise InvalidInput(f"target {join_path(dst)} is not an existing folder")
+            for source in sources:
+                src = split_path(source)
+                if not src:
+                    raise InvalidInput("cannot move or copy the root folder")
+                final = [*dst, src[-1]] if into else dst
+                if copy:
+                    tree.copy(src, final, replace=True)
+                else:
+                    tree.move(src, final, replace=True)
+
+    def set_meta(
+        self,
+        ref: str,
+        path: str,
+        assignments: list[tuple[str, Any]] | None = None,
+        annotations: list[Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Item:
+        """Update the metadata (dotted-key assignments, or a whole object) and/or the
+        annotations of a draft's file; return the updated item."""
+        with self.db.transaction():
+            row, tree = self._draft_tree(ref)
+            parts = split_path(path)
+            old = self._item(row, parts)
+            meta = dict(old.metadata) if metadata is None else check_metadata(metadata)
+            for key, value in assignments or []:
+                set_dotted(meta, key, value)
+            ann = old.annotations if annotations is None else check_annotations(annotations)
+            meta_text, ann_text = canonical_json(meta), canonical_json(ann)
+            iid = item_id(old.origin, old.blob, old.size, meta_text, ann_text)
+            self.db.items_put([(iid, old.origin, old.blob, old.size, old.mtime, meta_text, ann_text)])
+            tree.set_file(parts, iid, old.size)
+            return self._item(row, parts)
+
+    # -- maintenance ----------------------------------------------------------------
+
+    def _sweep(self, stores: set[str] | None = None) -> list[str]:
+        """Drop unreachable catalog rows; return (and forget) unused blobs of ``stores``."""
+        _trees, _items, unused = self.db.sweep_unreachable()
+        known = {r["id"]: r["store"] for r in self.db.blobs_all()}
+        removed = [b for b in unused if stores is None or known.get(b) in stores]
+        for blob in removed:
+            self.db.blob_delete(blob)
+        return removed
+
+    def _delete_blobs(self, blobs: list[str], url: str) -> None:
+        store = self.store(url)
+        for blob in blobs:
+            store.delete(blob)
+
+    def gc(self) -> dict[str, int]:
+        """Remove catalog rows and local blobs that no version reaches."""
+        with self.db.transaction():
+            removed = self._sweep(stores={"local"})
+        self._delete_blobs(removed, "local")
+        local = self.store("local")
+        assert isinstance(local, LocalStore)
+        local.clear_staging()
+        return {"blobs_removed": len(removed)}
+
+    def fsck(self, progress: Progress | None = None) -> list[str]:
+        """Check every recorded local blob against its hash; return the problems found."""
+        problems = []
+        local = self.store("local")
+        for blob in self.db.blobs_all():
+            if blob["store"] != "local":
+                continue
+            if not local.verify(blob["id"]):
+                problems.append(f"blob {blob['id']} is missing or corrupt")
+            if progress is not None:
+                progress(blob["size"])
+        return problems
+
+
+class Dataset:
+    """A handle on a dataset by name; properties read the catalog each time."""
+
+    def __init__(self, catalog: Catalog, name: str) -> None:
+        self.catalog = catalog
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r})"
+
+    def info(self, detail: bool = False) -> dict[str, Any]:
+        """A JSON-ready description (with the version list when ``detail``)."""
+        db = self.catalog.db
+        with db.snapshot():
+            return versions.dataset_info(db, versions.dataset_row(db, self.name), detail)
+
+    def draft(self) -> Version:
+        """The dataset's single draft."""
+        return self.catalog.draft(f"{self.name}@draft")
+
+    def versions(self, published: bool = False, drafts: bool = False) -> list[Version]:
+        """Versions oldest first; ``published`` or ``drafts`` keep only that state."""
+        db = self.catalog.db
+        row = versions.dataset_row(db, self.name)
+        state = "published" if published and not drafts else "draft" if drafts else None
+        return [Version(self.catalog, v["id"]) for v in db.versions_of(row["id"], state)]
+
+    def snapshot(self, **kwargs: Any) -> tuple[Version, Version]:
+        """See :meth:`Catalog.snapshot`."""
+        return self.catalog.snapshot(self.name, **kwargs)
+
+    def create_version(
+        self, parents: list[str] | None = None, name: str | None = None, exist_ok: bool = False
+    ) -> Version:
+        """See :meth:`Catalog.create_version`."""
+        return self.catalog.create_version(self.name, parents, name, exist_ok)
+
+    def tag(self, add: list[str] = (), remove: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+        """Add and remove the dataset's own tags; return them."""
+        with self.catalog.db.transaction():
+            return versions.dataset_tag(self.catalog.db, self.name, list(add), list(remove))
+
+    def set_metadata(self, assignments: list[tuple[str, Any]]) -> dict[str, Any]:
+        """Set custom metadata keys; return all of it."""
+        with self.catalog.db.transaction():
+            return versions.dataset_meta(self.catalog.db, self.name, assignments)
+
+
+class Version:
+    """A handle on one version by id. A draft's id changes when it is published: use
+    the :class:`Version` that :meth:`publish` returns."""
+
+    def __init__(self, catalog: Catalog, vid: str) -> None:
+        self.catalog = catalog
+        self.id = vid
+
+    def __repr__(self) -> str:
+        return f"Version({self.ref!r})"
+
+    def _row(self) -> Row:
+        row = self.catalog.db.version_get(self.id)
+        if row is None:
+            raise NotFound(f"version {self.id} no longer exists (published or deleted)")
+        return row
+
+    @property
+    def dataset(self) -> str:
+        ds = self.catalog.db.dataset_by_id(self._row()["dataset"])
+        assert ds is not None
+        return str(ds["name"])
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}@{self.id}"
+
+    @property
+    def state(self) -> str:
+        return str(self._row()["state"])
+
+    @property
+    def name(self) -> str | None:
+        return self._row()["name"]  # type: ignore[no-any-return]
+
+    @property
+    def tags(self) -> list[str]:
+        return self.catalog.db.tags_of_version(self.id)
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-ready description."""
+        return versions.version_info(self.catalog.db, self._row())
+
+    def files(self) -> list[Item]:
+        """Every file, in path order."""
+        return self.catalog.files(self.ref)
+
+    def ls(self, path: str = "") -> list[Entry]:
+        """See :meth:`Catalog.ls`."""
+        return self.catalog.ls(self.ref, path)
+
+    def item(self, path: str) -> Item:
+        """See :meth:`Catalog.item`."""
+        return self.catalog.item(self.ref, path)
+
+    def read_bytes(self, path: str) -> bytes:
+        """The whole content of a file, verified."""
+        return b"".join(self.catalog.cat(self.ref, path))
+
+    def add(self, source: str | os.PathLike[str] | bytes, to: str = "", **kw: Any) -> None:
+        """Add a local file or folder into folder ``to``; or, given bytes, write them to
+        the path ``to`` (with optional ``metadata=`` and ``annotations=``)."""
+        if isinstance(source, bytes):
+            self.catalog.add_bytes(self.ref, to, source, **kw)
+        else:
+            self.catalog.add(self.ref, [source], to)
+
+    def publish(self, tags: list[str] | None = None, name: str | None = None) -> Version:
+        """Publish this draft; return the published version."""
+        if self.state != "draft":
+            raise Conflict(f"version {self.id} is already published")
+        return self.catalog.publish(self.ref, tags, name)
+
+
+def _entry(folder: list[str], e: Row, dir_time: float) -> Entry:
+    is_dir = e["kind"] == DIR
+    return Entry(
+        path=join_path([*folder, e["name"]]),
+        name=e["name"],
+        is_dir=is_dir,
+        size=0 if is_dir else e["size"],
+        mtime=dir_time if is_dir else e["mtime"],
+        item=None if is_dir else e["ref"],
+        blob=None if is_dir else e["blob"],
+    )
+
+
+def _item(path: str, row: Row) -> Item:
+    return Item(
+        path=path,
+        id=row["id"],
+        origin=row["origin"],
+        blob=row["blob"],
+        size=row["size"],
+        mtime=row["mtime"],
+        metadata=json.loads(row["metadata"]),
+        annotations=json.loads(row["annotations"]),
+    )

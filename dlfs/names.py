@@ -1,0 +1,130 @@
+"""Validation of the names users give: item and folder names, paths, tags, JSON values.
+
+Each function returns the cleaned value or raises :class:`InvalidInput` with one line
+that says what is wrong and with what.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from dlfs.errors import InvalidInput
+
+NAME_MAX = 255
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_AUTO_TAG_RE = re.compile(r"^v[0-9]+$")
+_DATASET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RESERVED_TAGS = frozenset({"latest", "draft"})
+
+
+def check_name(name: str) -> str:
+    """An item or folder name: not empty, no ``/`` or NUL, not ``.``/``..``, <= 255 bytes."""
+    if name in ("", ".", ".."):
+        raise InvalidInput(f"invalid name {name!r}: names cannot be empty, '.' or '..'")
+    if "/" in name or "\0" in name:
+        raise InvalidInput(f"invalid name {name!r}: names cannot contain '/' or NUL")
+    if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        raise InvalidInput(f"invalid name {name[:40]!r}...: longer than {NAME_MAX} bytes")
+    return name
+
+
+def split_path(path: str) -> list[str]:
+    """A path inside a dataset as its parts; ``""``, ``/`` and ``.`` are the root.
+
+    Leading and repeated slashes are ignored; ``.`` parts are dropped; ``..`` and NUL
+    are refused, so no path can escape the dataset.
+    """
+    if "\0" in path:
+        raise InvalidInput(f"invalid path {path!r}: contains NUL")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    for part in parts:
+        if part == "..":
+            raise InvalidInput(f"invalid path {path!r}: '..' would escape the dataset")
+        check_name(part)
+    return parts
+
+
+def join_path(parts: list[str]) -> str:
+    """The display form of a path inside a dataset (``a/b/c``; ``/`` for the root)."""
+    return "/".join(parts) if parts else "/"
+
+
+def check_dataset_name(name: str) -> str:
+    """A dataset name: letters, digits, ``._-``, starting with a letter or digit."""
+    if not _DATASET_RE.match(name):
+        raise InvalidInput(
+            f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-'"
+            " (starting with a letter or digit, at most 128)"
+        )
+    return name
+
+
+def check_user_tag(tag: str) -> str:
+    """A tag a user may set: not ``latest``/``draft``, not an auto tag like ``v3``."""
+    if not _TAG_RE.match(tag):
+        raise InvalidInput(
+            f"invalid tag {tag!r}: use letters, digits, '.', '_' and '-'"
+            " (starting with a letter or digit)"
+        )
+    if tag in RESERVED_TAGS or _AUTO_TAG_RE.match(tag):
+        raise InvalidInput(f"tag {tag!r} is reserved (latest, draft and vN are automatic)")
+    return tag
+
+
+def is_auto_tag(tag: str) -> bool:
+    """True for the tags dlfs assigns itself: ``latest`` and ``v0``, ``v1``..."""
+    return tag == "latest" or bool(_AUTO_TAG_RE.match(tag))
+
+
+def parse_json(text: str, what: str) -> Any:
+    """Parse JSON text, with ``what`` naming it in the error."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise InvalidInput(f"invalid JSON for {what}: {exc}") from exc
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``KEY=JSONVALUE`` as ``(key, value)``; the value must be valid JSON.
+
+    Dotted keys (``a.b=1``) set nested objects (see :func:`set_dotted`).
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise InvalidInput(f"invalid assignment {text!r}: expected KEY=JSONVALUE")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"invalid JSON value in {text!r}: {exc.msg} (quote strings: KEY='\"text\"')"
+        ) from exc
+    return key, value
+
+
+def set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``target[a][b] = value`` for ``key == "a.b"``, creating objects on the way."""
+    parts = key.split(".")
+    node = target
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def check_metadata(value: Any, what: str = "metadata") -> dict[str, Any]:
+    """Metadata must be a JSON object."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def check_annotations(value: Any) -> list[Any]:
+    """Annotations must be a JSON list."""
+    if not isinstance(value, list):
+        raise InvalidInput(f"annotations must be a JSON list, got {type(value).__name__}")
+    return value

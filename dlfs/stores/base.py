@@ -1,0 +1,96 @@
+"""The blob store interface.
+
+A blob store keeps bytes under their content id (xxh3-128, see :mod:`dlfs.objects`)
+and knows nothing of datasets, items or versions. Writes go through an
+:class:`IngestBatch`: bytes are hashed while they stream in, staged, and made durable
+and visible together by :meth:`IngestBatch.commit`, which the caller runs just before it
+commits the catalog. A crash before that leaves only staged garbage, never a blob the
+catalog names that is not fully on disk.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+CHUNK = 1 << 20
+
+
+class IngestBatch(abc.ABC):
+    """Blobs written together and made durable together."""
+
+    @abc.abstractmethod
+    def add_file(self, path: Path) -> tuple[str, int]:
+        """Store the bytes of a local file; return ``(blob id, size)``."""
+
+    @abc.abstractmethod
+    def add_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Store the bytes read from ``stream`` until EOF; return ``(blob id, size)``."""
+
+    def add_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store ``data``; return ``(blob id, size)``."""
+        import io
+
+        return self.add_stream(io.BytesIO(data))
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Make every added blob durable and readable."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Drop whatever was staged and not committed."""
+
+    def __enter__(self) -> IngestBatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # The caller commits explicitly (right before the catalog); anything else aborts.
+        self.abort()
+
+
+class BlobStore(abc.ABC):
+    """Bytes by content id. Implementations: :mod:`dlfs.stores.local`."""
+
+    url: str
+
+    @abc.abstractmethod
+    def has(self, blob: str) -> bool:
+        """True when the blob is stored."""
+
+    @abc.abstractmethod
+    def batch(self) -> IngestBatch:
+        """A new batch of blobs to write."""
+
+    @abc.abstractmethod
+    def read(self, blob: str, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes of a blob from ``offset`` (fewer at its end)."""
+
+    @abc.abstractmethod
+    def iter_bytes(self, blob: str) -> Iterator[bytes]:
+        """The whole blob, in chunks, verified against its id.
+
+        Raises :class:`dlfs.errors.Corrupt` (after yielding what was read) if the bytes
+        do not hash to ``blob``; callers that must never pass on wrong bytes buffer or
+        use :meth:`verify` first.
+        """
+
+    @abc.abstractmethod
+    def verify(self, blob: str) -> bool:
+        """Re-hash the stored bytes: True when they match the id."""
+
+    @abc.abstractmethod
+    def delete(self, blob: str) -> None:
+        """Remove a blob (no error if it is already gone)."""
+
+    def local_path(self, blob: str) -> Path | None:
+        """A local file holding exactly the blob, when the store has one."""
+        return None

@@ -1,0 +1,179 @@
+"""The local blob store: one file per blob under ``<home>/blobs/<2 hex>/<id>``.
+
+Writes are atomic and durable in batches: each blob is streamed (and hashed) into a
+staging file under ``<home>/blobs/.staging``; :meth:`LocalBatch.commit` flushes the
+file system once (``syncfs``, far cheaper than an ``fsync`` per file), renames every
+staged file to its final name, then flushes again so the renames are durable. A blob
+that already exists is never rewritten: identical bytes are stored once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from dlfs.errors import Corrupt, NotFound
+from dlfs.objects import new_hasher
+from dlfs.stores.base import CHUNK, BlobStore, IngestBatch
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def syncfs(path: Path) -> None:
+    """Flush the file system that holds ``path`` to stable storage."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+class LocalStore(BlobStore):
+    """Blobs as files in a folder, sharded by the first two hex digits of the id."""
+
+    url = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.staging = root / ".staging"
+
+    def path(self, blob: str) -> Path:
+        """Where blob ``blob`` lives (whether or not it exists)."""
+        return self.root / blob[:2] / blob
+
+    def local_path(self, blob: str) -> Path | None:
+        return self.path(blob)
+
+    def has(self, blob: str) -> bool:
+        return self.path(blob).exists()
+
+    def batch(self) -> LocalBatch:
+        return LocalBatch(self)
+
+    def read(self, blob: str, offset: int, size: int) -> bytes:
+        try:
+            fd = os.open(self.path(blob), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {blob} is missing from the local store") from exc
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+    def iter_bytes(self, blob: str) -> Iterator[bytes]:
+        hasher = new_hasher()
+        try:
+            f = open(self.path(blob), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {blob} is missing from the local store") from exc
+        with f:
+            while chunk := f.read(CHUNK):
+                hasher.update(chunk)
+                yield chunk
+        if hasher.hexdigest() != blob:
+            raise Corrupt(f"blob {blob} is corrupt: its bytes do not match its hash")
+
+    def verify(self, blob: str) -> bool:
+        hasher = new_hasher()
+        try:
+            with open(self.path(blob), "rb") as f:
+                while chunk := f.read(CHUNK):
+                    hasher.update(chunk)
+        except FileNotFoundError:
+            return False
+        return bool(hasher.hexdigest() == blob)
+
+    def delete(self, blob: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(blob).unlink()
+
+    def blob_ids(self) -> Iterator[str]:
+        """Every blob id stored, in no particular order."""
+        if not self.root.exists():
+            return
+        for shard in os.scandir(self.root):
+            if shard.is_dir() and len(shard.name) == 2:
+                for entry in os.scandir(shard.path):
+                    if len(entry.name) == 32:
+                        yield entry.name
+
+    def clear_staging(self) -> None:
+        """Remove staging files left by a crashed writer (none of them is referenced)."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+class LocalBatch(IngestBatch):
+    """Blobs staged in the local store, made durable and visible by :meth:`commit`."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+        self._staged: dict[str, Path] = {}
+        self._dir: Path | None = None
+        self._lock = threading.Lock()
+
+    def _staging_dir(self) -> Path:
+        with self._lock:
+            if self._dir is None:
+                self.store.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._dir = Path(tempfile.mkdtemp(dir=self.store.staging))
+            return self._dir
+
+    def add_file(self, path: Path) -> tuple[str, int]:
+        with open(path, "rb") as src:
+            return self.add_stream(src)
+
+    def add_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        hasher = new_hasher()
+        size = 0
+        fd, tmp = tempfile.mkstemp(dir=self._staging_dir())
+        try:
+            with os.fdopen(fd, "wb") as out:
+                buf = bytearray(CHUNK)
+                view = memoryview(buf)
+                while True:
+                    n = stream.readinto(view)  # type: ignore[attr-defined]
+                    if not n:
+                        break
+                    chunk = view[:n]
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    size += n
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        blob = str(hasher.hexdigest())
+        with self._lock:
+            duplicate = blob in self._staged or self.store.has(blob)
+            if not duplicate:
+                self._staged[blob] = Path(tmp)
+        if duplicate:
+            os.unlink(tmp)
+        return blob, size
+
+    def commit(self) -> None:
+        if not self._staged:
+            self.abort()
+            return
+        syncfs(self.store.root)
+        for blob, tmp in self._staged.items():
+            final = self.store.path(blob)
+            final.parent.mkdir(mode=0o700, exist_ok=True)
+            os.rename(tmp, final)
+        syncfs(self.store.root)
+        self._staged.clear()
+        self.abort()
+
+    def abort(self) -> None:
+        self._staged.clear()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None

@@ -1,0 +1,270 @@
+"""Folder trees: copy-on-write editing of a draft, and freezing it at publish.
+
+A published version's root is an immutable, content-addressed tree. A draft starts with
+the same root (so a child version costs O(1)); the first change to a folder copies that
+one folder into a *mutable tree* (id ``~...``) owned by the draft, and the copies run
+up the path to the root. Untouched folders stay shared. :func:`freeze` hashes the
+mutable folders bottom-up into content ids: publish costs O(changed folders).
+
+Paths here are lists of validated names (see :func:`dlfs.names.split_path`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlfs.catalog import CatalogDB, Row
+from dlfs.errors import AlreadyExists, InvalidInput, IsADirectory, NotADirectory, NotFound
+from dlfs.names import join_path
+from dlfs.objects import DIR, EMPTY_TREE, FILE, is_mutable, new_mutable_tree_id, tree_id
+
+
+def ensure_empty_tree(db: CatalogDB) -> str:
+    """Record the empty tree (every dataset starts with it) and return its id."""
+    db.tree_register(EMPTY_TREE, 0, 0)
+    return EMPTY_TREE
+
+
+def resolve(db: CatalogDB, root: str, parts: list[str]) -> Row | None:
+    """The entry at ``parts`` under ``root`` (None for the root itself).
+
+    Raises :class:`NotFound` when a part is missing and :class:`NotADirectory` when a
+    file stands where a folder should be.
+    """
+    tree = root
+    entry: Row | None = None
+    for i, part in enumerate(parts):
+        entry = db.entry(tree, part)
+        if entry is None:
+            raise NotFound(f"no such file or folder: {join_path(parts[: i + 1])}")
+        if i < len(parts) - 1:
+            if entry["kind"] != DIR:
+                raise NotADirectory(f"not a folder: {join_path(parts[: i + 1])}")
+            tree = entry["ref"]
+    return entry
+
+
+def resolve_dir(db: CatalogDB, root: str, parts: list[str]) -> str:
+    """The tree id of the folder at ``parts`` under ``root``."""
+    entry = resolve(db, root, parts)
+    if entry is None:
+        return root
+    if entry["kind"] != DIR:
+        raise NotADirectory(f"not a folder: {join_path(parts)}")
+    return str(entry["ref"])
+
+
+def totals(db: CatalogDB, tree: str) -> tuple[int, int]:
+    """``(files, bytes)`` under a tree: O(1) for immutable trees."""
+    known = None if is_mutable(tree) else db.tree_totals(tree)
+    return known if known is not None else db.subtree_totals(tree)
+
+
+@dataclass
+class DraftTree:
+    """Copy-on-write editing of the tree of one draft version.
+
+    Every method runs inside the caller's transaction; ``root`` is kept in step with
+    the version row.
+    """
+
+    db: CatalogDB
+    version: str
+    root: str
+
+    # -- copy-on-write ------------------------------------------------------------
+
+    def _own(self, tree: str) -> str:
+        """A mutable copy of ``tree`` owned by this draft (``tree`` itself if it is)."""
+        if is_mutable(tree):
+            return tree
+        copy = new_mutable_tree_id()
+        self.db.tree_copy(tree, copy)
+        self.db.tree_register(copy, None, None, draft=self.version)
+        return copy
+
+    def mutable_root(self) -> str:
+        """The draft's root as a mutable tree."""
+        if not is_mutable(self.root):
+            self.root = self._own(self.root)
+            self.db.version_update(self.version, root=self.root)
+        return self.root
+
+    def mutable_dir(self, parts: list[str], create: bool = False) -> str:
+        """The mutable tree of the folder at ``parts``, copying folders on the way.
+
+        With ``create``, missing folders are made (``mkdir -p``).
+        """
+        tree = self.mutable_root()
+        for i, part in enumerate(parts):
+            entry = self.db.entry(tree, part)
+            if entry is None:
+                if not create:
+                    raise NotFound(f"no such folder: {join_path(parts[: i + 1])}")
+                child = new_mutable_tree_id()
+                self.db.tree_register(child, None, None, draft=self.version)
+                self.db.entries_put(tree, [(part, DIR, child, 0)])
+            elif entry["kind"] != DIR:
+                raise NotADirectory(f"not a folder: {join_path(parts[: i + 1])}")
+            else:
+                child = self._own(entry["ref"])
+                if child != entry["ref"]:
+                    self.db.entries_put(tree, [(part, DIR, child, 0)])
+            tree = child
+        return tree
+
+    def _drop(self, kind: int, ref: str) -> None:
+        """Delete the mutable trees under an entry that is being removed."""
+        if kind != DIR or not is_mutable(ref):
+            return
+        for _name, k, r, _size in self.db.raw_entries(ref):
+            self._drop(k, r)
+        self.db.tree_delete(ref)
+
+    def _clone_entry(self, kind: int, ref: str) -> str:
+        """A reference that can live at a second place: mutable trees are deep-copied."""
+        if kind != DIR or not is_mutable(ref):
+            return ref
+        copy = new_mutable_tree_id()
+        self.db.tree_register(copy, None, None, draft=self.version)
+        self.db.entries_put(
+            copy, [(n, k, self._clone_entry(k, r), s) for n, k, r, s in self.db.raw_entries(ref)]
+        )
+        return copy
+
+    # -- operations -----------------------------------------------------------------
+
+    def mkdir(self, parts: list[str], parents: bool = False) -> None:
+        """Make a folder; with ``parents``, make missing ones and accept an existing one."""
+        try:
+            existing = resolve(self.db, self.root, parts)
+        except NotFound:
+            existing = None
+            if not parents:
+                resolve_dir(self.db, self.root, parts[:-1])  # the parent must exist
+        if existing is not None or not parts:
+            if parents and (existing is None or existing["kind"] == DIR):
+                return
+            raise AlreadyExists(f"already exists: {join_path(parts)}")
+        parent = self.mutable_dir(parts[:-1], create=parents)
+        child = new_mutable_tree_id()
+        self.db.tree_register(child, None, None, draft=self.version)
+        self.db.entries_put(parent, [(parts[-1], DIR, child, 0)])
+
+    def put_files(self, folder: list[str], files: list[tuple[str, str, int]]) -> None:
+        """Put ``(name, item id, size)`` files into a folder (made if missing)."""
+        tree = self.mutable_dir(folder, create=True)
+        self.db.entries_put(tree, [(name, FILE, item, size) for name, item, size in files])
+
+    def remove(self, parts: list[str], recursive: bool = False) -> None:
+        """Remove a file, or a folder with ``recursive`` (or when it is empty)."""
+        if not parts:
+            raise InvalidInput("refusing to remove the root folder")
+        entry = resolve(self.db, self.root, parts)
+        assert entry is not None
+        if entry["kind"] == DIR and not recursive and self.db.entry_count(entry["ref"]):
+            raise IsADirectory(f"is a folder (use -r): {join_path(parts)}")
+        parent = self.mutable_dir(parts[:-1])
+        self._drop(entry["kind"], entry["ref"])
+        self.db.entry_delete(parent, parts[-1])
+
+    def move(self, src: list[str], dst: list[str], replace: bool = False) -> None:
+        """Move a file or folder to ``dst`` (a full new path).
+
+        An existing ``dst`` file is replaced when ``replace``; a folder is never
+        replaced, and a folder cannot move into itself.
+        """
+        if not src:
+            raise InvalidInput("cannot move the root folder")
+        if not dst:
+            raise InvalidInput("cannot replace the root folder")
+        if dst[: len(src)] == src:
+            raise InvalidInput(f"cannot move {join_path(src)} into itself")
+        entry = resolve(self.db, self.root, src)
+        assert entry is not None
+        target = self._check_target(dst, replace)
+        src_parent = self.mutable_dir(src[:-1])
+        self.db.entry_delete(src_parent, src[-1])
+        dst_parent = self.mutable_dir(dst[:-1])
+        if target is not None:
+            self._drop(target["kind"], target["ref"])
+        self.db.entries_put(dst_parent, [(dst[-1], entry["kind"], entry["ref"], entry["size"])])
+
+    def copy(self, src: list[str], dst: list[str], replace: bool = False) -> None:
+        """Copy a file or folder to ``dst`` as pointers: no bytes are copied."""
+        if not src:
+            raise InvalidInput("cannot copy the root folder; use dlfs clone")
+        if dst[: len(src)] == src:
+            raise InvalidInput(f"cannot copy {join_path(src)} into itself")
+        entry = resolve(self.db, self.root, src)
+        assert entry is not None
+        target = self._check_target(dst, replace)
+        ref = self._clone_entry(entry["kind"], entry["ref"])
+        dst_parent = self.mutable_dir(dst[:-1])
+        if target is not None:
+            self._drop(target["kind"], target["ref"])
+        self.db.entries_put(dst_parent, [(dst[-1], entry["kind"], ref, entry["size"])])
+
+    def _check_target(self, dst: list[str], replace: bool) -> Row | None:
+        parent = resolve_dir(self.db, self.root, dst[:-1])
+        target = self.db.entry(parent, dst[-1])
+        if target is None:
+            return None
+        if target["kind"] == DIR:
+            raise AlreadyExists(f"a folder already exists at {join_path(dst)}")
+        if not replace:
+            raise AlreadyExists(f"already exists: {join_path(dst)}")
+        return target
+
+    def set_file(self, parts: list[str], item: str, size: int) -> None:
+        """Point the file at ``parts`` at another item (its folder must exist)."""
+        parent = self.mutable_dir(parts[:-1])
+        self.db.entries_put(parent, [(parts[-1], FILE, item, size)])
+
+
+def freeze(db: CatalogDB, tree: str) -> tuple[str, int, int]:
+    """Replace a draft's mutable trees under ``tree`` by content ids, bottom-up.
+
+    Returns ``(tree id, files, bytes)``. Only mutable folders are visited, so the cost
+    is O(changed folders), whatever the size of the version.
+    """
+    if not is_mutable(tree):
+        files, nbytes = totals(db, tree)
+        return tree, files, nbytes
+    entries = db.raw_entries(tree)
+    files = nbytes = 0
+    final: list[tuple[str, int, str]] = []
+    for name, kind, ref, size in entries:
+        if kind == DIR:
+            child, f, b = freeze(db, ref)
+            if child != ref:
+                db.entries_put(tree, [(name, DIR, child, 0)])
+            files += f
+            nbytes += b
+            final.append((name, DIR, child))
+        else:
+            files += 1
+            nbytes += size
+            final.append((name, kind, ref))
+    content = tree_id(final)
+    db.tree_promote(tree, content, files, nbytes)
+    return content, files, nbytes
+
+
+def build_tree(db: CatalogDB, entries: list[tuple[str, int, str, int]]) -> str:
+    """Store an immutable folder from ``(name, kind, ref, size)`` entries whose
+    sub-folders are already immutable; return its id."""
+    content = tree_id([(n, k, r) for n, k, r, _s in entries])
+    if not db.tree_exists(content):
+        files = nbytes = 0
+        for _n, k, r, s in entries:
+            if k == DIR:
+                f, b = totals(db, r)
+                files += f
+                nbytes += b
+            else:
+                files += 1
+                nbytes += s
+        db.entries_put(content, entries)
+        db.tree_register(content, files, nbytes)
+    return content
