@@ -187,9 +187,7 @@ class Catalog:
         row = versions.resolve_draft(self.db, ref)
         return Version(self, row["id"])
 
-    def publish(
-        self, ref: str, tags: list[str] | None = None, name: str | None = None
-    ) -> Version:
+    def publish(self, ref: str, tags: list[str] | None = None, name: str | None = None) -> Version:
         """Publish a draft: new id, next ``vN``, ``latest`` and the given tags."""
         with self.db.transaction():
             row = versions.resolve(self.db, ref, write=True)
@@ -359,13 +357,13 @@ class Catalog:
 
     def _transfer(self, ref: str, sources: list[str], dest: str, copy: bool) -> None:
         with self.db.transaction():
-            row, tree = self._draft_tree(ref)
+            _row, tree = self._draft_tree(ref)
             dst = split_path(dest)
             try:
                 target = trees.resolve(self.db, tree.root, dst)
             except NotFound:
                 target = None
-            into = target is None and not dst or target is not None and target["kind"] == DIR
+            into = (target is None and not dst) or (target is not None and target["kind"] == DIR)
             if len(sources) > 1 and not into:
                 raise InvalidInput(f"target {join_path(dst)} is not an existing folder")
             for source in sources:
@@ -398,7 +396,9 @@ class Catalog:
             ann = old.annotations if annotations is None else check_annotations(annotations)
             meta_text, ann_text = canonical_json(meta), canonical_json(ann)
             iid = item_id(old.origin, old.blob, old.size, meta_text, ann_text)
-            self.db.items_put([(iid, old.origin, old.blob, old.size, old.mtime, meta_text, ann_text)])
+            self.db.items_put(
+                [(iid, old.origin, old.blob, old.size, old.mtime, meta_text, ann_text)]
+            )
             tree.set_file(parts, iid, old.size)
             return self._item(row, parts)
 
@@ -523,7 +523,8 @@ class Version:
 
     @property
     def name(self) -> str | None:
-        return self._row()["name"]  # type: ignore[no-any-return]
+        name = self._row()["name"]
+        return None if name is None else str(name)
 
     @property
     def tags(self) -> list[str]:

@@ -580,9 +580,7 @@ class CatalogDB:
 
     def blobs_put(self, blobs: Iterable[tuple[str, int, str]]) -> None:
         """Record ``(id, size, store)`` blobs once."""
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO blobs(id, size, store) VALUES (?,?,?)", blobs
-        )
+        self.conn.executemany("INSERT OR IGNORE INTO blobs(id, size, store) VALUES (?,?,?)", blobs)
 
     def blob_known(self, blob: str) -> bool:
         """True when the catalog records this blob."""
@@ -617,8 +615,7 @@ class CatalogDB:
         ).rowcount
         self.conn.execute("DELETE FROM trees WHERE id NOT IN (SELECT id FROM live_trees)")
         dead_items = self.conn.execute(
-            "DELETE FROM items WHERE id NOT IN"
-            " (SELECT ref FROM tree_entries WHERE kind = 0)"
+            "DELETE FROM items WHERE id NOT IN (SELECT ref FROM tree_entries WHERE kind = 0)"
         ).rowcount
         unused = [
             r[0]

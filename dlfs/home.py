@@ -1,10 +1,10 @@
 """Where a catalog lives on disk, and who may read it.
 
-    $DLFS_HOME/             (default ~/.local/share/dlfs), mode 0700
-      catalog.db            the SQLite catalog (+ -wal, -shm), mode 0600
-      blobs/ab/<id>         the local blob store
-      mounts/<hash>.json    one record per running mount (see dlfs.mounts)
-      logs/                 daemon logs
+$DLFS_HOME/             (default ~/.local/share/dlfs), mode 0700
+  catalog.db            the SQLite catalog (+ -wal, -shm), mode 0600
+  blobs/ab/<id>         the local blob store
+  mounts/<hash>.json    one record per running mount (see dlfs.mounts)
+  logs/                 daemon logs
 """
 
 from __future__ import annotations

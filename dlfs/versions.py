@@ -241,9 +241,9 @@ def delete_dataset(db: CatalogDB, name: str, all_versions: bool, force: bool) ->
                 raise NotEmpty(
                     f"dataset {name!r} is not empty; add --all-versions to delete its drafts"
                 )
-    children = {
-        c for v in published for c in db.version_children(v["id"])
-    } - {v["id"] for v in published + drafts}
+    children = {c for v in published for c in db.version_children(v["id"])} - {
+        v["id"] for v in published + drafts
+    }
     if children:
         raise Conflict(
             f"dataset {name!r} has versions that other datasets' versions derive from"
@@ -411,9 +411,7 @@ def snapshot(
 def delete_version(db: CatalogDB, row: Row) -> None:
     """Delete a draft; published versions are immutable and stay."""
     if row["state"] != "draft":
-        raise ReadOnly(
-            f"version {row['id']} is published and cannot be deleted; only drafts can"
-        )
+        raise ReadOnly(f"version {row['id']} is published and cannot be deleted; only drafts can")
     db.version_delete(row["id"])
 
 

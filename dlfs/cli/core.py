@@ -502,7 +502,7 @@ def ls(c: Context, ref: str, path: str, long: bool, as_json: bool) -> None:
 @pass_ctx
 def cat(c: Context, ref: str, path: str) -> None:
     """Write a file's bytes to stdout (verified; corrupt bytes are an error)."""
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     for chunk in c.catalog.cat(ref, path):
         out.write(chunk)
     out.flush()

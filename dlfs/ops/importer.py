@@ -138,8 +138,7 @@ def record(
             existing = db.entry(folder_tree, f.name)
             if existing is not None and existing["kind"] == DIR:
                 raise IsADirectory(
-                    f"cannot add file {f.name!r}: a folder exists at"
-                    f" {join_path([*folder, f.name])}"
+                    f"cannot add file {f.name!r}: a folder exists at {join_path([*folder, f.name])}"
                 )
             meta, ann, origin = _lineage(db, existing, f)
             if existing is not None:
@@ -187,4 +186,3 @@ def add(
             result = record(db, current, files, blobs, folders, store.url)
             batch.commit()
     return result
-
