@@ -100,3 +100,26 @@ SAMPLE = {
 def sample(tmp_path: Path) -> Path:
     """A small source folder with nested folders and one duplicate file."""
     return make_tree(tmp_path / "src", SAMPLE)
+
+
+def catalog_dump(home: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table of a catalog, to compare before and after a command."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{home / 'catalog.db'}?mode=ro", uri=True)
+    try:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
+def blob_files(home: Path) -> set[str]:
+    """The names of the blob files in a catalog's local store."""
+    root = home / "blobs"
+    return {p.name for p in root.glob("??/*")} if root.exists() else set()

@@ -1,0 +1,127 @@
+"""Bad input gets one clear error line, exit status 1, and changes nothing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE, Cli, blob_files, catalog_dump, make_tree
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cats: v0 published, a child draft with the sample; dogs: one empty draft."""
+    root = tmp_path_factory.mktemp("template")
+    cli = Cli(root / "home")
+    src = make_tree(root / "src", SAMPLE)
+    cli("dataset", "create", "cats")
+    cli("add", "cats", str(src))
+    cli("publish", "cats")
+    cli("version", "create", "cats", "--from", "cats@v0")
+    cli("dataset", "create", "dogs")
+    return root / "home"
+
+
+@pytest.fixture
+def ready(template: Path, home: Path, tmp_path: Path) -> Cli:
+    """A copy of the template catalog, and two JSON files (one invalid)."""
+    shutil.copytree(template, home)
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "obj.json").write_text('{"label": "cat"}')
+    return Cli(home)
+
+
+def v0_id(cli: Cli) -> str:
+    return str(cli("version", "list", "cats", "--published", "--json").json()[0]["id"])  # type: ignore[index]
+
+
+CASES = {
+    "unknown dataset": (["ls", "nope@v0"], "no dataset named 'nope'"),
+    "unknown ref": (["ls", "cats@nosuchtag"], "unknown ref 'cats@nosuchtag'"),
+    "no published version": (["ls", "dogs"], "has no published version yet"),
+    "publish published": (["publish", "cats@v0"], "already published"),
+    "delete published": (["version", "delete", "cats@v0"], "cannot be deleted"),
+    "child of a draft": (
+        ["version", "create", "cats", "--from", "cats@draft"],
+        "children are made from published versions only",
+    ),
+    "write to published": (["rm", "cats@v0", "cat.jpg"], "published and read-only"),
+    "add to published": (["add", "cats@v0", "{sample}"], "published and read-only"),
+    "name is dot-dot": (["mkdir", "cats", ".."], "escape the dataset"),
+    "path escapes": (["ls", "cats", "train/../../x"], "escape the dataset"),
+    "add escapes": (["add", "cats", "{sample}", "--to", "../up"], "escape the dataset"),
+    "mv escapes": (["mv", "cats", "cat.jpg", "../../etc/passwd"], "escape the dataset"),
+    "invalid metadata JSON": (["meta", "cats", "cat.jpg", "--set", "k={bad"], "invalid JSON"),
+    "annotations not JSON": (
+        ["meta", "cats", "cat.jpg", "--annotations", "{tmp}/bad.json"],
+        "invalid JSON",
+    ),
+    "annotations not a list": (
+        ["meta", "cats", "cat.jpg", "--annotations", "{tmp}/obj.json"],
+        "must be a JSON list",
+    ),
+    "labels not JSON": (["dataset", "create", "x", "--labels", "{tmp}/bad.json"], "invalid JSON"),
+    "dataset meta not JSON": (["dataset", "meta", "cats", "owner=ann"], "invalid JSON value"),
+    "dataset exists": (["dataset", "create", "cats"], "already exists"),
+    "bad dataset name": (["dataset", "create", "a/b"], "invalid dataset name"),
+    "reserved tag": (["publish", "cats", "--tag", "latest"], "reserved"),
+    "tag taken": (["tag", "cats@v0", "v0"], "reserved"),
+    "missing source": (["add", "cats", "{tmp}/missing"], "no such file or folder"),
+    "rm folder without -r": (["rm", "cats", "train"], "is a folder (use -r)"),
+    "missing file": (["cat", "cats@v0", "nope.jpg"], "no such file or folder"),
+    "delete non-empty dataset": (["dataset", "delete", "cats"], "published version"),
+    "untag auto": (["untag", "cats", "v0"], "automatic"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_changes_nothing(
+    case: str, ready: Cli, home: Path, sample: Path, tmp_path: Path
+) -> None:
+    args, message = CASES[case]
+    args = [a.replace("{sample}", str(sample)).replace("{tmp}", str(tmp_path)) for a in args]
+    before = catalog_dump(home), blob_files(home)
+    res = ready(*args, ok=False)
+    assert res.code == 1, res
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1, res.err
+    assert lines[0].startswith("dlfs: error: ") and message in lines[0], lines[0]
+    assert (catalog_dump(home), blob_files(home)) == before
+
+
+def test_ambiguous_prefix_lists_matches(ready: Cli, home: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(home / "catalog.db")
+    dataset = conn.execute("SELECT id FROM datasets WHERE name = 'cats'").fetchone()[0]
+    for suffix in "ab":
+        conn.execute(
+            "INSERT INTO versions(id, dataset, state, root, created_at) VALUES (?,?,?,?,0)",
+            ("zzzz" + suffix * 36, dataset, "draft", "0" * 32),
+        )
+    conn.commit()
+    conn.close()
+    before = catalog_dump(home)
+    res = ready("ls", "cats@zzzz", ok=False)
+    assert res.code == 1 and "ambiguous" in res.err
+    assert "zzzz" + "a" * 36 in res.err and "zzzz" + "b" * 36 in res.err
+    assert catalog_dump(home) == before
+
+
+def test_usage_errors_exit_2(ready: Cli) -> None:
+    res = ready("publish", ok=False)
+    assert res.code == 2 and "Missing argument" in res.err
+    res = ready("no-such-command", ok=False)
+    assert res.code == 2
+
+
+def test_a_file_over_a_folder_in_one_add_changes_nothing(
+    ready: Cli, home: Path, tmp_path: Path
+) -> None:
+    src = make_tree(tmp_path / "clash", {"new.txt": b"fresh bytes", "train": b"a file"})
+    before = catalog_dump(home), blob_files(home)
+    res = ready("add", "cats", str(src), ok=False)
+    assert res.code == 1 and "a folder exists" in res.err
+    assert (catalog_dump(home), blob_files(home)) == before
