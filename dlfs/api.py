@@ -308,7 +308,10 @@ class Catalog:
         """Copy local files and folders into a draft (see :mod:`dlfs.ops.importer`)."""
         row = versions.resolve_draft(self.db, ref)
         files, folders = importer.plan([Path(s) for s in sources], split_path(to))
-        return importer.add(self.db, self._store_of(row), row, files, folders, progress)
+        store = self._store_of(row)
+        if isinstance(store, LocalStore):
+            store.clear_staging()
+        return importer.add(self.db, store, row, files, folders, progress)
 
     def add_bytes(
         self,

@@ -7,12 +7,12 @@ import re
 import xxhash
 
 from dlfs.objects import (
+    DIR,
     EMPTY_TREE,
     FILE,
-    DIR,
     blob_id,
-    item_id,
     is_mutable,
+    item_id,
     new_mutable_tree_id,
     new_version_id,
     tree_id,

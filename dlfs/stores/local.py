@@ -107,8 +107,27 @@ class LocalStore(BlobStore):
                         yield entry.name
 
     def clear_staging(self) -> None:
-        """Remove staging files left by a crashed writer (none of them is referenced)."""
-        shutil.rmtree(self.staging, ignore_errors=True)
+        """Remove staging folders left by writers that died (none of it is referenced).
+
+        Each batch stages under ``<pid>-...``; folders of live processes are kept.
+        """
+        if not self.staging.exists():
+            return
+        for entry in os.scandir(self.staging):
+            pid = entry.name.partition("-")[0]
+            if pid.isdigit() and _alive(int(pid)):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LocalBatch(IngestBatch):
@@ -124,7 +143,7 @@ class LocalBatch(IngestBatch):
         with self._lock:
             if self._dir is None:
                 self.store.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._dir = Path(tempfile.mkdtemp(dir=self.store.staging))
+                self._dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.store.staging))
             return self._dir
 
     def add_file(self, path: Path) -> tuple[str, int]:
