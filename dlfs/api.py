@@ -33,7 +33,10 @@ from dlfs.names import (
     split_path,
 )
 from dlfs.objects import DIR, canonical_json, item_id
+from dlfs.ops import clone as clone_ops
+from dlfs.ops import diff as diff_ops
 from dlfs.ops import importer
+from dlfs.ops import merge as merge_ops
 from dlfs.stores.base import BlobStore
 from dlfs.stores.local import LocalStore
 
@@ -404,6 +407,76 @@ class Catalog:
             )
             tree.set_file(parts, iid, old.size)
             return self._item(row, parts)
+
+    # -- clone, merge, diff -----------------------------------------------------------
+
+    def clone(
+        self,
+        ref: str,
+        name: str,
+        include: list[str] | None = None,
+        where: str | None = None,
+        metadata: bool = True,
+        annotations: bool = True,
+        publish: bool = False,
+        storage: str | None = None,
+        progress: Progress | None = None,
+    ) -> Version:
+        """Clone version ``ref`` into a new dataset ``name`` (see :mod:`dlfs.ops.clone`).
+
+        Unfiltered and with metadata and annotations it costs O(1). ``include`` globs
+        and a ``where`` expression (:mod:`dlfs.ops.where`) select a subset;
+        ``metadata=False``/``annotations=False`` drop them from the clone's items.
+        Returns the clone's first version: a draft, or published with ``publish``.
+        ``progress`` is called with counts of files visited.
+        """
+        with self.db.transaction():
+            vid = clone_ops.clone(
+                self.db,
+                ref,
+                name,
+                include or [],
+                where,
+                metadata,
+                annotations,
+                publish,
+                storage,
+                progress,
+            )
+        return Version(self, vid)
+
+    def merge(
+        self,
+        name: str,
+        refs: list[str],
+        metadata: bool = True,
+        annotations: bool = True,
+        on_conflict: str = "fail",
+        publish: bool = False,
+    ) -> Version:
+        """Merge versions ``refs`` into a new dataset ``name`` (see :mod:`dlfs.ops.merge`).
+
+        Items of one lineage become one item (annotations united, metadata merged,
+        later refs winning; ``metadata=False``/``annotations=False`` keep the first
+        copy's); unrelated items are summed, and a path two of them want is an error
+        (``on_conflict="fail"``) or renamed (``"rename"``). Returns the first version.
+        """
+        with self.db.transaction():
+            vid = merge_ops.merge(self.db, name, refs, metadata, annotations, on_conflict, publish)
+        return Version(self, vid)
+
+    def diff(self, a: str, b: str) -> diff_ops.Diff:
+        """Added, removed, modified and moved items from version ``a`` to ``b``,
+        in O(changes) (see :mod:`dlfs.ops.diff`)."""
+        with self.db.snapshot():
+            return diff_ops.diff(self.db, a, b)
+
+    def new_lineage(self, ref: str, paths: list[str]) -> int:
+        """Give the items at ``paths`` (files or folders) of a draft fresh lineage ids,
+        so that merges treat them as new items; return how many items changed."""
+        with self.db.transaction():
+            _row, tree = self._draft_tree(ref)
+            return sum(clone_ops.new_lineage(self.db, tree, split_path(p)) for p in paths)
 
     # -- maintenance ----------------------------------------------------------------
 

@@ -626,6 +626,70 @@ class CatalogDB:
         self.conn.execute("DROP TABLE live_trees")
         return dead_trees, dead_items, unused
 
+    # -- clone/merge/diff -------------------------------------------------------
+
+    def entries_with_items(self, tree: str) -> list[Row]:
+        """The entries of a folder in name order, files with their whole item.
+
+        Rows ``(name, kind, ref, size, origin, blob, mtime, metadata, annotations)``;
+        the item columns are NULL for folders.
+        """
+        return self._all(
+            "SELECT e.name, e.kind, e.ref, e.size, i.origin, i.blob, i.mtime,"
+            " i.metadata, i.annotations FROM tree_entries e"
+            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            " WHERE e.tree = ? ORDER BY e.name",
+            (tree,),
+        )
+
+    def subtree_items(self, tree: str) -> list[Row]:
+        """Every file and folder under a tree with one recursive query.
+
+        Rows ``(path, kind, ref, size, origin, blob, mtime, metadata, annotations)``
+        in path order; ``path`` is relative to ``tree`` (``a/b.jpg``) and the item
+        columns are NULL for folders.
+        """
+        return self._all(
+            "WITH RECURSIVE t(id, path) AS (SELECT ?, '' UNION ALL"
+            " SELECT e.ref, t.path || e.name || '/' FROM tree_entries e JOIN t"
+            " ON e.tree = t.id WHERE e.kind = 1)"
+            " SELECT t.path || e.name AS path, e.kind AS kind, e.ref AS ref, e.size AS size,"
+            " i.origin AS origin, i.blob AS blob, i.mtime AS mtime,"
+            " i.metadata AS metadata, i.annotations AS annotations"
+            " FROM tree_entries e JOIN t ON e.tree = t.id"
+            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref ORDER BY path",
+            (tree,),
+        )
+
+    def items_by_ids(self, ids: Sequence[str]) -> dict[str, Row]:
+        """The item rows with these ids, by id (missing ids are left out)."""
+        out: dict[str, Row] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._all(f"SELECT * FROM items WHERE id IN ({marks})", chunk):
+                out[row["id"]] = row
+        return out
+
+    def row_counts(self) -> dict[str, int]:
+        """How many rows each table holds (for tests and benchmarks)."""
+        tables = "datasets versions version_parents tags items tree_entries trees blobs"
+        return {t: int(self._all(f"SELECT count(*) FROM {t}")[0][0]) for t in tables.split()}
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, sorted: equal dumps mean equal catalogs."""
+        names = [
+            r[0]
+            for r in self._all(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        return {
+            n: sorted((tuple(r) for r in self._all(f"SELECT * FROM {n}")), key=repr) for n in names
+        }
+
 
 def _tag_order(tag: str) -> tuple[int, int, str]:
     if tag == "latest":

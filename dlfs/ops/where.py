@@ -155,8 +155,9 @@ def _tokens(text: str) -> Iterator[_Token]:
         m = _TOKEN_RE.match(text, pos)
         if m is None:
             snippet = text[pos : pos + 10]
+            hint = " (compare with '==')" if text[pos] == "=" else ""
             raise InvalidInput(
-                f"invalid --where expression at column {pos + 1}: unexpected {snippet!r}"
+                f"invalid --where expression at column {pos + 1}: unexpected {snippet!r}{hint}"
             )
         kind = m.lastgroup
         assert kind is not None

@@ -1,0 +1,360 @@
+"""``dlfs clone``: a new dataset whose first version points at another version's items.
+
+Dataloop's clone, on content-addressed trees:
+
+- The clone is a new dataset of kind ``clone`` that records its source (dataset,
+  version id and root tree id), takes the source's labels recipe and stays in the
+  source's storage: its items point at the same binaries, so cloning into another
+  storage is refused.
+- Unfiltered and with metadata and annotations, the clone's first version simply
+  starts at the source's root tree id: one dataset row and one version row, whatever
+  the size of the source (O(1)).
+- ``--no-metadata`` / ``--no-annotations`` give every item a new record with the same
+  lineage (``origin``), blob and size and ``{}`` / ``[]``: O(items) rows, and no
+  binary is read or copied. Sub-folders are rebuilt bottom-up with
+  :func:`dlfs.trees.build_tree`; equal source folders map to equal results, so each
+  distinct folder is transformed once.
+- ``--include GLOB`` (repeatable, any may match) and ``--where EXPR`` (see
+  :mod:`dlfs.ops.where`; both must hold) select a subset. Folders left empty by a
+  filter are left out. A folder that an ``--include`` pattern names is selected whole
+  (``--include train`` is ``train/**``), and is shared as is when nothing else changes
+  in it.
+
+Glob patterns match the whole item path relative to the version root (``train/a.jpg``,
+no leading slash). ``*`` and ``?`` never cross a ``/``; ``**`` does: ``train/*.jpg`` is
+the jpg files directly in ``train``, ``train/**.jpg`` or ``train/**/*.jpg`` those at
+any depth below it, and ``**/*.jpg`` every jpg file. ``[abc]`` and ``[!abc]`` are
+character classes.
+
+The source may be a published version (a bare ``NAME`` means ``NAME@latest``) or a
+draft (``NAME@draft``): a draft's current state is frozen into immutable trees first,
+without changing the draft, so the clone is reproducible from its recorded root either
+way.
+
+:func:`new_lineage` gives the items of a draft's folder or file fresh lineage ids: what
+``cp --new-lineage`` needs after a pointer copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dlfs import versions
+from dlfs.catalog import CatalogDB, Row
+from dlfs.errors import AlreadyExists, Conflict, InvalidInput
+from dlfs.names import check_dataset_name
+from dlfs.objects import DIR, FILE, is_mutable, item_id, new_origin
+from dlfs.ops import where as where_lang
+from dlfs.trees import DraftTree, build_tree, resolve, totals
+
+Progress = Callable[[int], None]
+PathMatcher = Callable[[str], bool]
+_FLUSH = 20_000
+
+
+# -- globs ---------------------------------------------------------------------------
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """The regex for one ``--include`` pattern (see the module doc for the syntax)."""
+    pat = pattern.lstrip("/")
+    while pat.startswith("./"):
+        pat = pat[2:].lstrip("/")
+    if not pat:
+        raise InvalidInput(f"invalid --include pattern {pattern!r}: it is empty")
+    out: list[str] = []
+    i, n = 0, len(pat)
+    while i < n:
+        c = pat[i]
+        if c == "*":
+            if pat.startswith("**/", i):
+                out.append("(?:.*/)?")
+                i += 3
+            elif pat.startswith("**", i):
+                out.append(".*")
+                i += 2
+            else:
+                out.append("[^/]*")
+                i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j = i + 1
+            if j < n and pat[j] == "!":
+                j += 1
+            if j < n and pat[j] == "]":
+                j += 1
+            while j < n and pat[j] != "]":
+                j += 1
+            if j >= n:
+                out.append(re.escape(c))
+                i += 1
+                continue
+            body = pat[i + 1 : j]
+            negate = body.startswith("!")
+            if negate:
+                body = body[1:]
+            body = body.replace("\\", "\\\\").replace("^", "\\^")
+            out.append(f"(?!/)[{'^' if negate else ''}{body}]")
+            i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    try:
+        return re.compile("(?s:" + "".join(out) + r")\Z")
+    except re.error as exc:
+        raise InvalidInput(f"invalid --include pattern {pattern!r}: {exc}") from exc
+
+
+def glob_matcher(patterns: Sequence[str]) -> PathMatcher | None:
+    """A test of a path against any of ``patterns`` (None when there are none)."""
+    if not patterns:
+        return None
+    regexes = [glob_regex(p) for p in patterns]
+    return lambda path: any(r.match(path) for r in regexes)
+
+
+# -- shared tree helpers -------------------------------------------------------------
+
+
+def frozen_root(db: CatalogDB, tree: str) -> str:
+    """An immutable tree equal to ``tree``; a draft's mutable folders are copied and
+    hashed (O(changed folders)) and the draft itself is left unchanged."""
+    if not is_mutable(tree):
+        return tree
+    entries = [
+        (name, kind, frozen_root(db, ref) if kind == DIR else ref, size)
+        for name, kind, ref, size in db.raw_entries(tree)
+    ]
+    return build_tree(db, entries)
+
+
+def build_paths(
+    db: CatalogDB,
+    files: Iterable[tuple[Sequence[str], str, int]],
+    folders: Iterable[Sequence[str]] = (),
+) -> str:
+    """Store an immutable tree from ``(path parts, item id, size)`` files and extra
+    (possibly empty) ``folders``; return the root id. Paths must not clash."""
+    own: dict[tuple[str, ...], list[tuple[str, int, str, int]]] = {(): []}
+    subdirs: dict[tuple[str, ...], set[str]] = {(): set()}
+
+    def ensure(folder: tuple[str, ...]) -> None:
+        while folder not in own:
+            own[folder] = []
+            subdirs[folder] = set()
+            subdirs.setdefault(folder[:-1], set()).add(folder[-1])
+            folder = folder[:-1]
+
+    for parts, ref, size in files:
+        folder = tuple(parts[:-1])
+        ensure(folder)
+        own[folder].append((parts[-1], FILE, ref, size))
+    for folder_parts in folders:
+        ensure(tuple(folder_parts))
+    built: dict[tuple[str, ...], str] = {}
+    for folder in sorted(own, key=len, reverse=True):
+        entries = own[folder] + [(name, DIR, built[(*folder, name)], 0) for name in subdirs[folder]]
+        built[folder] = build_tree(db, entries)
+    return built[()]
+
+
+def source_entry(db: CatalogDB, row: Row) -> dict[str, Any]:
+    """What a clone or merge records about one source version."""
+    ds = db.dataset_by_id(row["dataset"])
+    assert ds is not None
+    return {"dataset": ds["name"], "version": row["id"], "state": row["state"]}
+
+
+def check_new_name(db: CatalogDB, name: str) -> None:
+    """Fail early, before any work, when ``name`` is invalid or taken."""
+    check_dataset_name(name)
+    if db.dataset_by_name(name) is not None:
+        raise AlreadyExists(f"dataset {name!r} already exists")
+
+
+# -- clone ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Cloner:
+    """Rebuilds a tree keeping the selected items, with or without their metadata and
+    annotations. Results are memoized by (tree, selected) when they do not depend on
+    the folder's path."""
+
+    db: CatalogDB
+    globs: PathMatcher | None
+    filt: where_lang.Filter | None
+    keep_metadata: bool
+    keep_annotations: bool
+    progress: Progress | None
+
+    def __post_init__(self) -> None:
+        self.memo: dict[tuple[str, bool], str | None] = {}
+        self.pending: list[tuple[str, str, str, int, float, str, str]] = []
+        self.filtering = self.globs is not None or self.filt is not None
+
+    def flush(self) -> None:
+        """Write the new item rows collected so far."""
+        if self.pending:
+            self.db.items_put(self.pending)
+            self.pending = []
+
+    def tree(self, tree: str, prefix: str, selected: bool) -> str | None:
+        """The new id of ``tree`` (at ``prefix``, ``a/b/``), or None when a filter
+        leaves it empty. ``selected``: an ``--include`` pattern named an ancestor."""
+        path_free = self.globs is None or selected
+        if path_free and self.filt is None and self.keep_metadata and self.keep_annotations:
+            if self.progress is not None:
+                self.progress(totals(self.db, tree)[0])
+            return tree
+        key = (tree, selected)
+        if path_free and key in self.memo:
+            if self.progress is not None:
+                self.progress(totals(self.db, tree)[0])
+            return self.memo[key]
+        out: list[tuple[str, int, str, int]] = []
+        files = 0
+        for e in self.db.entries_with_items(tree):
+            name, path = e["name"], prefix + e["name"]
+            if e["kind"] == DIR:
+                sel = selected or (self.globs is not None and self.globs(path))
+                child = self.tree(e["ref"], path + "/", sel)
+                if child is not None:
+                    out.append((name, DIR, child, 0))
+                continue
+            files += 1
+            ref = self.item(e, path, selected)
+            if ref is not None:
+                out.append((name, FILE, ref, e["size"]))
+        if self.progress is not None and files:
+            self.progress(files)
+        if len(self.pending) >= _FLUSH:
+            self.flush()
+        result = None if self.filtering and not out else build_tree(self.db, out)
+        if path_free:
+            self.memo[key] = result
+        return result
+
+    def item(self, e: Row, path: str, selected: bool) -> str | None:
+        """The clone's item for entry ``e`` at ``path`` (None when not selected)."""
+        if self.globs is not None and not selected and not self.globs(path):
+            return None
+        meta, ann = e["metadata"], e["annotations"]
+        if self.filt is not None:
+            subject = where_lang.Subject(
+                path,
+                e["size"],
+                json.loads(meta) if self.filt.uses_metadata else {},
+                json.loads(ann) if self.filt.uses_annotations else [],
+            )
+            if not self.filt.matches(subject):
+                return None
+        new_meta = meta if self.keep_metadata else "{}"
+        new_ann = ann if self.keep_annotations else "[]"
+        if new_meta == meta and new_ann == ann:
+            return str(e["ref"])
+        iid = item_id(e["origin"], e["blob"], e["size"], new_meta, new_ann)
+        self.pending.append((iid, e["origin"], e["blob"], e["size"], e["mtime"], new_meta, new_ann))
+        return iid
+
+
+def clone(
+    db: CatalogDB,
+    ref: str,
+    name: str,
+    include: Sequence[str] = (),
+    where: str | None = None,
+    metadata: bool = True,
+    annotations: bool = True,
+    publish: bool = False,
+    storage: str | None = None,
+    progress: Progress | None = None,
+) -> str:
+    """Clone the version ``ref`` into a new dataset ``name``; return its first version's id.
+
+    Runs inside the caller's transaction; bad input raises before anything is written.
+    ``storage``, when given, must be the source's (clones share its binaries).
+    """
+    source = versions.resolve(db, ref)
+    src_ds = db.dataset_by_id(source["dataset"])
+    assert src_ds is not None
+    if storage is not None and storage != src_ds["storage"]:
+        raise Conflict(
+            f"cannot clone {ref} into storage {storage!r}: its binaries are in"
+            f" {src_ds['storage']!r}, and a clone shares its source's binaries"
+        )
+    globs = glob_matcher(include)
+    filt = where_lang.parse(where) if where is not None else None
+    check_new_name(db, name)
+    root = frozen_root(db, source["root"])
+    cloner = _Cloner(db, globs, filt, metadata, annotations, progress)
+    new_root = cloner.tree(root, "", False)
+    cloner.flush()
+    if new_root is None:
+        new_root = build_tree(db, [])
+    sources = [{**source_entry(db, source), "root": root}]
+    ds, _ = versions.create_dataset(
+        db,
+        name,
+        labels=None if src_ds["labels"] is None else json.loads(src_ds["labels"]),
+        storage=src_ds["storage"],
+        kind="clone",
+        sources=sources,
+        root=new_root,
+    )
+    (draft,) = db.versions_of(ds["id"])
+    if not publish:
+        return str(draft["id"])
+    return versions.publish(db, draft)
+
+
+# -- new lineage ---------------------------------------------------------------------
+
+
+def new_lineage(db: CatalogDB, tree: DraftTree, parts: list[str]) -> int:
+    """Give the file or every file under the folder at ``parts`` of a draft a fresh
+    lineage id; return how many items changed.
+
+    Files under it that shared a lineage still share one (new) lineage with each
+    other, so a pointer copy followed by this is "clone items to a folder" as a new
+    lineage. Metadata, annotations and bytes are unchanged.
+    """
+    if not parts:
+        raise InvalidInput("refusing to give the whole version a new lineage; name a path")
+    entry = resolve(db, tree.root, parts)
+    assert entry is not None
+    origins: dict[str, str] = {}
+    items: list[tuple[str, str, str, int, float, str, str]] = []
+
+    def renew(ref: str) -> str:
+        row = db.item_get(ref)
+        assert row is not None
+        origin = origins.setdefault(row["origin"], new_origin())
+        iid = item_id(origin, row["blob"], row["size"], row["metadata"], row["annotations"])
+        meta, ann = row["metadata"], row["annotations"]
+        items.append((iid, origin, row["blob"], row["size"], row["mtime"], meta, ann))
+        return iid
+
+    def rebuild(folder: str) -> str:
+        entries = [
+            (n, k, rebuild(r) if k == DIR else renew(r), s) for n, k, r, s in db.raw_entries(folder)
+        ]
+        return build_tree(db, entries)
+
+    if entry["kind"] == DIR:
+        new_ref = rebuild(entry["ref"])
+        db.items_put(items)
+        parent = tree.mutable_dir(parts[:-1])
+        tree._drop(DIR, entry["ref"])
+        db.entries_put(parent, [(parts[-1], DIR, new_ref, 0)])
+    else:
+        new_ref = renew(entry["ref"])
+        db.items_put(items)
+        tree.set_file(parts, new_ref, entry["size"])
+    return len(items)
