@@ -174,7 +174,8 @@ class Catalog:
         with self.db.transaction():
             ds = versions.dataset_row(self.db, name)
             versions.delete_dataset(self.db, name, all_versions, force)
-            removed = self._sweep(stores={ds["storage"]}) if delete_sources else []
+            unused = self._sweep(stores={ds["storage"]}, forget=delete_sources)
+        removed = unused if delete_sources else []
         self._delete_blobs(removed, ds["storage"])
         return removed
 
@@ -480,13 +481,15 @@ class Catalog:
 
     # -- maintenance ----------------------------------------------------------------
 
-    def _sweep(self, stores: set[str] | None = None) -> list[str]:
-        """Drop unreachable catalog rows; return (and forget) unused blobs of ``stores``."""
+    def _sweep(self, stores: set[str] | None = None, forget: bool = True) -> list[str]:
+        """Drop catalog rows no version reaches; return the unused blobs of ``stores``,
+        forgetting them too when ``forget`` (the caller then deletes their bytes)."""
         _trees, _items, unused = self.db.sweep_unreachable()
         known = {r["id"]: r["store"] for r in self.db.blobs_all()}
         removed = [b for b in unused if stores is None or known.get(b) in stores]
-        for blob in removed:
-            self.db.blob_delete(blob)
+        if forget:
+            for blob in removed:
+                self.db.blob_delete(blob)
         return removed
 
     def _delete_blobs(self, blobs: list[str], url: str) -> None:
