@@ -1,0 +1,155 @@
+"""``python -m benchmarks``: run the benches, print the tables, save ``results.json``.
+
+Sections, in order: ``foundation`` (publish cost, ``dlfs add`` vs ``cp -r``),
+``reads`` (plain / bindfs / passthrough / dlfs, cold and warm) and, when
+``benchmarks/bench_versioning.py`` exists, ``versioning`` (clone/merge/diff, its own
+``main()``). Results are written after each section, so a failed run keeps what it
+measured; ``--report FILE`` prints the tables of a saved run again (markdown with
+``--markdown``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from benchmarks import config, foundation, reads, report, system
+
+SECTIONS = ("foundation", "reads", "versioning")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small data, one repetition")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help="run only this section (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--targets",
+        default=",".join(config.ALL_TARGETS),
+        help="read targets, comma-separated (default: %(default)s)",
+    )
+    p.add_argument(
+        "--reimport", action="store_true", help="import the read dataset into dlfs again"
+    )
+    p.add_argument("--profile-add", action="store_true", help="also profile dlfs add (cProfile)")
+    p.add_argument("--out", type=Path, help="results file (default: <bench dir>/results.json)")
+    p.add_argument("--report", type=Path, metavar="FILE", help="print the tables of a saved run")
+    p.add_argument("--markdown", action="store_true", help="with --report: markdown tables")
+    return p
+
+
+def _versioning(quick: bool) -> dict[str, Any] | None:
+    """Run ``benchmarks.bench_versioning.main()`` if that module exists."""
+    if importlib.util.find_spec("benchmarks.bench_versioning") is None:
+        print(
+            "bench: clone/merge/diff: benchmarks/bench_versioning.py not there yet", file=sys.stderr
+        )
+        return None
+    print("== clone/merge/diff ==", flush=True)
+    module = importlib.import_module("benchmarks.bench_versioning")
+    argv, sys.argv = sys.argv, ["benchmarks.bench_versioning"]
+    if quick:
+        os.environ["DLFS_BENCH_QUICK"] = "1"
+    try:
+        out = module.main()
+    except SystemExit as exc:
+        out = {"exit": exc.code}
+    finally:
+        sys.argv = argv
+    return out if isinstance(out, dict) else {"returned": repr(out)}
+
+
+def _save(path: Path, results: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _clean(scratch: Path) -> None:
+    """Remove the run's scratch folder, never through a mount left behind."""
+    for dirpath, dirnames, _files in os.walk(scratch):
+        for d in list(dirnames):
+            path = Path(dirpath, d)
+            if os.path.ismount(path):
+                system.unmount(path)
+                if os.path.ismount(path):
+                    print(f"bench: {path} is still mounted; leaving {scratch}", file=sys.stderr)
+                    return
+                dirnames.remove(d)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every finally: mounts come down
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.report:
+        print(report.render(json.loads(args.report.read_text()), markdown=args.markdown))
+        return 0
+    names = tuple(t for t in args.targets.split(",") if t)
+    cfg = config.load(quick=args.quick, targets=names)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    out = args.out or cfg.data_dir / ("results-quick.json" if args.quick else "results.json")
+    sections = args.only or list(SECTIONS)
+    signal.signal(signal.SIGTERM, _terminate)
+
+    command = (
+        "make bench"
+        if not argv and not sys.argv[1:]
+        else "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
+    )
+    results: dict[str, Any] = {
+        "command": command,
+        "machine": system.machine(cfg.data_dir),
+        "config": cfg.to_json(),
+    }
+    started = time.perf_counter()
+    scratch = Path(tempfile.mkdtemp(prefix="run-", dir=cfg.data_dir))
+    failed = False
+    try:
+        for section in sections:
+            t0 = time.perf_counter()
+            print(f"== {section} ==", file=sys.stderr, flush=True)
+            try:
+                if section == "foundation":
+                    results["foundation"] = foundation.run(cfg, scratch, args.profile_add)
+                elif section == "reads":
+                    results["reads"] = reads.run(cfg, scratch, args.reimport)
+                else:
+                    results["versioning"] = _versioning(args.quick)
+            except Exception:
+                failed = True
+                traceback.print_exc()
+                results.setdefault("errors", {})[section] = traceback.format_exc()
+            results.setdefault("section_s", {})[section] = time.perf_counter() - t0
+            results["duration_s"] = time.perf_counter() - started
+            _save(out, results)
+    finally:
+        _clean(scratch)
+    print(report.render(results))
+    profile = results.get("foundation", {}).get("add", {}).get("profile")
+    if profile:
+        print("\n== dlfs add profile (cProfile, main thread) ==\n" + profile)
+    print(f"\nresults: {out} ({results['duration_s'] / 60:.1f} min)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""What the read benches read: the same tree, served four ways.
+
+- ``plain``: the source directory itself (the physical limit);
+- ``bindfs``: bindfs of it, a C passthrough tuned for speed, as issue 3 names it;
+- ``passthrough``: :mod:`benchmarks.passthrough`, the Python (pyfuse3 + trio) peer;
+- ``dlfs``: the same tree imported into a dlfs catalog, published, and mounted with
+  ``dlfs mount cats@latest MNT``.
+
+A target is a context manager factory: ``with target.mounted() as root:`` yields a
+folder whose layout is the source tree's, mounted fresh (so the kernel has forgotten
+it), and unmounts in a ``finally`` whatever happens. Every process a target starts is
+stopped by its own pid.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from benchmarks import system
+
+BINDFS_OPTIONS = "ro,kernel_cache,entry_timeout=300,attr_timeout=300"
+DATASET = "cats"
+DLFS = [sys.executable, "-m", "dlfs"]
+
+
+class Target(abc.ABC):
+    """One way of serving the source tree."""
+
+    name: str
+    description: str
+
+    def __init__(self, source: Path, scratch: Path) -> None:
+        self.source = source
+        self.scratch = scratch
+
+    def skip_reason(self) -> str | None:
+        """Why this target cannot run here (None: it can)."""
+        return None
+
+    def prepare(self) -> dict[str, Any]:
+        """One-time set-up before any mount; returns figures worth reporting."""
+        return {}
+
+    @abc.abstractmethod
+    @contextmanager
+    def mounted(self) -> Iterator[Path]:
+        """A fresh mount of the tree, unmounted on exit."""
+
+    def _mountpoint(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=self.scratch))
+
+
+class Plain(Target):
+    name = "plain"
+    description = "the source directory (ext4), no FUSE"
+
+    @contextmanager
+    def mounted(self) -> Iterator[Path]:
+        yield self.source
+
+
+class _Process(Target):
+    """A FUSE server run in front as a child process, unmounted with fusermount3."""
+
+    def command(self, mountpoint: Path) -> list[str]:
+        raise NotImplementedError
+
+    @contextmanager
+    def mounted(self) -> Iterator[Path]:
+        mnt = self._mountpoint()
+        proc = subprocess.Popen(
+            self.command(mnt), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            system.wait_for_mount(mnt, proc)
+            yield mnt
+        finally:
+            system.unmount(mnt)
+            system.stop(proc)
+            if proc.stderr:
+                proc.stderr.close()
+            _rmdir(mnt)
+
+
+class Bindfs(_Process):
+    name = "bindfs"
+    description = f"bindfs --multithreaded -o {BINDFS_OPTIONS}"
+
+    def skip_reason(self) -> str | None:
+        return None if shutil.which("bindfs") else "bindfs is not installed"
+
+    def command(self, mountpoint: Path) -> list[str]:
+        return [
+            "bindfs",
+            "-f",
+            "--multithreaded",
+            "-o",
+            BINDFS_OPTIONS,
+            str(self.source),
+            str(mountpoint),
+        ]
+
+
+class Passthrough(_Process):
+    name = "passthrough"
+    description = "benchmarks/passthrough.py: pyfuse3 + trio, timeouts 300 s, keep_cache"
+
+    def command(self, mountpoint: Path) -> list[str]:
+        return [sys.executable, "-m", "benchmarks.passthrough", str(self.source), str(mountpoint)]
+
+
+class Dlfs(Target):
+    """The tree imported into a catalog of its own (cached beside the tree)."""
+
+    name = "dlfs"
+    description = f"dlfs mount {DATASET}@latest (tree imported with dlfs add, published)"
+
+    def __init__(self, source: Path, scratch: Path, reimport: bool = False) -> None:
+        super().__init__(source, scratch)
+        self.home = source.parent / "dlfs-home"
+        self.stamp = source.parent / "dlfs-import.json"
+        self.reimport = reimport
+
+    def dlfs(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*DLFS, "--home", str(self.home), *args], capture_output=True, text=True
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"dlfs {' '.join(args)} failed: {done.stderr.strip()}")
+        return done
+
+    def skip_reason(self) -> str | None:
+        done = subprocess.run([*DLFS, "mount", "--help"], capture_output=True, text=True)
+        if done.returncode != 0:
+            return "`dlfs mount` does not exist yet (dlfs/cli/mount.py, daemon/ in progress)"
+        return None
+
+    def prepare(self) -> dict[str, Any]:
+        reusable = not self.reimport and self.stamp.exists()
+        if reusable and self.dlfs("ls", f"{DATASET}@latest", check=False).returncode == 0:
+            return {"import": json.loads(self.stamp.read_text()), "import_cached": True}
+        shutil.rmtree(self.home, ignore_errors=True)
+        self.stamp.unlink(missing_ok=True)
+        self.dlfs("dataset", "create", DATASET)
+        print(f"bench: importing {self.source} into dlfs ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        self.dlfs("add", DATASET, str(self.source))
+        added = time.perf_counter()
+        self.dlfs("publish", DATASET)
+        figures = {"add_s": added - start, "publish_s": time.perf_counter() - added}
+        self.stamp.write_text(json.dumps(figures) + "\n")
+        return {"import": figures, "import_cached": False}
+
+    def _daemon_pid(self, mountpoint: Path) -> int | None:
+        done = self.dlfs("mounts", "--json", check=False)
+        try:
+            mounts = json.loads(done.stdout)
+        except ValueError:
+            return None
+        if isinstance(mounts, dict):
+            mounts = mounts.get("mounts", [])
+        for m in mounts if isinstance(mounts, list) else []:
+            where = m.get("mountpoint") or m.get("path") or m.get("mount")
+            if where and Path(where).resolve() == mountpoint.resolve():
+                pid = m.get("pid")
+                return int(pid) if pid else None
+        return None
+
+    @contextmanager
+    def mounted(self) -> Iterator[Path]:
+        mnt = self._mountpoint()
+        pid = None
+        try:
+            self.dlfs("mount", f"{DATASET}@latest", str(mnt))
+            system.wait_for_mount(mnt, None, timeout=10)
+            pid = self._daemon_pid(mnt)
+            yield mnt
+        finally:
+            self.dlfs("umount", str(mnt), check=False)
+            system.unmount(mnt)
+            if pid is not None:
+                _wait_gone(pid)
+            _rmdir(mnt)
+
+
+def _wait_gone(pid: int, timeout: float = 10) -> None:
+    """Wait for a daemon this run mounted to exit; SIGTERM it by pid if it lingers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with suppress(ProcessLookupError):
+        os.kill(pid, 15)
+
+
+def _rmdir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError as exc:
+        print(f"bench: cannot remove mountpoint {path}: {exc}", file=sys.stderr)
+
+
+def make(names: tuple[str, ...], source: Path, scratch: Path, reimport: bool) -> list[Target]:
+    """The targets named, in the order given."""
+    out: list[Target] = []
+    for name in names:
+        if name == "plain":
+            out.append(Plain(source, scratch))
+        elif name == "bindfs":
+            out.append(Bindfs(source, scratch))
+        elif name == "passthrough":
+            out.append(Passthrough(source, scratch))
+        elif name == "dlfs":
+            out.append(Dlfs(source, scratch, reimport))
+        else:
+            raise SystemExit(f"unknown target {name!r}")
+    return out
