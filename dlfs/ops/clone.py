@@ -147,7 +147,7 @@ def build_paths(
     def ensure(folder: tuple[str, ...]) -> None:
         while folder not in own:
             own[folder] = []
-            subdirs[folder] = set()
+            subdirs.setdefault(folder, set())
             subdirs.setdefault(folder[:-1], set()).add(folder[-1])
             folder = folder[:-1]
 
