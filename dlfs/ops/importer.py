@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dlfs.catalog import CatalogDB, Row
-from dlfs.errors import InvalidInput, IsADirectory, NotFound
+from dlfs.errors import Conflict, InvalidInput, IsADirectory, NotFound
 from dlfs.names import check_name, join_path
 from dlfs.objects import DIR, canonical_json, item_id, new_origin
 from dlfs.stores.base import BlobStore, IngestBatch
@@ -182,7 +182,8 @@ def add(
         blobs = stage(batch, files, progress)
         with db.transaction():
             current = db.version_get(draft["id"])
-            assert current is not None
+            if current is None or current["state"] != "draft":
+                raise Conflict(f"draft {draft['id']} was published or deleted meanwhile")
             result = record(db, current, files, blobs, folders, store.url)
             batch.commit()
     return result
