@@ -590,6 +590,12 @@ class CatalogDB:
         """Every recorded blob: rows (id, size, store)."""
         return self._all("SELECT id, size, store FROM blobs ORDER BY id")
 
+    def blob_totals(self) -> tuple[int, int]:
+        """``(blobs, bytes)`` recorded in the catalog, counted with one query."""
+        row = self._one("SELECT count(*), coalesce(sum(size), 0) FROM blobs")
+        assert row is not None
+        return int(row[0]), int(row[1])
+
     def blob_delete(self, blob: str) -> None:
         """Forget a blob."""
         self.conn.execute("DELETE FROM blobs WHERE id = ?", (blob,))

@@ -1,0 +1,230 @@
+"""The daemon's lifecycle: mount, serve, unmount.
+
+``dlfs mount`` runs ``python -m dlfsd MOUNTPOINT --home H [--ref NAME@ID] ...``.
+The daemon:
+
+1. with ``--daemonize``, forks into the background (new session, cwd ``/``, stdio
+   on the log file); the parent exits at once;
+2. opens the view (one read-only catalog connection) and mounts with
+   ``fsname=dlfs,subtype=dlfs,default_permissions,ro`` plus the user's ``-o``
+   options; without ``allow_other`` only the mounting user can enter the mount;
+3. records itself in ``<home>/mounts/`` (:mod:`dlfs.mounts`), serves
+   (``pyfuse3.main`` under trio), and once the kernel got a first answer reports
+   ``ok`` on ``--ready-fd`` (or ``error: <message>`` if anything failed before);
+4. on SIGTERM, SIGINT or SIGHUP, or when unmounted from outside (``dlfs umount``,
+   ``fusermount3 -u``), stops serving, unmounts, removes its record and exits 0.
+
+Logs go to ``--log`` (``<home>/logs/mount-<hash>.log``), and to stderr too in the
+foreground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import pyfuse3
+import trio
+
+from dlfs import mounts
+from dlfs.errors import DlfsError
+from dlfs.home import Home
+from dlfs.view import View, open_view
+
+from .ops import Operations
+
+log = logging.getLogger("dlfsd")
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class Reporter:
+    """Tells whoever started the daemon how mounting went, once, on a pipe."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def _send(self, line: str) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.fd, line.encode() + b"\n")
+
+    def pid(self) -> None:
+        """Say which process the daemon is (so a starter can stop a stuck one)."""
+        self._send(f"pid {os.getpid()}")
+
+    def ok(self) -> None:
+        """The mount is serving."""
+        self._send("ok")
+        self.close()
+
+    def fail(self, message: str) -> None:
+        """Mounting failed: ``message`` is one line for the user."""
+        log.error("%s", message)
+        self._send("error: " + message.replace("\n", " "))
+        self.close()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="dlfsd", description="The dlfs FUSE daemon.")
+    p.add_argument("mountpoint")
+    p.add_argument("--home", default=None, help="catalog folder")
+    p.add_argument("--ref", default=None, help="NAME@ID to mount (default: the whole catalog)")
+    p.add_argument("--display-ref", default=None, help="the ref as the user wrote it")
+    p.add_argument("-o", dest="options", action="append", default=[], help="mount options")
+    p.add_argument("--log", default=None, help="log file")
+    p.add_argument("--foreground", action="store_true", help="also log to stderr")
+    p.add_argument("--daemonize", action="store_true", help="fork into the background")
+    p.add_argument("--ready-fd", type=int, default=None, help="report readiness here")
+    p.add_argument("--cache-dir", default=None, help="S3 read cache folder (recorded)")
+    p.add_argument("--cache-size", type=int, default=None, help="S3 read cache bytes")
+    p.add_argument("--debug", action="store_true", help="log every request")
+    return p.parse_args(argv)
+
+
+def daemonize(log_file: str | None) -> None:
+    """Fork into the background: the parent exits, the child leads a new session."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    out = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600) if log_file else null
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+
+
+def setup_logging(log_file: str | None, foreground: bool, debug: bool) -> None:
+    handlers: list[logging.Handler] = []
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    if foreground or not handlers:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    fmt = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO, format=fmt, handlers=handlers
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``dlfsd`` / ``python -m dlfsd``; exits 0 after a clean unmount."""
+    args = parse_args(argv)
+    if args.daemonize:
+        daemonize(args.log)
+    setup_logging(args.log, args.foreground, args.debug)
+    reporter = Reporter(args.ready_fd)
+    reporter.pid()
+    try:
+        code = run(args, reporter)
+    except BaseException as exc:
+        log.exception("the daemon failed")
+        reporter.fail(f"the dlfs daemon failed: {exc!r}")
+        raise
+    sys.exit(code)
+
+
+def run(args: argparse.Namespace, reporter: Reporter) -> int:
+    """Mount, serve until told to stop, unmount; the exit status."""
+    home = Home.at(args.home)
+    # Normalized now: once mounted, resolving the path would wait on ourselves.
+    mountpoint = str(mounts.normalize(args.mountpoint))
+    try:
+        options = mounts.mount_options(args.options)
+        view = open_view(home, args.ref)
+    except DlfsError as exc:
+        reporter.fail(f"{type(exc).__name__}: {exc}")
+        return 1
+    # A signal between mounting and serving must still end in a clean unmount.
+    early: list[int] = []
+
+    def remember(signum: int, _frame: FrameType | None) -> None:
+        early.append(signum)
+
+    for signum in SIGNALS:
+        signal.signal(signum, remember)
+    ops = Operations(view)
+    try:
+        pyfuse3.init(ops, mountpoint, set(options))
+    except RuntimeError as exc:
+        view.close()
+        reporter.fail(f"cannot mount at {mountpoint}: {exc} (see {args.log})")
+        return 1
+    record = mounts.MountRecord(
+        mountpoint=mountpoint,
+        ref=args.display_ref or args.ref,
+        version=view.root().version or None,
+        pid=os.getpid(),
+        pid_start=mounts.process_start(os.getpid()) or 0,
+        log=str(args.log or ""),
+        started_at=time.time(),
+        mode=view.mode,
+        options=options,
+        cache_dir=args.cache_dir,
+        cache_size=args.cache_size,
+    )
+    mounts.register(home, record)
+    log.info("mounted %s at %s (%s)", record.ref or "the catalog", mountpoint, view.mode)
+    try:
+        trio.run(serve, mountpoint, reporter, early)
+    finally:
+        pyfuse3.close(unmount=True)
+        mounts.unregister(home, mountpoint, os.getpid())
+        release(view)
+        log.info("unmounted %s", mountpoint)
+    return 0
+
+
+def release(view: View) -> None:
+    try:
+        view.close()
+    except Exception:
+        log.exception("closing the view failed")
+
+
+async def serve(mountpoint: str, reporter: Reporter, early: list[int]) -> None:
+    """Serve FUSE requests until unmounted or signalled."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch_signals, early)
+        nursery.start_soon(announce, mountpoint, reporter.ok, reporter.fail)
+        await pyfuse3.main()
+        nursery.cancel_scope.cancel()
+
+
+async def watch_signals(early: list[int], task_status: trio.TaskStatus[None]) -> None:
+    """On SIGTERM, SIGINT or SIGHUP, stop serving (the caller then unmounts)."""
+    with trio.open_signal_receiver(*SIGNALS) as received:
+        task_status.started()
+        if early:
+            log.info("signal %s before serving: unmounting", signal.Signals(early[0]).name)
+            pyfuse3.terminate()
+            return
+        async for signum in received:
+            log.info("got %s: unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+            return
+
+
+async def announce(mountpoint: str, ok: Callable[[], None], fail: Callable[[str], None]) -> None:
+    """Report readiness once the mount answers (a ``stat`` of its root)."""
+    try:
+        await trio.to_thread.run_sync(os.stat, mountpoint)
+    except OSError as exc:
+        fail(f"the mount at {mountpoint} does not answer: {exc.strerror}")
+        pyfuse3.terminate()
+        return
+    log.info("ready")
+    ok()

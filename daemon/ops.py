@@ -1,0 +1,372 @@
+"""pyfuse3 operations: a short adapter per request over :class:`dlfs.view.View`.
+
+Each handler unpacks the request, makes one call to the view, builds the reply and
+maps errors through one table (:data:`ERRNO`). There is no SQL and no filesystem
+logic here; what the kernel is told to cache comes from the nodes the view returns
+(``Node.ttl``, ``Node.cache``).
+
+What is deliberately *not* implemented, for speed (see ``docs/mounting.md``):
+``flush`` (the first ``ENOSYS`` makes the kernel stop sending it on every
+``close``), ``fsync``, ``access`` (``default_permissions`` lets the kernel check
+modes itself) and ``poll``.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+from collections.abc import Sequence
+
+import pyfuse3
+import trio
+from pyfuse3 import (
+    EntryAttributes,
+    FileInfo,
+    FUSEError,
+    ReaddirToken,
+    RequestContext,
+    SetattrFields,
+    StatvfsData,
+)
+
+from dlfs.errors import (
+    AlreadyExists,
+    Ambiguous,
+    Conflict,
+    Corrupt,
+    DlfsError,
+    InvalidInput,
+    IsADirectory,
+    NotADirectory,
+    NotEmpty,
+    NotFound,
+    ReadOnly,
+    Unavailable,
+)
+from dlfs.view import IO_SIZE, Listing, NameTooLong, NoAttribute, Node, View
+
+from .inodes import InodeTable, StaleInode
+
+log = logging.getLogger(__name__)
+
+ERRNO: dict[type[DlfsError], int] = {
+    NameTooLong: errno.ENAMETOOLONG,
+    NoAttribute: errno.ENODATA,
+    StaleInode: errno.ESTALE,
+    NotFound: errno.ENOENT,
+    ReadOnly: errno.EROFS,
+    NotADirectory: errno.ENOTDIR,
+    IsADirectory: errno.EISDIR,
+    NotEmpty: errno.ENOTEMPTY,
+    AlreadyExists: errno.EEXIST,
+    Ambiguous: errno.EINVAL,
+    InvalidInput: errno.EINVAL,
+    Conflict: errno.EBUSY,
+    Corrupt: errno.EIO,
+    Unavailable: errno.EIO,
+    DlfsError: errno.EIO,
+}
+"""The one table from library errors to errno values; the most specific class wins."""
+
+VERIFY_THREADS = 4
+"""At most this many large blobs are hashed at once, in worker threads."""
+
+
+def errno_of(exc: BaseException) -> int:
+    """The errno a failed request answers: from :data:`ERRNO`, ``EIO`` otherwise."""
+    if isinstance(exc, FUSEError):
+        return exc.errno
+    for cls in type(exc).__mro__:
+        code = ERRNO.get(cls)
+        if code is not None:
+            return code
+    return errno.EIO
+
+
+def fuse_error(exc: BaseException) -> FUSEError:
+    """The ``FUSEError`` to raise for ``exc``; unexpected exceptions are logged with
+    their traceback (the request fails with ``EIO``, the daemon keeps serving)."""
+    if isinstance(exc, FUSEError):
+        return exc
+    if not isinstance(exc, DlfsError):
+        log.error("unexpected error in a request", exc_info=exc)
+    return FUSEError(errno_of(exc))
+
+
+class Operations(pyfuse3.Operations):
+    """The dlfs filesystem as pyfuse3 sees it."""
+
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, view: View) -> None:
+        super().__init__()
+        self.view = view
+        self.inodes = InodeTable(view.root())
+        self._dirs: dict[int, tuple[int, Listing]] = {}
+        self._dir_handles = itertools.count(1)
+        self._limiter = trio.CapacityLimiter(VERIFY_THREADS)
+
+    def _attr(self, ino: int, node: Node) -> EntryAttributes:
+        attr = EntryAttributes()
+        attr.st_ino = ino
+        attr.st_mode = node.mode
+        attr.st_nlink = 1
+        attr.st_uid = self.view.uid
+        attr.st_gid = self.view.gid
+        attr.st_size = node.size
+        attr.st_blksize = IO_SIZE
+        attr.st_blocks = (node.size + 511) // 512
+        attr.st_atime_ns = attr.st_mtime_ns = attr.st_ctime_ns = node.mtime_ns
+        attr.entry_timeout = attr.attr_timeout = node.ttl
+        return attr
+
+    def _entry(self, parent: int, name: bytes, node: Node) -> EntryAttributes:
+        return self._attr(self.inodes.remember(parent, os.fsdecode(name), node), node)
+
+    # -- reading the tree -------------------------------------------------------------
+
+    async def lookup(self, parent_inode: int, name: bytes, ctx: RequestContext) -> EntryAttributes:
+        try:
+            if name == b".":
+                ino = parent_inode
+            elif name == b"..":
+                ino = self.inodes.parent(parent_inode)
+            else:
+                parent = self.inodes.node(parent_inode)
+                try:
+                    node = self.view.lookup(parent, os.fsdecode(name))
+                except NotFound as exc:
+                    if parent.cache and type(exc) is NotFound:
+                        # Immutable folder: let the kernel remember the miss too.
+                        miss = EntryAttributes()
+                        miss.st_ino = 0
+                        miss.entry_timeout = parent.ttl
+                        return miss
+                    raise
+                return self._entry(parent_inode, name, node)
+            node = self.inodes.node(ino)
+            self.inodes.incref(ino)
+            return self._attr(ino, node)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for ino, n in inode_list:
+            self.inodes.forget(ino, n)
+
+    async def getattr(self, inode: int, ctx: RequestContext) -> EntryAttributes:
+        try:
+            node = self.view.getattr(self.inodes.node(inode))
+            self.inodes.update(inode, node)
+            return self._attr(inode, node)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def readlink(self, inode: int, ctx: RequestContext) -> bytes:
+        try:
+            return os.fsencode(self.view.readlink(self.inodes.node(inode)))
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def opendir(self, inode: int, ctx: RequestContext) -> int:
+        try:
+            listing = self.view.listing(self.inodes.node(inode))
+        except Exception as exc:
+            raise fuse_error(exc) from None
+        fh = next(self._dir_handles)
+        self._dirs[fh] = (inode, listing)
+        return fh
+
+    async def readdir(self, fh: int, start_id: int, token: ReaddirToken) -> None:
+        parent, listing = self._dirs[fh]
+        inodes = self.inodes
+        try:
+            for next_id, name, node in listing.entries_from(start_id):
+                ino = inodes.assign(parent, name, node)
+                if not pyfuse3.readdir_reply(
+                    token, os.fsencode(name), self._attr(ino, node), next_id
+                ):
+                    inodes.drop_unused(ino)
+                    return
+                inodes.incref(ino)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def releasedir(self, fh: int) -> None:
+        self._dirs.pop(fh, None)
+
+    async def statfs(self, ctx: RequestContext) -> StatvfsData:
+        try:
+            stats = self.view.statfs()
+        except Exception as exc:
+            raise fuse_error(exc) from None
+        out = StatvfsData()
+        out.f_bsize = out.f_frsize = stats.block_size
+        out.f_blocks = stats.blocks
+        out.f_bfree = out.f_bavail = 0
+        out.f_files = stats.files
+        out.f_ffree = out.f_favail = 0
+        out.f_namemax = stats.name_max
+        return out
+
+    # -- extended attributes ------------------------------------------------------------
+
+    async def getxattr(self, inode: int, name: bytes, ctx: RequestContext) -> bytes:
+        try:
+            return self.view.getxattr(self.inodes.node(inode), os.fsdecode(name))
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def listxattr(self, inode: int, ctx: RequestContext) -> list[bytes]:
+        try:
+            return [os.fsencode(n) for n in self.view.listxattr(self.inodes.node(inode))]
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    # -- reading bytes ------------------------------------------------------------------
+
+    async def open(self, inode: int, flags: int, ctx: RequestContext) -> FileInfo:
+        try:
+            node = self.inodes.node(inode)
+            fh = self.view.open(node, flags)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+        return FileInfo(fh=fh, keep_cache=node.cache)
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        view = self.view
+        try:
+            job = view.prepare(fh)
+            if job is not None:
+                await trio.to_thread.run_sync(job, limiter=self._limiter)
+            return view.read(fh, off, size)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def release(self, fh: int) -> None:
+        self.view.release(fh)
+
+    # -- writing: the view decides (the views of this release refuse: EROFS) -----------
+
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
+    ) -> tuple[FileInfo, EntryAttributes]:
+        try:
+            parent = self.inodes.node(parent_inode)
+            fh, node = self.view.create(parent, os.fsdecode(name), mode, flags)
+            return FileInfo(fh=fh, keep_cache=False), self._entry(parent_inode, name, node)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def mkdir(
+        self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext
+    ) -> EntryAttributes:
+        try:
+            node = self.view.mkdir(self.inodes.node(parent_inode), os.fsdecode(name), mode)
+            return self._entry(parent_inode, name, node)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def mknod(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext
+    ) -> EntryAttributes:
+        try:
+            node = self.view.mknod(self.inodes.node(parent_inode), os.fsdecode(name), mode, rdev)
+            return self._entry(parent_inode, name, node)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def symlink(
+        self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext
+    ) -> EntryAttributes:
+        try:
+            parent = self.inodes.node(parent_inode)
+            node = self.view.symlink(parent, os.fsdecode(name), os.fsdecode(target))
+            return self._entry(parent_inode, name, node)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def link(
+        self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext
+    ) -> EntryAttributes:
+        try:
+            node = self.view.link(
+                self.inodes.node(inode), self.inodes.node(new_parent_inode), os.fsdecode(new_name)
+            )
+            return self._entry(new_parent_inode, new_name, node)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
+        try:
+            self.view.unlink(self.inodes.node(parent_inode), os.fsdecode(name))
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
+        try:
+            self.view.rmdir(self.inodes.node(parent_inode), os.fsdecode(name))
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def rename(
+        self,
+        parent_inode_old: int,
+        name_old: bytes,
+        parent_inode_new: int,
+        name_new: bytes,
+        flags: int,
+        ctx: RequestContext,
+    ) -> None:
+        try:
+            self.view.rename(
+                self.inodes.node(parent_inode_old),
+                os.fsdecode(name_old),
+                self.inodes.node(parent_inode_new),
+                os.fsdecode(name_new),
+                flags,
+            )
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def setattr(
+        self,
+        inode: int,
+        attr: EntryAttributes,
+        fields: SetattrFields,
+        fh: int | None,
+        ctx: RequestContext,
+    ) -> EntryAttributes:
+        try:
+            node = self.view.setattr(
+                self.inodes.node(inode),
+                size=attr.st_size if fields.update_size else None,
+                mode=attr.st_mode if fields.update_mode else None,
+                mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            )
+            self.inodes.update(inode, node)
+            return self._attr(inode, node)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        try:
+            return self.view.write(fh, off, buf)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:
+        try:
+            self.view.setxattr(self.inodes.node(inode), os.fsdecode(name), value)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def removexattr(self, inode: int, name: bytes, ctx: RequestContext) -> None:
+        try:
+            self.view.removexattr(self.inodes.node(inode), os.fsdecode(name))
+        except Exception as exc:
+            raise fuse_error(exc) from None

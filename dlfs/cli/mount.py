@@ -1,0 +1,100 @@
+"""``dlfs mount``, ``dlfs umount``, ``dlfs mounts``: printing over :mod:`dlfs.mounts`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from dlfs import mounts
+from dlfs.cli.core import Context, cli, emit, pass_ctx, table
+from dlfs.home import Home
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.argument("args", nargs=-1, required=True, metavar="[REF] MOUNTPOINT")
+@click.option("-f", "--foreground", is_flag=True, help="Stay in front; Ctrl-C unmounts.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    help="Folder of the read cache for remote storage (recorded; used with S3).",
+)
+@click.option("--cache-size", metavar="SIZE", help="Read cache size, e.g. 10G (recorded).")
+@click.option(
+    "-o",
+    "options",
+    multiple=True,
+    metavar="OPTS",
+    help="Mount options, comma-separated: allow_other, allow_root, noatime...",
+)
+@pass_ctx
+def mount(
+    c: Context,
+    args: tuple[str, ...],
+    foreground: bool,
+    cache_dir: str | None,
+    cache_size: str | None,
+    options: tuple[str, ...],
+) -> None:
+    """Mount a version (REF) or, without REF, the whole catalog at MOUNTPOINT.
+
+    Returns once the mount is usable; the daemon runs in the background and logs
+    under the catalog's logs/ folder. A published version is read-only; a draft
+    (NAME@draft) is mounted read-only too in this release. The whole catalog shows
+    MOUNTPOINT/<dataset>/<version id>/, with each tag as a symlink.
+    """
+    if len(args) > 2:
+        raise click.UsageError("give at most a REF and a MOUNTPOINT")
+    ref, mountpoint = (None, args[0]) if len(args) == 1 else args
+    home = c.catalog.home
+    record = mounts.mount(
+        home,
+        mountpoint,
+        ref,
+        options=list(options),
+        cache_dir=cache_dir,
+        cache_size=cache_size,
+        foreground=foreground,
+    )
+    what = f"{record.ref} ({record.version})" if record.ref else "the catalog"
+    note = " read-only" if record.mode == "draft" else ""
+    click.echo(f"mounted {what}{note} at {record.mountpoint} (pid {record.pid})")
+
+
+@cli.command()
+@click.argument("mountpoint", type=click.Path())
+@click.option("--lazy", is_flag=True, help="Detach now even if files are open there.")
+@pass_ctx
+def umount(c: Context, mountpoint: str, lazy: bool) -> None:
+    """Unmount MOUNTPOINT cleanly, or clear a stale mount left by a dead daemon."""
+    done = mounts.unmount(Home.at(c.home), mountpoint, lazy)
+    click.echo(f"{done} {mounts.normalize(mountpoint)}")
+
+
+@cli.command("mounts")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def mounts_(c: Context, as_json: bool) -> None:
+    """List mounts: mountpoint, ref, version id, daemon pid, state (ok or stale)."""
+    found = mounts.status(Home.at(c.home))
+    if as_json:
+        emit([m.to_json() for m in found])
+        return
+    rows = [
+        [
+            m.mountpoint,
+            m.ref or ("-" if m.pid is None else "(catalog)"),
+            m.version or "-",
+            str(m.pid or "-"),
+            m.state,
+            _when(m.started_at),
+        ]
+        for m in found
+    ]
+    table(rows, ["MOUNTPOINT", "REF", "VERSION", "PID", "STATE", "SINCE"])
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")

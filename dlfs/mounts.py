@@ -1,0 +1,617 @@
+"""Running mounts: starting the daemon, the registry, stale mounts, unmounting.
+
+No FUSE import here: the daemon (``dlfsd``) is started as a separate process
+(``python -m dlfsd``), and this module only reads ``/proc``, writes small JSON files
+and runs ``fusermount3``.
+
+The registry is one JSON file per running mount under ``<home>/mounts/``, named by a
+hash of the mountpoint, written by the daemon once its mount exists and removed by
+the daemon when it unmounts. A record whose daemon is gone while ``/proc/mounts``
+still lists the mount is *stale*: the kernel answers "Transport endpoint is not
+connected" there. :func:`unmount` clears such a mount with ``fusermount3 -u`` (``-z``
+as a fallback), and :func:`mount` clears one left on the path it is asked to use.
+
+:func:`mount` returns only when the mount is usable: the daemon forks into the
+background and reports on a pipe, one line, ``ok`` once the kernel has been served a
+first request, or ``error: <message>``; if it dies before either, the error names its
+log file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import select
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from dlfs import versions
+from dlfs.catalog import CatalogDB
+from dlfs.errors import (
+    Conflict,
+    DlfsError,
+    InvalidInput,
+    NotADirectory,
+    NotFound,
+    Unavailable,
+)
+from dlfs.home import Home
+
+FSTYPE = "fuse.dlfs"
+READY_TIMEOUT = 60.0
+EXIT_TIMEOUT = 10.0
+
+BASE_OPTIONS = ("fsname=dlfs", "subtype=dlfs", "default_permissions", "ro")
+ALLOWED_OPTIONS = frozenset(
+    {
+        "allow_other",
+        "allow_root",
+        "auto_unmount",
+        "default_permissions",
+        "ro",
+        "noatime",
+        "nodev",
+        "nosuid",
+        "noexec",
+        "dev",
+        "suid",
+        "exec",
+    }
+)
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+@dataclass
+class MountRecord:
+    """What the registry knows about one mount."""
+
+    mountpoint: str
+    ref: str | None
+    """The ref as given (``None``: the whole catalog)."""
+    version: str | None
+    """The version id mounted (``None``: the whole catalog)."""
+    pid: int
+    pid_start: int
+    """The daemon's start time in clock ticks since boot (``/proc/PID/stat``), so a
+    recycled pid is not mistaken for the daemon."""
+    log: str
+    started_at: float
+    mode: str = "published"
+    """``published``, ``draft`` (served read-only) or ``catalog``."""
+    options: list[str] = field(default_factory=list)
+    cache_dir: str | None = None
+    cache_size: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MountRecord:
+        """The record from :meth:`to_json`'s output (unknown keys ignored)."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class MountStatus:
+    """A mount as ``dlfs mounts`` shows it.
+
+    ``state`` is ``ok`` (served by a live daemon), ``stale`` (the daemon is gone or
+    does not answer; clear it with ``dlfs umount``) or ``unmounted`` (the daemon is
+    alive but the mount is not there: starting or stopping).
+    """
+
+    mountpoint: str
+    ref: str | None
+    version: str | None
+    pid: int | None
+    state: str
+    mode: str | None = None
+    log: str | None = None
+    started_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+# -- mountpoints and /proc ------------------------------------------------------------
+
+
+def normalize(mountpoint: str | os.PathLike[str]) -> Path:
+    """The absolute, symlink-free form of a mountpoint (without touching a stale mount)."""
+    return Path(os.path.realpath(os.path.abspath(os.path.expanduser(os.fspath(mountpoint)))))
+
+
+def record_path(home: Home, mountpoint: str | os.PathLike[str]) -> Path:
+    """Where the record of the mount at ``mountpoint`` lives."""
+    return _record_file(home, str(normalize(mountpoint)))
+
+
+def _record_file(home: Home, normalized: str) -> Path:
+    # No realpath here: the daemon calls this while its own mount may not answer.
+    key = hashlib.sha256(os.fsencode(normalized)).hexdigest()[:20]
+    return home.mounts / f"{key}.json"
+
+
+def log_path(home: Home, mountpoint: str | os.PathLike[str]) -> Path:
+    """The log file of the daemon serving ``mountpoint``."""
+    return home.logs / f"mount-{record_path(home, mountpoint).stem}.log"
+
+
+def _unescape(field_: str) -> str:
+    # /proc/mounts escapes space, tab, newline and backslash as \ooo.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
+
+
+def proc_mounts() -> dict[str, tuple[str, str]]:
+    """Every mount of this mount namespace: mountpoint -> ``(source, fstype)``."""
+    found: dict[str, tuple[str, str]] = {}
+    with open("/proc/self/mounts", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3:
+                found[_unescape(parts[1])] = (_unescape(parts[0]), parts[2])
+    return found
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of a live process (clock ticks since boot); None if it is gone
+    or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rfind(")") + 2 :].split()
+    if not fields or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def daemon_alive(record: MountRecord) -> bool:
+    """True while the process that wrote ``record`` runs."""
+    return process_start(record.pid) == record.pid_start
+
+
+def probe(mountpoint: str, timeout: float = 2.0) -> str:
+    """``ok``, ``stale`` (ENOTCONN: nobody serves it) or ``hung`` (no answer in time).
+
+    Lists the folder (the kernel never caches listings here) in a helper thread, so
+    a hung daemon cannot hang the caller.
+    """
+    result: list[str] = []
+
+    def run() -> None:
+        try:
+            with os.scandir(mountpoint) as it:
+                next(it, None)
+            result.append("ok")
+        except OSError as exc:
+            result.append("stale" if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED) else "ok")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return result[0] if result else "hung"
+
+
+# -- the registry -----------------------------------------------------------------------
+
+
+def register(home: Home, record: MountRecord) -> Path:
+    """Write the record of a running mount (atomically); return its path."""
+    home.mounts.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = _record_file(home, record.mountpoint)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record.to_json(), indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def unregister(home: Home, mountpoint: str, pid: int | None = None) -> None:
+    """Remove the record of the *normalized* ``mountpoint`` (only if it belongs to
+    ``pid``, when given). Never touches the mountpoint itself."""
+    path = _record_file(home, mountpoint)
+    record = _load(path)
+    if record is not None and pid is not None and record.pid != pid:
+        return
+    path.unlink(missing_ok=True)
+
+
+def read_record(home: Home, mountpoint: str | os.PathLike[str]) -> MountRecord | None:
+    """The record of ``mountpoint``, or None."""
+    return _load(record_path(home, mountpoint))
+
+
+def _load(path: Path) -> MountRecord | None:
+    try:
+        return MountRecord.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def records(home: Home) -> list[MountRecord]:
+    """Every record in the registry, by mountpoint."""
+    if not home.mounts.is_dir():
+        return []
+    found = [_load(p) for p in home.mounts.glob("*.json")]
+    return sorted((r for r in found if r is not None), key=lambda r: r.mountpoint)
+
+
+def status(home: Home) -> list[MountStatus]:
+    """Every mount of this catalog, and every other dlfs mount on the machine.
+
+    Records left by a daemon that died after its mount was already gone are removed
+    on the way (there is nothing to clear).
+    """
+    mounted = proc_mounts()
+    out: list[MountStatus] = []
+    seen: set[str] = set()
+    for rec in records(home):
+        alive = daemon_alive(rec)
+        is_mounted = rec.mountpoint in mounted
+        if not alive and not is_mounted:
+            unregister(home, rec.mountpoint, rec.pid)
+            continue
+        seen.add(rec.mountpoint)
+        state = ("ok" if is_mounted else "unmounted") if alive else "stale"
+        out.append(
+            MountStatus(
+                rec.mountpoint,
+                rec.ref,
+                rec.version,
+                rec.pid,
+                state,
+                rec.mode,
+                rec.log,
+                rec.started_at,
+            )
+        )
+    for path, (_source, fstype) in sorted(mounted.items()):
+        if fstype == FSTYPE and path not in seen:
+            state = "stale" if probe(path) == "stale" else "ok"
+            out.append(MountStatus(path, None, None, None, state))
+    return out
+
+
+# -- mounting -------------------------------------------------------------------------
+
+
+def parse_size(text: str | None) -> int | None:
+    """``10G``, ``512M``, ``4096``... as bytes (binary units); None stays None."""
+    if text is None:
+        return None
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise InvalidInput(f"invalid size {text!r}: use a number with K, M, G or T")
+    scale = 1024 ** " kmgt".index((m.group(2) or " ").lower())
+    return int(float(m.group(1)) * scale)
+
+
+def mount_options(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The FUSE mount options: dlfs's own, plus the ``-o`` options a user gave.
+
+    ``-o`` takes comma-separated options; those dlfs knows are accepted
+    (``allow_other``, ``allow_root``, ``auto_unmount``, ``noatime``, ``nodev``...).
+    ``rw`` is refused (mounts are read-only in this release), and so is anything
+    unknown, with one clear line.
+    """
+    options = list(BASE_OPTIONS)
+    for group in extra:
+        for opt in group.split(","):
+            opt = opt.strip()
+            if not opt:
+                continue
+            if opt == "rw":
+                raise InvalidInput("-o rw: dlfs mounts are read-only in this release")
+            if opt not in ALLOWED_OPTIONS:
+                allowed = ", ".join(sorted(ALLOWED_OPTIONS))
+                raise InvalidInput(f"unknown mount option {opt!r} (dlfs accepts: {allowed})")
+            if opt not in options:
+                options.append(opt)
+    return options
+
+
+def check_mountpoint(home: Home, mountpoint: str | os.PathLike[str]) -> Path:
+    """The normalized mountpoint, ready to mount on.
+
+    A stale dlfs mount there is cleared first. Raises :class:`Conflict` when
+    something live is mounted there, :class:`NotFound` or :class:`NotADirectory`
+    when the path is not an existing folder.
+    """
+    path = normalize(mountpoint)
+    mounted = proc_mounts()
+    if str(path) in mounted:
+        source, fstype = mounted[str(path)]
+        record = _load(_record_file(home, str(path)))
+        if fstype == FSTYPE and (
+            (record is not None and not daemon_alive(record))
+            or (record is None and probe(str(path)) == "stale")
+        ):
+            clear_stale(home, path)
+        else:
+            owner = f" (pid {record.pid}, {record.ref or 'the whole catalog'})" if record else ""
+            raise Conflict(
+                f"mountpoint {path} is busy: {source} ({fstype}) is mounted there{owner};"
+                f" unmount it first ('dlfs umount {path}')"
+            )
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise NotFound(f"mountpoint {path} does not exist") from None
+    except OSError as exc:
+        raise Unavailable(f"mountpoint {path} is unusable: {exc.strerror}") from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectory(f"mountpoint {path} is not a directory")
+    return path
+
+
+def resolve_ref(home: Home, ref: str | None) -> tuple[str | None, str | None, str]:
+    """``(exact ref NAME@ID, version id, mode)`` of what ``ref`` names (``None``: the
+    whole catalog, mode ``catalog``). Raises :class:`NotFound` for an unknown ref."""
+    if ref is None:
+        return None, None, "catalog"
+    if not home.exists():
+        raise NotFound(f"no catalog at {home.root} (create one with 'dlfs init')")
+    db = CatalogDB(home.catalog_path, readonly=True)
+    try:
+        row = versions.resolve(db, ref)
+        ds = db.dataset_by_id(row["dataset"])
+        assert ds is not None
+        return f"{ds['name']}@{row['id']}", str(row["id"]), str(row["state"])
+    finally:
+        db.close()
+
+
+def daemon_command(
+    home: Home,
+    mountpoint: Path,
+    ref: str | None,
+    exact: str | None,
+    options: list[str],
+    cache_dir: str | None,
+    cache_size: int | None,
+) -> list[str]:
+    """The command line that runs the daemon for one mount."""
+    argv = [sys.executable, "-m", "dlfsd", str(mountpoint), "--home", str(home.root)]
+    argv += ["--log", str(log_path(home, mountpoint))]
+    if ref is not None and exact is not None:
+        argv += ["--ref", exact, "--display-ref", ref]
+    for opt in options:
+        if opt not in BASE_OPTIONS:
+            argv += ["-o", opt]
+    if cache_dir is not None:
+        argv += ["--cache-dir", cache_dir]
+    if cache_size is not None:
+        argv += ["--cache-size", str(cache_size)]
+    return argv
+
+
+def mount(
+    home: Home,
+    mountpoint: str | os.PathLike[str],
+    ref: str | None = None,
+    *,
+    options: list[str] | tuple[str, ...] = (),
+    cache_dir: str | None = None,
+    cache_size: str | None = None,
+    foreground: bool = False,
+    timeout: float = READY_TIMEOUT,
+) -> MountRecord:
+    """Mount the version ``ref`` names (``None``: the whole catalog) at ``mountpoint``.
+
+    Returns the registry record once the mount answers requests. With
+    ``foreground`` the calling process *becomes* the daemon (exec) and this
+    returns only... never: it exits when the mount is unmounted.
+
+    Everything that can be checked is checked before the daemon starts (ref,
+    mountpoint, options, sizes), so a bad input fails with one clear
+    :class:`DlfsError` and starts nothing. Drafts are mounted read-only.
+    """
+    opts = mount_options(options)
+    size = parse_size(cache_size)
+    exact, _vid, _mode = resolve_ref(home, ref)
+    path = check_mountpoint(home, mountpoint)
+    if cache_dir is not None:
+        cache_dir = str(Path(cache_dir).expanduser().absolute())
+    home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    argv = daemon_command(home, path, ref, exact, opts, cache_dir, size)
+    if foreground:
+        _exec_foreground(argv)
+    return _start_background(home, path, argv, timeout)
+
+
+def _exec_foreground(argv: list[str]) -> NoReturn:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], [*argv, "--foreground"])
+
+
+def _start_background(home: Home, path: Path, argv: list[str], timeout: float) -> MountRecord:
+    log = log_path(home, path)
+    read_fd, write_fd = os.pipe()
+    try:
+        with open(log, "ab") as log_file:
+            os.chmod(log, 0o600)
+            # The child forks the real daemon and exits at once (so it is reaped
+            # here and the daemon is nobody's zombie); the daemon keeps write_fd.
+            proc = subprocess.Popen(
+                [*argv, "--daemonize", "--ready-fd", str(write_fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                pass_fds=(write_fd,),
+                cwd="/",
+            )
+        os.close(write_fd)
+        write_fd = -1
+        pid, outcome = _read_report(read_fd, timeout)
+        code = proc.wait(timeout=timeout)
+    finally:
+        if write_fd >= 0:
+            os.close(write_fd)
+        os.close(read_fd)
+    if outcome == "ok":
+        record = _load(_record_file(home, str(path)))
+        if record is None:
+            raise Unavailable(f"the daemon mounted {path} but left no record; see {log}")
+        return record
+    if outcome is not None and outcome.startswith("error: "):
+        raise _daemon_error(outcome[len("error: ") :])
+    if outcome is None:
+        if pid is not None:
+            # Our own daemon, stuck: stop it (SIGTERM unmounts if it got that far).
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        raise Unavailable(f"the dlfs daemon did not get ready in {timeout:.0f} s; see {log}")
+    raise Unavailable(
+        f"the dlfs daemon exited (status {code}) before {path} was mounted; see {log}"
+    )
+
+
+def _daemon_error(message: str) -> DlfsError:
+    kind, _, text = message.partition(": ")
+    classes: dict[str, type[DlfsError]] = {
+        "NotFound": NotFound,
+        "Conflict": Conflict,
+        "InvalidInput": InvalidInput,
+        "NotADirectory": NotADirectory,
+    }
+    return classes.get(kind, Unavailable)(text or message)
+
+
+def _read_report(fd: int, timeout: float) -> tuple[int | None, str | None]:
+    """What the daemon reports on its pipe: ``(pid, outcome)``.
+
+    The daemon writes ``pid N`` and then ``ok`` or ``error: <message>``, one per line.
+    The outcome is ``""`` if the pipe closed first and None after ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    data = b""
+    pid: int | None = None
+    while True:
+        *lines, rest = data.split(b"\n")
+        for raw in lines:
+            line = raw.decode(errors="replace")
+            if line.startswith("pid ") and line[4:].isdigit():
+                pid = int(line[4:])
+            elif line:
+                return pid, line
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return pid, None
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            return pid, None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return pid, ""
+        data = rest + chunk
+
+
+# -- unmounting -----------------------------------------------------------------------
+
+
+def fusermount(path: str, lazy: bool = False) -> tuple[bool, str]:
+    """Run ``fusermount3 -u [-z] path``; ``(succeeded, stderr)``."""
+    cmd = ["fusermount3", "-u", *(["-z"] if lazy else []), path]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise Unavailable("fusermount3 is not installed (Debian: apt-get install fuse3)") from None
+    return proc.returncode == 0, proc.stderr.strip()
+
+
+def clear_stale(home: Home, mountpoint: str | os.PathLike[str]) -> None:
+    """Unmount a mount nobody serves (``-z`` when a plain unmount fails) and forget it."""
+    path = str(normalize(mountpoint))
+    if path in proc_mounts():
+        ok, err = fusermount(path)
+        if not ok:
+            ok, err = fusermount(path, lazy=True)
+        if not ok and path in proc_mounts():
+            raise Conflict(f"cannot clear the stale mount at {path}: {err}")
+    unregister(home, path)
+
+
+def _wait_gone(record: MountRecord, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while daemon_alive(record):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def unmount(home: Home, mountpoint: str | os.PathLike[str], lazy: bool = False) -> str:
+    """Unmount a dlfs mount and wait for its daemon to exit; return what was done
+    (``unmounted`` or ``cleared stale mount``).
+
+    A mount in use fails with :class:`Conflict` unless ``lazy`` (detach now, finish
+    when the last file is closed). Raises :class:`NotFound` when nothing is mounted
+    there and :class:`InvalidInput` for a mount that is not dlfs's.
+    """
+    path = str(normalize(mountpoint))
+    mounted = proc_mounts()
+    record = _load(_record_file(home, path))
+    if path in mounted and mounted[path][1] != FSTYPE:
+        raise InvalidInput(f"{path} is not a dlfs mount ({mounted[path][1]})")
+    alive = record is not None and daemon_alive(record)
+    if path not in mounted:
+        if record is None:
+            raise NotFound(f"nothing is mounted at {path}")
+        if alive:
+            _stop(record)
+        unregister(home, path)
+        return "unmounted"
+    if record is None and probe(path) != "stale":
+        # A live dlfs mount of another catalog (or an unregistered one): unmount it.
+        ok, err = fusermount(path, lazy)
+        if not ok:
+            raise _busy(path, err)
+        return "unmounted"
+    if not alive:
+        clear_stale(home, path)
+        return "cleared stale mount"
+    assert record is not None
+    ok, err = fusermount(path, lazy)
+    if not ok:
+        raise _busy(path, err)
+    if not _wait_gone(record, EXIT_TIMEOUT):
+        _stop(record)
+    unregister(home, path, record.pid)
+    return "unmounted"
+
+
+def _busy(path: str, err: str) -> Conflict:
+    if "busy" in err.lower():
+        return Conflict(
+            f"{path} is busy: a process has files open there;"
+            " close them, or detach it now with 'dlfs umount --lazy'"
+        )
+    return Conflict(f"cannot unmount {path}: {err or 'fusermount3 failed'}")
+
+
+def _stop(record: MountRecord) -> None:
+    """Ask the daemon of ``record`` to exit (SIGTERM unmounts cleanly) and wait."""
+    if daemon_alive(record):
+        try:
+            os.kill(record.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        _wait_gone(record, EXIT_TIMEOUT)

@@ -1,0 +1,720 @@
+"""The filesystem semantics of dlfs, with no FUSE in sight.
+
+A :class:`View` answers what a mounted dlfs tree looks like: ``lookup``, ``getattr``,
+``listing`` (readdir with attributes), ``readlink``, extended attributes, ``open`` /
+``read`` / ``release`` and ``statfs``, plus every write operation (which, for the
+read-only views of this release, raises :class:`dlfs.errors.ReadOnly`). The FUSE
+daemon (``dlfsd``) only adapts these calls to pyfuse3 and maps errors to errno values;
+model tests drive a :class:`View` directly, without a kernel.
+
+Two trees can be viewed (see :func:`open_view`):
+
+- one version: its root folder is the mount root. A published version never changes,
+  so its nodes say so (``Node.cache``): the kernel may keep entries, attributes,
+  negative lookups and file pages for :data:`CACHE_TTL` seconds. A draft is served
+  read-only (writable draft mounts come later) and live: short timeouts, its root
+  re-read from the catalog on every lookup;
+- the whole catalog: ``<dataset>/<version id>/...`` for every published version, and
+  each tag as a symlink ``<dataset>/<tag> -> <version id>``. The root and the dataset
+  folders are live (:data:`LIVE_TTL`), so new datasets, versions and moved tags appear
+  without a remount; what is under a version is immutable and cached like above.
+
+A :class:`Node` carries everything ``getattr`` and ``open`` need (mode, size, mtime,
+blob id), so neither touches the catalog: each folder costs one query when it is
+listed or one probe per name looked up. Modes are 0444 for files and 0555 for folders;
+uid and gid are those of the mounting user; the mtime of a file is its item's mtime,
+that of a folder its version's publish time: stable, never "now".
+
+Reading never returns wrong bytes. The first time a blob is read in this process its
+whole content is hashed (xxh3-128) through the file descriptor that will serve it; a
+mismatch or a missing blob raises :class:`Corrupt` / :class:`Unavailable` (EIO for
+that file only), logged once. Small blobs are checked inline; for larger ones
+:meth:`View.prepare` hands out a blocking job that the daemon runs in a worker
+thread, so the event loop is not held up. Verified local blobs are served by
+``os.pread`` on file descriptors kept in a small LRU: on mostly cached files that
+beats threads on small machines (``measurements.md``). A reopened blob whose file
+identity (device, inode, size, mtime) is unchanged is not hashed again.
+
+Threading: a :class:`View` belongs to one thread (the daemon's event loop) because
+its catalog connection does; only the jobs returned by :meth:`View.prepare` may run
+in other threads.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import os
+import stat
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from enum import IntEnum
+from typing import NamedTuple, NoReturn
+
+from dlfs import trees, versions
+from dlfs.catalog import CatalogDB, Row
+from dlfs.errors import (
+    Corrupt,
+    InvalidInput,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    ReadOnly,
+    Unavailable,
+)
+from dlfs.home import Home
+from dlfs.names import NAME_MAX
+from dlfs.objects import DIR, VERSION_ID_RE, new_hasher
+from dlfs.stores.base import BlobStore
+from dlfs.stores.local import LocalStore
+
+log = logging.getLogger(__name__)
+
+CACHE_TTL = 300.0
+"""Seconds the kernel may cache entries and attributes of immutable (published) nodes."""
+
+LIVE_TTL = 1.0
+"""Seconds the kernel may cache entries and attributes of nodes that can change."""
+
+FILE_MODE = stat.S_IFREG | 0o444
+DIR_MODE = stat.S_IFDIR | 0o555
+LINK_MODE = stat.S_IFLNK | 0o777
+
+BLOCK_SIZE = 4096
+IO_SIZE = 128 * 1024
+"""The ``st_blksize`` reported: the size of the reads the kernel sends."""
+
+INLINE_VERIFY_MAX = 1 << 20
+"""Blobs up to this size are hashed inline on first read; larger ones in a worker."""
+
+FD_CACHE = 256
+"""How many verified local blob files stay open."""
+
+LISTING_PAGE = 8192
+"""Entries fetched per catalog query when a big folder is listed."""
+
+CHECKED_MAX = 1_000_000
+"""How many verification results (good or bad) are remembered."""
+
+XATTR_PREFIX = "user.dlfs."
+X_ITEM = "user.dlfs.item"
+X_BLOB = "user.dlfs.blob"
+X_METADATA = "user.dlfs.metadata"
+X_ANNOTATIONS = "user.dlfs.annotations"
+X_VERSION = "user.dlfs.version"
+X_STATE = "user.dlfs.state"
+X_DATASET = "user.dlfs.dataset"
+FILE_XATTRS = (X_ITEM, X_BLOB, X_METADATA, X_ANNOTATIONS)
+VERSION_XATTRS = (X_VERSION, X_STATE, X_DATASET)
+
+
+class NameTooLong(InvalidInput):
+    """A name longer than 255 bytes was looked up (``ENAMETOOLONG``)."""
+
+
+class NoAttribute(NotFound):
+    """The node has no extended attribute of that name (``ENODATA``)."""
+
+
+class Role(IntEnum):
+    """What a node is in the mounted tree."""
+
+    CATALOG = 0
+    """The root of a whole-catalog mount."""
+    DATASET = 1
+    """``MNT/<dataset>`` in a whole-catalog mount."""
+    TAG = 2
+    """``MNT/<dataset>/<tag>``: a symlink to a version id."""
+    VERSION = 3
+    """The root folder of a version."""
+    FOLDER = 4
+    """A folder inside a version."""
+    FILE = 5
+    """A file (an item) inside a version."""
+
+
+class Node(NamedTuple):
+    """One file, folder or symlink of the mounted tree, with its attributes.
+
+    A node is a value: the view hands out a new one when something changed, and the
+    daemon keeps the latest per inode. ``cache`` promises that neither the node nor
+    (for a folder) its entries will ever change, so the kernel may cache them, their
+    negative lookups and the file's pages.
+    """
+
+    role: Role
+    mode: int
+    size: int
+    mtime_ns: int
+    ttl: float
+    cache: bool
+    ref: str = ""
+    """Tree id (VERSION, FOLDER), item id (FILE) or target version id (TAG)."""
+    blob: str = ""
+    """The blob id of a FILE."""
+    version: str = ""
+    """The version id this node belongs to."""
+    dataset: int = 0
+    """The numeric id of the dataset this node belongs to."""
+
+    @property
+    def is_dir(self) -> bool:
+        return self.role not in (Role.FILE, Role.TAG)
+
+
+class FsStats(NamedTuple):
+    """What ``statfs`` reports: the mounted tree's size, nothing free."""
+
+    block_size: int
+    blocks: int
+    files: int
+    name_max: int
+
+
+def _ns(seconds: float | None) -> int:
+    return int((seconds or 0.0) * 1_000_000_000)
+
+
+StoreFactory = Callable[[str], BlobStore]
+
+
+def local_stores(home: Home) -> StoreFactory:
+    """The store factory of a catalog home: ``local`` is its blob folder."""
+    cache: dict[str, BlobStore] = {}
+
+    def factory(url: str) -> BlobStore:
+        if url not in cache:
+            if url != "local":
+                raise Unavailable(f"storage {url!r} cannot be mounted by this dlfs")
+            cache[url] = LocalStore(home.blobs)
+        return cache[url]
+
+    return factory
+
+
+def open_view(home: Home, ref: str | None = None, stores: StoreFactory | None = None) -> View:
+    """A read-only view of the version ``ref`` names, or of the whole catalog.
+
+    ``ref`` is resolved once, now (``NAME`` alone means ``NAME@latest``): the view
+    keeps serving that version even when tags move. Raises :class:`NotFound` for an
+    unknown ref or a missing catalog.
+    """
+    if not home.exists():
+        raise NotFound(f"no catalog at {home.root} (create one with 'dlfs init')")
+    db = CatalogDB(home.catalog_path, readonly=True)
+    try:
+        if ref is None:
+            return View(db, stores or local_stores(home), None)
+        row = versions.resolve(db, ref)
+        return View(db, stores or local_stores(home), row)
+    except BaseException:
+        db.close()
+        raise
+
+
+class Listing:
+    """The entries of one open folder, addressed by position.
+
+    Entries are fetched from the catalog a page at a time as the kernel asks for
+    them (one query for any folder up to :data:`LISTING_PAGE` entries); positions
+    stay valid for the life of the listing, so a resumed ``readdir`` never skips
+    or repeats an entry.
+    """
+
+    def __init__(
+        self,
+        entries: list[tuple[str, Node]],
+        fetch: Callable[[str, int], list[tuple[str, Node]]] | None = None,
+    ) -> None:
+        self._entries = entries
+        self._fetch = fetch
+
+    def entries_from(self, start: int) -> Iterator[tuple[int, str, Node]]:
+        """``(next position, name, node)`` for every entry from position ``start``."""
+        i = start
+        while True:
+            if i >= len(self._entries) and not self._more():
+                return
+            name, node = self._entries[i]
+            i += 1
+            yield i, name, node
+
+    def _more(self) -> bool:
+        if self._fetch is None:
+            return False
+        after = self._entries[-1][0] if self._entries else ""
+        page = self._fetch(after, LISTING_PAGE)
+        if len(page) < LISTING_PAGE:
+            self._fetch = None
+        self._entries.extend(page)
+        return bool(page)
+
+
+class View:
+    """The read-only filesystem view of one version, or of the whole catalog.
+
+    Build one with :func:`open_view`. Every method raises a
+    :class:`dlfs.errors.DlfsError` subclass on failure: :class:`NotFound`,
+    :class:`NameTooLong`, :class:`NoAttribute`, :class:`NotADirectory`,
+    :class:`ReadOnly`, :class:`Corrupt` or :class:`Unavailable`.
+    """
+
+    def __init__(
+        self,
+        db: CatalogDB,
+        stores: StoreFactory,
+        version: Row | None,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
+        self.db = db
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
+        self._stores = stores
+        self._dataset_stores: dict[int, BlobStore] = {}
+        if version is None:
+            self._root = self._catalog_node()
+        else:
+            self._root = self._version_node(version)
+        self._fh = itertools.count(1)
+        self._files: dict[int, Node] = {}
+        # Verified local blobs: blob id -> open fd, least recently used first.
+        self._fds: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self._blob_locks: dict[str, tuple[threading.Lock, int]] = {}
+        # Verification results: blob id -> ((dev, ino, size, mtime_ns), good).
+        self._checked: dict[str, tuple[tuple[int, int, int, int], bool]] = {}
+        self._verified_remote: set[str] = set()
+        self._reported: set[str] = set()
+
+    @property
+    def mode(self) -> str:
+        """``catalog`` for a whole-catalog view, else the state of the version."""
+        if self._root.role == Role.CATALOG:
+            return "catalog"
+        return "published" if self._root.cache else "draft"
+
+    def close(self) -> None:
+        """Close cached file descriptors and the catalog connection."""
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+        self.db.close()
+
+    # -- nodes ----------------------------------------------------------------------
+
+    def _catalog_node(self) -> Node:
+        newest = max((d["created_at"] for d in self.db.datasets()), default=0.0)
+        return Node(Role.CATALOG, DIR_MODE, 0, _ns(newest), LIVE_TTL, False)
+
+    def _dataset_node(self, row: Row) -> Node:
+        return Node(
+            Role.DATASET, DIR_MODE, 0, _ns(row["created_at"]), LIVE_TTL, False, dataset=row["id"]
+        )
+
+    def _version_node(self, row: Row) -> Node:
+        published = row["state"] == "published"
+        return Node(
+            Role.VERSION,
+            DIR_MODE,
+            0,
+            _ns(row["published_at"] or row["created_at"]),
+            CACHE_TTL if published else LIVE_TTL,
+            published,
+            ref=row["root"],
+            version=row["id"],
+            dataset=row["dataset"],
+        )
+
+    def _tag_node(self, parent: Node, vid: str) -> Node:
+        return Node(
+            Role.TAG,
+            LINK_MODE,
+            len(vid),
+            parent.mtime_ns,
+            LIVE_TTL,
+            False,
+            ref=vid,
+            dataset=parent.dataset,
+        )
+
+    def _entry_node(self, parent: Node, row: Row) -> Node:
+        if row["kind"] == DIR:
+            return Node(
+                Role.FOLDER,
+                DIR_MODE,
+                0,
+                parent.mtime_ns,
+                parent.ttl,
+                parent.cache,
+                ref=row["ref"],
+                version=parent.version,
+                dataset=parent.dataset,
+            )
+        return Node(
+            Role.FILE,
+            FILE_MODE,
+            row["size"],
+            _ns(row["mtime"]),
+            parent.ttl,
+            parent.cache,
+            ref=row["ref"],
+            blob=row["blob"],
+            version=parent.version,
+            dataset=parent.dataset,
+        )
+
+    def _tree(self, node: Node) -> str:
+        """The tree id of a version folder; a draft's root is re-read (it moves)."""
+        if node.role == Role.VERSION and not node.cache:
+            row = self.db.version_get(node.version)
+            if row is None:
+                raise NotFound(
+                    f"version {node.version} no longer exists (published or deleted):"
+                    " unmount and mount the new version"
+                )
+            return str(row["root"])
+        return node.ref
+
+    # -- reading the tree -----------------------------------------------------------
+
+    def root(self) -> Node:
+        """The node of the mount root."""
+        return self._root
+
+    def lookup(self, parent: Node, name: str) -> Node:
+        """The node called ``name`` in folder ``parent``.
+
+        Raises :class:`NotFound`, :class:`NameTooLong` (over 255 bytes) or
+        :class:`NotADirectory` (``parent`` is a file or symlink).
+        """
+        if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+            raise NameTooLong(f"name longer than {NAME_MAX} bytes: {name[:40]}...")
+        role = parent.role
+        if role >= Role.VERSION:
+            if role == Role.FILE:
+                raise NotADirectory("not a folder")
+            row = self.db.entry(self._tree(parent), name)
+            if row is None:
+                raise NotFound(f"no such file or folder: {name}")
+            return self._entry_node(parent, row)
+        if role == Role.CATALOG:
+            ds = self.db.dataset_by_name(name)
+            if ds is None:
+                raise NotFound(f"no dataset named {name!r}")
+            return self._dataset_node(ds)
+        if role == Role.DATASET:
+            if VERSION_ID_RE.match(name):
+                v = self.db.version_get(name)
+                if v is not None and v["dataset"] == parent.dataset and v["state"] == "published":
+                    return self._version_node(v)
+            vid = self.db.tag_get(parent.dataset, name)
+            if vid is not None:
+                return self._tag_node(parent, vid)
+            raise NotFound(f"no version or tag named {name!r}")
+        raise NotADirectory("not a folder")
+
+    def getattr(self, node: Node) -> Node:
+        """``node`` with up-to-date attributes (the same node when it is immutable)."""
+        if node.role == Role.CATALOG:
+            return self._catalog_node()
+        if node.role == Role.DATASET:
+            row = self.db.dataset_by_id(node.dataset)
+            if row is None:
+                raise NotFound("the dataset was deleted")
+            return self._dataset_node(row)
+        return node
+
+    def listing(self, node: Node) -> Listing:
+        """The entries of folder ``node`` (for ``readdir``), with their attributes."""
+        role = node.role
+        if role in (Role.VERSION, Role.FOLDER):
+            tree = self._tree(node)
+
+            def fetch(after: str, limit: int) -> list[tuple[str, Node]]:
+                rows = self.db.entries_after(tree, after, limit)
+                return [(r["name"], self._entry_node(node, r)) for r in rows]
+
+            return Listing([], fetch)
+        if role == Role.CATALOG:
+            return Listing([(d["name"], self._dataset_node(d)) for d in self.db.datasets()])
+        if role == Role.DATASET:
+            published = self.db.versions_of(node.dataset, "published")
+            entries = [(v["id"], self._version_node(v)) for v in published]
+            ids = {v["id"] for v in published}
+            entries += [
+                (t["tag"], self._tag_node(node, t["version"]))
+                for t in self.db.tags_of_dataset(node.dataset)
+                if t["tag"] not in ids
+            ]
+            return Listing(entries)
+        raise NotADirectory("not a folder")
+
+    def readlink(self, node: Node) -> str:
+        """The target of a tag symlink: the version id, a sibling folder."""
+        if node.role != Role.TAG:
+            raise InvalidInput("not a symlink")
+        return node.ref
+
+    def listxattr(self, node: Node) -> list[str]:
+        """The names of the extended attributes dlfs gives ``node``."""
+        if node.role == Role.FILE:
+            return list(FILE_XATTRS)
+        if node.role == Role.VERSION:
+            return list(VERSION_XATTRS)
+        return []
+
+    def getxattr(self, node: Node, name: str) -> bytes:
+        """The value of extended attribute ``name`` of ``node``.
+
+        Names outside ``user.dlfs.`` (``security.selinux``, ACLs...) raise
+        :class:`NoAttribute` at once, without touching the catalog.
+        """
+        if not name.startswith(XATTR_PREFIX):
+            raise NoAttribute(name)
+        if node.role == Role.FILE:
+            if name == X_ITEM:
+                return node.ref.encode()
+            if name == X_BLOB:
+                return node.blob.encode()
+            if name in (X_METADATA, X_ANNOTATIONS):
+                item = self.db.item_get(node.ref)
+                if item is None:
+                    raise Corrupt(f"item {node.ref} is missing from the catalog")
+                column = "metadata" if name == X_METADATA else "annotations"
+                return str(item[column]).encode()
+        elif node.role == Role.VERSION:
+            if name == X_VERSION:
+                return node.version.encode()
+            if name == X_STATE:
+                row = self.db.version_get(node.version)
+                return (row["state"] if row is not None else "deleted").encode()
+            if name == X_DATASET:
+                ds = self.db.dataset_by_id(node.dataset)
+                return (ds["name"] if ds is not None else "").encode()
+        raise NoAttribute(name)
+
+    def statfs(self) -> FsStats:
+        """Sizes for ``df``: the version's bytes and files, or the catalog's blobs."""
+        if self._root.role == Role.VERSION:
+            files, nbytes = trees.totals(self.db, self._tree(self._root))
+        else:
+            files, nbytes = self.db.blob_totals()
+        return FsStats(BLOCK_SIZE, -(-nbytes // BLOCK_SIZE), files, NAME_MAX)
+
+    # -- reading bytes --------------------------------------------------------------
+
+    def open(self, node: Node, flags: int) -> int:
+        """Open a file for reading; return a handle for :meth:`read`.
+
+        Does no I/O and no query (the node has what reading needs). Opening for
+        writing raises :class:`ReadOnly`.
+        """
+        if node.role != Role.FILE:
+            raise IsADirectory("is a folder") if node.is_dir else InvalidInput("not a file")
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & (os.O_TRUNC | os.O_APPEND):
+            self._refuse("open for writing")
+        fh = next(self._fh)
+        self._files[fh] = node
+        return fh
+
+    def release(self, fh: int) -> None:
+        """Forget a handle (the blob's file stays open in the LRU)."""
+        self._files.pop(fh, None)
+
+    def prepare(self, fh: int) -> Callable[[], None] | None:
+        """None when :meth:`read` can serve ``fh`` at once; else a blocking job
+        (verifying a large blob) to run in a worker thread before reading."""
+        node = self._files[fh]
+        if node.size <= INLINE_VERIFY_MAX or node.blob in self._fds:
+            return None
+        store = self._store(node.dataset)
+        if store.local_path(node.blob) is None and node.blob in self._verified_remote:
+            return None
+        return functools.partial(self._ensure, node, store)
+
+    def read(self, fh: int, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes of the file from ``offset``: exactly the bytes that
+        hash to its blob id, or :class:`Corrupt` / :class:`Unavailable`."""
+        node = self._files[fh]
+        end = node.size
+        if offset >= end or size <= 0:
+            return b""
+        size = min(size, end - offset)
+        blob = node.blob
+        for _attempt in range(3):
+            with self._lock:
+                fd = self._fds.get(blob)
+                if fd is not None:
+                    self._fds.move_to_end(blob)
+                    data = os.pread(fd, size, offset)
+                    break
+            store = self._store(node.dataset)
+            if store.local_path(blob) is None:
+                self._ensure(node, store)
+                data = store.read(blob, offset, size)
+                break
+            self._ensure(node, store)
+        else:
+            raise Unavailable(f"blob {blob}: its file keeps being evicted from the fd cache")
+        if len(data) != size:
+            raise Corrupt(f"blob {blob} is shorter than the catalog says ({end} bytes)")
+        return data
+
+    def _store(self, dataset: int) -> BlobStore:
+        store = self._dataset_stores.get(dataset)
+        if store is None:
+            row = self.db.dataset_by_id(dataset)
+            if row is None:
+                raise NotFound("the dataset was deleted")
+            store = self._dataset_stores[dataset] = self._stores(row["storage"])
+        return store
+
+    def _ensure(self, node: Node, store: BlobStore) -> None:
+        """Make the blob of ``node`` readable: verified, and (local) its fd cached.
+
+        Concurrent calls for one blob wait for each other, so it is hashed once.
+        """
+        blob = node.blob
+        with self._lock:
+            lock, users = self._blob_locks.get(blob) or (threading.Lock(), 0)
+            self._blob_locks[blob] = (lock, users + 1)
+        try:
+            with lock:
+                self._ensure_locked(node, store)
+        finally:
+            with self._lock:
+                lock, users = self._blob_locks[blob]
+                if users == 1:
+                    del self._blob_locks[blob]
+                else:
+                    self._blob_locks[blob] = (lock, users - 1)
+
+    def _ensure_locked(self, node: Node, store: BlobStore) -> None:
+        blob = node.blob
+        path = store.local_path(blob)
+        if path is None:
+            if blob not in self._verified_remote:
+                if not store.verify(blob):
+                    self._bad(node, "its bytes do not match its hash")
+                self._verified_remote.add(blob)
+            return
+        if blob in self._fds:
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self._report(node, f"its file {path} is missing")
+            raise Unavailable(f"blob {blob} is missing from the local store") from None
+        except OSError as exc:
+            self._report(node, f"cannot open {path}: {exc}")
+            raise Unavailable(f"blob {blob} cannot be opened: {exc}") from exc
+        try:
+            st = os.fstat(fd)
+            identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            known = self._checked.get(blob)
+            if known is not None and known[0] == identity:
+                good = known[1]
+            else:
+                good = _hash_fd(fd) == blob
+                if len(self._checked) >= CHECKED_MAX:
+                    self._checked.pop(next(iter(self._checked)))
+                self._checked[blob] = (identity, good)
+            if not good:
+                self._bad(node, "its bytes do not match its hash")
+        except BaseException:
+            os.close(fd)
+            raise
+        with self._lock:
+            old = self._fds.pop(blob, None)
+            self._fds[blob] = fd
+            while len(self._fds) > FD_CACHE:
+                _blob, evicted = self._fds.popitem(last=False)
+                os.close(evicted)
+        if old is not None:
+            os.close(old)
+
+    def _report(self, node: Node, problem: str) -> None:
+        if node.blob not in self._reported:
+            self._reported.add(node.blob)
+            log.error("blob %s (item %s) is unreadable: %s", node.blob, node.ref, problem)
+
+    def _bad(self, node: Node, problem: str) -> NoReturn:
+        self._report(node, problem)
+        raise Corrupt(f"blob {node.blob} is corrupt: {problem}")
+
+    # -- writing (refused: the views of this release are read-only) ----------------
+
+    def _refuse(self, what: str) -> NoReturn:
+        if self._root.role == Role.CATALOG:
+            raise ReadOnly(f"cannot {what}: the catalog mount is read-only")
+        if self._root.cache:
+            raise ReadOnly(f"cannot {what}: version {self._root.version} is published")
+        raise ReadOnly(f"cannot {what}: draft mounts are read-only in this release")
+
+    def create(self, parent: Node, name: str, mode: int, flags: int) -> tuple[int, Node]:
+        """Create and open a file: always :class:`ReadOnly` here."""
+        self._refuse("create a file")
+
+    def mkdir(self, parent: Node, name: str, mode: int) -> Node:
+        """Make a folder: always :class:`ReadOnly` here."""
+        self._refuse("make a folder")
+
+    def mknod(self, parent: Node, name: str, mode: int, rdev: int) -> Node:
+        """Make a special file: always :class:`ReadOnly` here."""
+        self._refuse("make a file")
+
+    def symlink(self, parent: Node, name: str, target: str) -> Node:
+        """Make a symlink: always :class:`ReadOnly` here."""
+        self._refuse("make a symlink")
+
+    def link(self, node: Node, parent: Node, name: str) -> Node:
+        """Make a hard link: always :class:`ReadOnly` here."""
+        self._refuse("make a link")
+
+    def unlink(self, parent: Node, name: str) -> None:
+        """Remove a file: always :class:`ReadOnly` here."""
+        self._refuse("remove a file")
+
+    def rmdir(self, parent: Node, name: str) -> None:
+        """Remove a folder: always :class:`ReadOnly` here."""
+        self._refuse("remove a folder")
+
+    def rename(self, parent: Node, name: str, new_parent: Node, new_name: str, flags: int) -> None:
+        """Move an entry: always :class:`ReadOnly` here."""
+        self._refuse("rename")
+
+    def setattr(
+        self,
+        node: Node,
+        size: int | None = None,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> Node:
+        """Change size, mode or times: always :class:`ReadOnly` here."""
+        self._refuse("change attributes")
+
+    def write(self, fh: int, offset: int, data: bytes) -> int:
+        """Write bytes: always :class:`ReadOnly` here."""
+        self._refuse("write")
+
+    def setxattr(self, node: Node, name: str, value: bytes) -> None:
+        """Set an extended attribute: always :class:`ReadOnly` here."""
+        self._refuse("set extended attributes")
+
+    def removexattr(self, node: Node, name: str) -> None:
+        """Remove an extended attribute: always :class:`ReadOnly` here."""
+        self._refuse("remove extended attributes")
+
+
+def _hash_fd(fd: int) -> str:
+    """The blob id of everything readable from ``fd``."""
+    hasher = new_hasher()
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        hasher.update(chunk)
+        offset += len(chunk)
+    return str(hasher.hexdigest())
