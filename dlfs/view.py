@@ -525,7 +525,7 @@ class View:
         """Forget a handle (the blob's file stays open in the LRU)."""
         self._files.pop(fh, None)
 
-    def prepare(self, fh: int) -> Callable[[], None] | None:
+    def prepare(self, fh: int) -> Callable[[], object] | None:
         """None when :meth:`read` can serve ``fh`` at once; else a blocking job
         (verifying a large blob) to run in a worker thread before reading."""
         node = self._files[fh]
@@ -553,11 +553,9 @@ class View:
                     data = os.pread(fd, size, offset)
                     break
             store = self._store(node.dataset)
-            if store.local_path(blob) is None:
-                self._ensure(node, store)
-                data = store.read(blob, offset, size)
+            if not self._ensure(node, store):
+                data = store.read(blob, offset, size)  # a store without local files
                 break
-            self._ensure(node, store)
         else:
             raise Unavailable(f"blob {blob}: its file keeps being evicted from the fd cache")
         if len(data) != size:
@@ -573,8 +571,9 @@ class View:
             store = self._dataset_stores[dataset] = self._stores(row["storage"])
         return store
 
-    def _ensure(self, node: Node, store: BlobStore) -> None:
+    def _ensure(self, node: Node, store: BlobStore) -> bool:
         """Make the blob of ``node`` readable: verified, and (local) its fd cached.
+        True for a local blob, False for one that must be read through the store.
 
         Concurrent calls for one blob wait for each other, so it is hashed once.
         """
@@ -584,7 +583,7 @@ class View:
             self._blob_locks[blob] = (lock, users + 1)
         try:
             with lock:
-                self._ensure_locked(node, store)
+                return self._ensure_locked(node, store)
         finally:
             with self._lock:
                 lock, users = self._blob_locks[blob]
@@ -593,7 +592,7 @@ class View:
                 else:
                     self._blob_locks[blob] = (lock, users - 1)
 
-    def _ensure_locked(self, node: Node, store: BlobStore) -> None:
+    def _ensure_locked(self, node: Node, store: BlobStore) -> bool:
         blob = node.blob
         path = store.local_path(blob)
         if path is None:
@@ -601,9 +600,9 @@ class View:
                 if not store.verify(blob):
                     self._bad(node, "its bytes do not match its hash")
                 self._verified_remote.add(blob)
-            return
+            return False
         if blob in self._fds:
-            return
+            return True
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -636,6 +635,7 @@ class View:
                 os.close(evicted)
         if old is not None:
             os.close(old)
+        return True
 
     def _report(self, node: Node, problem: str) -> None:
         if node.blob not in self._reported:
