@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlfs import Catalog, Conflict, InvalidInput
 from dlfs.objects import canonical_json, item_id
-from dlfs.ops.clone import build_paths, glob_regex
+from dlfs.ops.clone import Globs, build_paths, glob_regex
 from dlfs.versions import create_dataset, publish
 from tests.conftest import Cli
 
@@ -385,3 +387,34 @@ def test_new_lineage_after_a_pointer_copy(catalog: Catalog, varied: str) -> None
     assert len({after[p].origin for p in after if p.startswith("copy/")}) == 4
     with pytest.raises(InvalidInput, match="name a path"):
         catalog.new_lineage("varied", [""])
+
+
+def test_globs_skip_only_folders_no_pattern_can_reach() -> None:
+    g = Globs(["train/*.jpg", "x/**/y", "q/[ab]/*"])
+    reach = {f: g.may_match_under(f) for f in ["train", "train/deep", "x", "x/z/w", "q/a"]}
+    assert reach == {"train": True, "train/deep": False, "x": True, "x/z/w": True, "q/a": True}
+    assert not g.may_match_under("q/c") and not g.may_match_under("val")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(["a", "b", "*", "?", "/", "[ab]", "[!a]", "**/", "**", "["]),
+            min_size=1,
+            max_size=6,
+        ).map("".join),
+        min_size=1,
+        max_size=2,
+    ),
+    st.lists(st.sampled_from(["a", "b", "ab", "ba"]), min_size=2, max_size=5),
+)
+def test_glob_pruning_is_sound(patterns: list[str], parts: list[str]) -> None:
+    try:
+        g = Globs(patterns)
+    except InvalidInput:
+        return
+    path = "/".join(parts)
+    if g(path):
+        for k in range(1, len(parts)):
+            assert g.may_match_under("/".join(parts[:k])), (patterns, path, k)

@@ -52,20 +52,22 @@ from dlfs.ops import where as where_lang
 from dlfs.trees import DraftTree, build_tree, resolve, totals
 
 Progress = Callable[[int], None]
-PathMatcher = Callable[[str], bool]
 _FLUSH = 20_000
 
 
 # -- globs ---------------------------------------------------------------------------
 
 
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """The regex for one ``--include`` pattern (see the module doc for the syntax)."""
+def _normalize(pattern: str) -> str:
     pat = pattern.lstrip("/")
     while pat.startswith("./"):
         pat = pat[2:].lstrip("/")
     if not pat:
         raise InvalidInput(f"invalid --include pattern {pattern!r}: it is empty")
+    return pat
+
+
+def _translate(pat: str) -> str:
     out: list[str] = []
     i, n = 0, len(pat)
     while i < n:
@@ -99,24 +101,73 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             negate = body.startswith("!")
             if negate:
                 body = body[1:]
-            body = body.replace("\\", "\\\\").replace("^", "\\^")
+            body = "".join("\\" + ch if ch in "\\^[&~|" else ch for ch in body)
             out.append(f"(?!/)[{'^' if negate else ''}{body}]")
             i = j + 1
         else:
             out.append(re.escape(c))
             i += 1
+    return "(?s:" + "".join(out) + r")\Z"
+
+
+def _compile(pattern: str, pat: str) -> re.Pattern[str]:
     try:
-        return re.compile("(?s:" + "".join(out) + r")\Z")
+        return re.compile(_translate(pat))
     except re.error as exc:
         raise InvalidInput(f"invalid --include pattern {pattern!r}: {exc}") from exc
 
 
-def glob_matcher(patterns: Sequence[str]) -> PathMatcher | None:
-    """A test of a path against any of ``patterns`` (None when there are none)."""
-    if not patterns:
-        return None
-    regexes = [glob_regex(p) for p in patterns]
-    return lambda path: any(r.match(path) for r in regexes)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """The regex for one ``--include`` pattern (see the module doc for the syntax)."""
+    return _compile(pattern, _normalize(pattern))
+
+
+class Globs:
+    """Paths matching any of several ``--include`` patterns.
+
+    Besides testing a path, it tells whether anything under a folder could match, so
+    a filtered clone skips the folders no pattern can reach without reading them.
+    """
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.regexes = [glob_regex(p) for p in patterns]
+        # Per pattern, one regex per path segment; None where the segments cannot be
+        # told apart: a '**' (matches across folders) or a '/' inside brackets.
+        self.segments: list[list[re.Pattern[str] | None]] = []
+        for pattern in patterns:
+            pat = _normalize(pattern)
+            if re.search(r"\[!?\]?[^\]]*/", pat):
+                self.segments.append([None])
+                continue
+            self.segments.append(
+                [None if "**" in seg else _compile(pattern, seg) for seg in pat.split("/")]
+            )
+
+    def __call__(self, path: str) -> bool:
+        """True when ``path`` matches a pattern."""
+        return any(r.match(path) for r in self.regexes)
+
+    def may_match_under(self, folder: str) -> bool:
+        """False only when no path under ``folder`` (``a/b``) can match a pattern."""
+        parts = folder.split("/")
+        for segments in self.segments:
+            for i, part in enumerate(parts):
+                if i >= len(segments):
+                    break  # the pattern is shallower than anything under the folder
+                seg = segments[i]
+                if seg is None:
+                    return True
+                if not seg.match(part):
+                    break
+            else:
+                if len(segments) > len(parts):
+                    return True
+        return False
+
+
+def glob_matcher(patterns: Sequence[str]) -> Globs | None:
+    """The :class:`Globs` of ``patterns`` (None when there are none)."""
+    return Globs(patterns) if patterns else None
 
 
 # -- shared tree helpers -------------------------------------------------------------
@@ -188,7 +239,7 @@ class _Cloner:
     the folder's path."""
 
     db: CatalogDB
-    globs: PathMatcher | None
+    globs: Globs | None
     filt: where_lang.Filter | None
     keep_metadata: bool
     keep_annotations: bool
@@ -224,6 +275,10 @@ class _Cloner:
             name, path = e["name"], prefix + e["name"]
             if e["kind"] == DIR:
                 sel = selected or (self.globs is not None and self.globs(path))
+                if not sel and self.globs is not None and not self.globs.may_match_under(path):
+                    if self.progress is not None:
+                        self.progress(totals(self.db, e["ref"])[0])
+                    continue
                 child = self.tree(e["ref"], path + "/", sel)
                 if child is not None:
                     out.append((name, DIR, child, 0))

@@ -132,13 +132,17 @@ def deep_merge(base: Any, top: Any) -> Any:
     return top
 
 
+# canonical_json's settings, with one encoder instead of one per call (merge is hot).
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def union(lists: list[list[Any]]) -> list[Any]:
     """The concatenation of ``lists`` without repeats (equal JSON), first kept."""
     seen: set[str] = set()
     out = []
     for values in lists:
         for value in values:
-            key = canonical_json(value)
+            key = _canonical(value)
             if key not in seen:
                 seen.add(key)
                 out.append(value)
@@ -159,6 +163,9 @@ def _match(slots: list[_Slot], rows: list[Row]) -> None:
         candidates = list(by_origin.get(origin, ()))
         if not candidates:
             fresh.extend(group)
+            continue
+        if len(group) == 1 and len(candidates) == 1:
+            pairs.append((candidates[0], group[0]))  # the usual case: one copy each
             continue
         rest: list[Row] = []
         for row in group:
@@ -186,17 +193,20 @@ def _merged_item(
     first, last = slot.copies[0], slot.copies[-1]
     if len(slot.copies) == 1:
         return first["ref"], None, first["size"]
-    if metadata:
+    meta_texts = [c["metadata"] for c in slot.copies]
+    if not metadata or all(t == meta_texts[0] for t in meta_texts):
+        meta_text = meta_texts[0]  # deep-merging an object over itself gives itself
+    else:
         meta: Any = {}
-        for copy in slot.copies:
-            meta = deep_merge(meta, json.loads(copy["metadata"]))
-        meta_text = canonical_json(meta)
+        for text in meta_texts:
+            meta = deep_merge(meta, json.loads(text))
+        meta_text = _canonical(meta)
+    ann_texts = [c["annotations"] for c in slot.copies]
+    if not annotations:
+        ann_text = ann_texts[0]
     else:
-        meta_text = first["metadata"]
-    if annotations:
-        ann_text = canonical_json(union([json.loads(c["annotations"]) for c in slot.copies]))
-    else:
-        ann_text = first["annotations"]
+        distinct = list(dict.fromkeys(ann_texts))
+        ann_text = _canonical(union([json.loads(t) for t in distinct]))
     origin, blob, size = first["origin"], last["blob"], last["size"]
     iid = item_id(origin, blob, size, meta_text, ann_text)
     return iid, (iid, origin, blob, size, last["mtime"], meta_text, ann_text), size
