@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlfs import trees, versions
 from dlfs.catalog import CatalogDB, Row
@@ -27,6 +27,7 @@ from dlfs.errors import Conflict, InvalidInput, IsADirectory, NotFound
 from dlfs.home import Home
 from dlfs.names import (
     check_annotations,
+    check_dataset_name,
     check_metadata,
     join_path,
     set_dotted,
@@ -36,9 +37,15 @@ from dlfs.objects import DIR, canonical_json, item_id
 from dlfs.ops import clone as clone_ops
 from dlfs.ops import diff as diff_ops
 from dlfs.ops import importer
+from dlfs.ops import link as link_ops
 from dlfs.ops import merge as merge_ops
+from dlfs.ops import push as push_ops
 from dlfs.stores.base import BlobStore
 from dlfs.stores.local import LocalStore
+from dlfs.stores.urls import is_linked, linked_url, parse_s3_url
+
+if TYPE_CHECKING:
+    from dlfs.stores.s3 import S3Store
 
 Progress = Callable[[int], None]
 
@@ -118,12 +125,16 @@ class Catalog:
     # -- stores -------------------------------------------------------------------
 
     def store(self, url: str = "local") -> BlobStore:
-        """The blob store for a storage URL (``local`` is the catalog's own)."""
+        """The blob store for a storage URL: ``local`` is the catalog's own;
+        ``s3://bucket/prefix`` and ``linked:s3://bucket/prefix`` are remote stores (see
+        :func:`dlfs.stores.remote.open_store`; endpoint from ``DLFS_S3_ENDPOINT``)."""
         if url not in self._stores:
             if url == "local":
                 self._stores[url] = LocalStore(self.home.blobs)
             else:
-                raise InvalidInput(f"unsupported storage {url!r} (this dlfs knows 'local')")
+                from dlfs.stores.remote import open_store  # boto3 only when needed
+
+                self._stores[url] = open_store(url, self.home)
         return self._stores[url]
 
     def _store_of(self, version: Row) -> BlobStore:
@@ -478,6 +489,98 @@ class Catalog:
         with self.db.transaction():
             _row, tree = self._draft_tree(ref)
             return sum(clone_ops.new_lineage(self.db, tree, split_path(p)) for p in paths)
+
+    # -- storage: link, sync, push, pull --------------------------------------------
+
+    def link(self, name: str, url: str, progress: Progress | None = None) -> link_ops.SyncResult:
+        """Index the objects under ``s3://bucket/prefix`` into the draft of dataset
+        ``name`` without copying them (made, as a linked dataset, if it does not
+        exist); see :mod:`dlfs.ops.link`. The bucket is listed before the catalog
+        transaction starts."""
+        check_dataset_name(name)
+        storage = linked_url(url)
+        ds = self.db.dataset_by_name(name)
+        if ds is not None and ds["storage"] != storage:
+            raise Conflict(
+                f"dataset {name!r} keeps its binaries in {ds['storage']}; link"
+                f" {url} to a new dataset"
+            )
+        return self._index(name, storage, progress)
+
+    def sync(self, name: str, progress: Progress | None = None) -> link_ops.SyncResult:
+        """Index the linked bucket of dataset ``name`` again: new objects are added,
+        deleted ones removed, changed ones become new items (see :mod:`dlfs.ops.link`)."""
+        ds = versions.dataset_row(self.db, name)
+        if not is_linked(ds["storage"]):
+            raise InvalidInput(
+                f"dataset {name!r} is not linked to a bucket (its storage is {ds['storage']});"
+                " use 'dlfs link NAME s3://bucket/prefix'"
+            )
+        return self._index(name, ds["storage"], progress)
+
+    def _index(self, name: str, storage: str, progress: Progress | None) -> link_ops.SyncResult:
+        from dlfs.stores.linked import LinkedStore
+
+        store = self.store(storage)
+        assert isinstance(store, LinkedStore)
+        versioned, objects = store.scan()
+        with self.db.transaction():
+            ds = self.db.dataset_by_name(name)
+            if ds is None:
+                source = {"url": str(store.loc), "versioned": versioned}
+                versions.create_dataset(
+                    self.db, name, storage=storage, kind="linked", sources=[source]
+                )
+            draft = versions.resolve_draft(self.db, f"{name}@draft")
+            result = link_ops.apply(
+                self.db, draft, store.loc.bucket, store.loc.prefix, objects, storage, progress
+            )
+        result.versioned = versioned
+        return result
+
+    def _remote(self, url: str) -> S3Store:
+        from dlfs.stores.s3 import S3Store
+
+        remote = self.store(str(parse_s3_url(url)))
+        assert isinstance(remote, S3Store)
+        return remote
+
+    def push(self, ref: str, url: str, progress: Progress | None = None) -> push_ops.PushResult:
+        """Copy published version ``ref`` (its records and the blobs missing there) to
+        the remote ``s3://bucket/prefix`` (see :mod:`dlfs.ops.push`); the catalog is
+        not changed."""
+        remote = self._remote(url)
+        with self.db.snapshot():
+            row = versions.resolve_published(self.db, ref)
+            doc = push_ops.collect(self.db, row)
+            source = self._store_of(row)
+        uploaded, present, nbytes = push_ops.copy_blobs(doc, source, remote, progress)
+        tags = push_ops.write(remote, doc)
+        return push_ops.PushResult(
+            doc["dataset"]["name"],
+            doc["version"]["id"],
+            remote.url,
+            len(doc["blobs"]),
+            uploaded,
+            present,
+            nbytes,
+            tags,
+        )
+
+    def pull(
+        self, url: str, ref: str, as_name: str | None = None, force: bool = False
+    ) -> push_ops.PullResult:
+        """Bring version ``ref`` (``NAME@SPEC`` on the remote) from ``s3://bucket/prefix``
+        into this catalog with the same id and user tags, in one transaction; its
+        blobs stay in S3 and are read lazily (see :mod:`dlfs.ops.push`). ``as_name``
+        names the local dataset; ``force`` moves local user tags the version brings."""
+        if as_name is not None:
+            check_dataset_name(as_name)
+        remote = self._remote(url)
+        name, vid = push_ops.resolve_remote(remote, ref)
+        doc = push_ops.fetch(remote, name, vid)
+        with self.db.transaction():
+            return push_ops.insert(self.db, doc, remote.url, as_name, force)
 
     # -- maintenance ----------------------------------------------------------------
 

@@ -122,9 +122,35 @@ def _migrate_v1(db: sqlite_utils.Database) -> None:
     _run_script(db, SCHEMA_V1)
 
 
+SCHEMA_V2 = """
+CREATE TABLE external_objects(
+    blob TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    version_id TEXT,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX external_objects_key ON external_objects(bucket, key);
+CREATE TRIGGER blobs_forget_external AFTER DELETE ON blobs BEGIN
+    DELETE FROM external_objects WHERE blob = old.id;
+END
+"""
+
+
+def _migrate_v2(db: sqlite_utils.Database) -> None:
+    # Linked objects: what a linked blob id stands for (dlfs.stores.linked). The
+    # trigger's body holds a ';', so the script is not split on it.
+    table, trigger = SCHEMA_V2.split("CREATE TRIGGER")
+    _run_script(db, table)
+    db.conn.execute("CREATE TRIGGER" + trigger)
+
+
 # (schema version reached, name, step). Append; never edit a released step.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
+    (2, "linked objects", _migrate_v2),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -695,6 +721,68 @@ class CatalogDB:
         return {
             n: sorted((tuple(r) for r in self._all(f"SELECT * FROM {n}")), key=repr) for n in names
         }
+
+    # -- s3, linked, push/pull --------------------------------------------------
+
+    def blob_size(self, blob: str) -> int | None:
+        """The recorded size of a blob, or None when the catalog does not know it."""
+        row = self._one("SELECT size FROM blobs WHERE id = ?", (blob,))
+        return None if row is None else int(row[0])
+
+    def blobs_by_ids(self, ids: Sequence[str]) -> dict[str, Row]:
+        """The blob rows (id, size, store) with these ids, by id."""
+        out: dict[str, Row] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._all(f"SELECT id, size, store FROM blobs WHERE id IN ({marks})", chunk):
+                out[row["id"]] = row
+        return out
+
+    def external_put(
+        self, rows: Iterable[tuple[str, str, str, str, str | None, int, float]]
+    ) -> None:
+        """Record ``(blob, bucket, key, etag, version_id, size, mtime)`` linked objects."""
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO external_objects(blob, bucket, key, etag, version_id,"
+            " size, mtime) VALUES (?,?,?,?,?,?,?)",
+            rows,
+        )
+
+    def external_get(self, blob: str) -> Row | None:
+        """The linked object a blob id stands for, or None."""
+        return self._one("SELECT * FROM external_objects WHERE blob = ?", (blob,))
+
+    def externals_by_blobs(self, blobs: Sequence[str]) -> dict[str, Row]:
+        """The linked-object rows of these blob ids, by blob id (others left out)."""
+        out: dict[str, Row] = {}
+        unique = list(dict.fromkeys(blobs))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._all(f"SELECT * FROM external_objects WHERE blob IN ({marks})", chunk):
+                out[row["blob"]] = row
+        return out
+
+    def subtree_ids(self, tree: str) -> list[Row]:
+        """Every folder under (and including) a tree with its recorded totals:
+        rows ``(id, files, bytes)``, with one recursive query."""
+        return self._all(
+            "WITH RECURSIVE t(id) AS (SELECT ? UNION"
+            " SELECT e.ref FROM tree_entries e JOIN t ON e.tree = t.id WHERE e.kind = 1)"
+            " SELECT t.id AS id, r.files AS files, r.bytes AS bytes FROM t"
+            " LEFT JOIN trees r ON r.id = t.id ORDER BY t.id",
+            (tree,),
+        )
+
+    def version_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of these version ids the catalog has."""
+        found: set[str] = set()
+        for vid in dict.fromkeys(ids):
+            if self._one("SELECT 1 FROM versions WHERE id = ?", (vid,)) is not None:
+                found.add(vid)
+        return found
 
 
 def _tag_order(tag: str) -> tuple[int, int, str]:

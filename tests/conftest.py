@@ -123,3 +123,41 @@ def blob_files(home: Path) -> set[str]:
     """The names of the blob files in a catalog's local store."""
     root = home / "blobs"
     return {p.name for p in root.glob("??/*")} if root.exists() else set()
+
+
+# -- S3 on loopback (tests/s3server.py, tests/s3proxy.py) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A moto S3 server on 127.0.0.1, once per session, with dummy credentials in the
+    environment (no profile or config file of the machine is read)."""
+    from tests import s3server
+
+    logs = tmp_path_factory.mktemp("moto")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", s3server.ACCESS_KEY)
+        mp.setenv("AWS_SECRET_ACCESS_KEY", s3server.SECRET_KEY)
+        mp.setenv("AWS_DEFAULT_REGION", s3server.REGION)
+        mp.setenv("AWS_CONFIG_FILE", str(logs / "no-aws-config"))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(logs / "no-aws-credentials"))
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            mp.delenv(name, raising=False)
+        server = s3server.start(logs / "moto.log")
+        try:
+            yield server
+        finally:
+            s3server.stop(server)
+
+
+@pytest.fixture
+def s3(s3_server: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    """The S3 server, with dlfs pointed at it (also in ``dlfs`` subprocesses): a
+    private block cache, small blocks (64 KiB) and short timeouts."""
+    monkeypatch.setenv("DLFS_S3_ENDPOINT", s3_server.endpoint)  # type: ignore[attr-defined]
+    monkeypatch.setenv("DLFS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DLFS_S3_BLOCK_SIZE", "64K")
+    monkeypatch.setenv("DLFS_S3_TIMEOUT", "5")
+    monkeypatch.setenv("DLFS_S3_ATTEMPT_TIMEOUT", "2")
+    return s3_server

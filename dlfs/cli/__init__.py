@@ -9,7 +9,7 @@ the catalog commands; each other module adds the commands of one area to that gr
 from dlfs.cli import core
 from dlfs.cli.core import cli, main
 
-for _module in ("dlfs.cli.mount", "dlfs.cli.versioning"):
+for _module in ("dlfs.cli.mount", "dlfs.cli.versioning", "dlfs.cli.storage"):
     try:
         __import__(_module)
     except ModuleNotFoundError as _exc:

@@ -1,0 +1,409 @@
+"""``dlfs push`` and ``dlfs pull``: copy a published version between catalogs via S3.
+
+A *remote* is an S3 prefix laid out like an S3 store (so it can serve as the pulled
+dataset's storage), plus the catalog records of pushed versions::
+
+    prefix/blobs/<blob id>[.blocks]                     bytes (see dlfs.stores.s3)
+    prefix/datasets/<name>/versions/<version id>.json.gz  one version's records
+    prefix/datasets/<name>/tags/<tag>.json               {"version": id, "published_at": t}
+
+The version document holds the dataset's description, labels, metadata and storage;
+the version (id, name, metadata, comment, times, parent ids, user tags); every folder
+reachable from its root with its entries; every item; every blob id with its size;
+and, for a linked dataset, its linked-object records. It carries an xxh3 checksum of
+its content, and on pull each folder and item is re-hashed against its content id, so
+a damaged document is refused, never half imported.
+
+Push order makes a remote consistent at every moment: blobs (those missing there;
+HEAD per blob), then the version document, then its tags. ``latest`` on a remote is
+the most recently published version pushed. Push changes nothing in the catalog.
+
+Pull resolves ``NAME@SPEC`` on the remote (a full version id, a user tag or
+``latest``, or a unique id prefix of 4+ characters), reads the document, and in one
+transaction inserts the version with the same id, name, times, parents and user tags;
+auto tags are the local catalog's (the next ``vN``; ``latest`` when it is the most
+recently published). A new local dataset gets the remote prefix as its storage, so
+its blobs are read lazily from S3; a linked dataset's version keeps reading its linked
+bucket. Pulling a version that is already here changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlfs import versions
+from dlfs.catalog import CatalogDB, Row
+from dlfs.errors import AlreadyExists, Conflict, Corrupt, InvalidInput, NotFound
+from dlfs.names import check_dataset_name, check_user_tag
+from dlfs.objects import VERSION_ID_RE, blob_id, canonical_json, item_id, tree_id
+from dlfs.stores.base import BlobStore
+from dlfs.stores.retry import BadBody
+from dlfs.stores.urls import is_linked
+
+if TYPE_CHECKING:
+    from dlfs.stores.s3 import S3Store
+
+FORMAT = "dlfs-version/1"
+Progress = Callable[[int], None]
+WORKERS = 8
+
+
+@dataclass
+class PushResult:
+    """What a push did."""
+
+    dataset: str
+    version: str
+    url: str
+    blobs: int = 0
+    uploaded: int = 0
+    present: int = 0
+    bytes_uploaded: int = 0
+    tags: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class PullResult:
+    """What a pull did."""
+
+    dataset: str
+    version: str
+    url: str
+    storage: str
+    files: int = 0
+    already: bool = False
+    created_dataset: bool = False
+    tags: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _version_key(name: str, vid: str) -> str:
+    return f"datasets/{name}/versions/{vid}.json.gz"
+
+
+def _tag_key(name: str, tag: str) -> str:
+    return f"datasets/{name}/tags/{tag}.json"
+
+
+# -- push ---------------------------------------------------------------------------
+
+
+def collect(db: CatalogDB, row: Row) -> dict[str, Any]:
+    """The records of a published version, as the document a push writes."""
+    ds = db.dataset_by_id(row["dataset"])
+    assert ds is not None
+    trees = []
+    item_ids: list[str] = []
+    for t in db.subtree_ids(row["root"]):
+        entries = db.raw_entries(t["id"])
+        trees.append([t["id"], t["files"], t["bytes"], [list(e) for e in entries]])
+        item_ids.extend(ref for _name, kind, ref, _size in entries if kind == 0)
+    items = db.items_by_ids(item_ids)
+    item_rows = [
+        [r["id"], r["origin"], r["blob"], r["size"], r["mtime"], r["metadata"], r["annotations"]]
+        for r in items.values()
+    ]
+    blob_ids = sorted({r["blob"] for r in items.values()})
+    blobs = db.blobs_by_ids(blob_ids)
+    sizes = {r["blob"]: r["size"] for r in items.values()}
+    externals = db.externals_by_blobs(blob_ids)
+    user_tags = [
+        t["tag"]
+        for t in db.tags_of_dataset(ds["id"])
+        if t["version"] == row["id"] and not t["auto"]
+    ]
+    return {
+        "format": FORMAT,
+        "dataset": {
+            "name": ds["name"],
+            "kind": ds["kind"],
+            "description": ds["description"],
+            "labels": ds["labels"],
+            "metadata": ds["metadata"],
+            "tags": ds["tags"],
+            "storage": ds["storage"],
+            "sources": ds["sources"],
+        },
+        "version": {
+            "id": row["id"],
+            "name": row["name"],
+            "root": row["root"],
+            "metadata": row["metadata"],
+            "comment": row["comment"],
+            "created_at": row["created_at"],
+            "published_at": row["published_at"],
+            "parents": db.version_parents(row["id"]),
+            "tags": sorted(user_tags),
+        },
+        "trees": sorted(trees),
+        "items": sorted(item_rows),
+        "blobs": [[b, blobs[b]["size"] if b in blobs else sizes[b]] for b in blob_ids],
+        "external": sorted(
+            [
+                [e[c] for c in ("blob", "bucket", "key", "etag", "version_id", "size", "mtime")]
+                for e in externals.values()
+            ]
+        ),
+    }
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    """The stored form of a version document: gzip of JSON with a checksum."""
+    body = canonical_json(doc)
+    return gzip.compress(
+        canonical_json({"doc": doc, "check": blob_id(body.encode())}).encode(), mtime=0
+    )
+
+
+def decode(data: bytes, vid: str) -> dict[str, Any]:
+    """Parse and check a stored version document (:class:`BadBody` if damaged)."""
+    try:
+        outer = json.loads(gzip.decompress(data))
+        doc = outer["doc"]
+        ok = outer["check"] == blob_id(canonical_json(doc).encode())
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise BadBody(f"the pushed records of version {vid} are damaged") from exc
+    if not ok:
+        raise BadBody(f"the pushed records of version {vid} are damaged")
+    if doc.get("format") != FORMAT:
+        raise Corrupt(f"version {vid} was pushed in format {doc.get('format')!r}, not {FORMAT}")
+    if doc["version"]["id"] != vid:
+        raise Corrupt(f"the pushed records of version {vid} name version {doc['version']['id']}")
+    return dict(doc)
+
+
+def copy_blobs(
+    doc: dict[str, Any],
+    source: BlobStore,
+    remote: S3Store,
+    progress: Progress | None = None,
+) -> tuple[int, int, int]:
+    """Upload the version's blobs the remote lacks; return ``(uploaded, present,
+    bytes uploaded)``. Linked blobs stay where they are (their records travel in the
+    document); blobs already in the remote's store are not read at all."""
+    if is_linked(doc["dataset"]["storage"]) or source.url == remote.url:
+        for _blob, size in doc["blobs"]:
+            if progress is not None:
+                progress(size)
+        return 0, len(doc["blobs"]), 0
+    staging = remote.staging
+
+    def one(entry: list[Any]) -> tuple[bool, int]:
+        blob, size = entry[0], int(entry[1])
+        if remote.has(blob):
+            sent = False
+        else:
+            path = source.local_path(blob)
+            if path is not None:
+                sent = remote.put_file(blob, path, size, None, verify=True)
+            else:
+                sent = _copy_remote(source, remote, blob, size, staging)
+        if progress is not None:
+            progress(size)
+        return sent, size if sent else 0
+
+    if len(doc["blobs"]) <= 1:
+        results = [one(e) for e in doc["blobs"]]
+    else:
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="dlfs-push") as pool:
+            results = list(pool.map(one, doc["blobs"]))
+    uploaded = sum(1 for sent, _n in results if sent)
+    return uploaded, len(results) - uploaded, sum(n for _sent, n in results)
+
+
+def _copy_remote(source: BlobStore, remote: S3Store, blob: str, size: int, staging: Path) -> bool:
+    """Copy a blob from another remote store through a local file (checked on the way)."""
+    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f"{os.getpid()}-push-", dir=staging)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in source.iter_bytes(blob):
+                out.write(chunk)
+        return remote.put_file(blob, Path(tmp), size, None, verify=True)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def write(remote: S3Store, doc: dict[str, Any]) -> list[str]:
+    """Write the version document, then its tags (and ``latest`` when it is the most
+    recently published version there); return the tags written."""
+    name, vid = doc["dataset"]["name"], doc["version"]["id"]
+    remote.put_object(_version_key(name, vid), encode(doc))
+    stamp = {"version": vid, "published_at": doc["version"]["published_at"]}
+    tags = list(doc["version"]["tags"])
+    for tag in tags:
+        remote.put_object(_tag_key(name, tag), canonical_json(stamp).encode())
+    latest = _read_tag(remote, name, "latest")
+    if latest is None or (latest.get("published_at") or 0) <= (stamp["published_at"] or 0):
+        remote.put_object(_tag_key(name, "latest"), canonical_json(stamp).encode())
+        tags.append("latest")
+    return tags
+
+
+def _read_tag(remote: S3Store, name: str, tag: str) -> dict[str, Any] | None:
+    data = remote.get_object(_tag_key(name, tag))
+    if data is None:
+        return None
+    try:
+        value = json.loads(data)
+        if not isinstance(value, dict) or not VERSION_ID_RE.match(str(value.get("version"))):
+            raise ValueError(tag)
+    except ValueError as exc:
+        raise Corrupt(f"tag {tag!r} of {name} at {remote.url} is damaged") from exc
+    return value
+
+
+# -- pull ---------------------------------------------------------------------------
+
+
+def resolve_remote(remote: S3Store, ref: str) -> tuple[str, str]:
+    """``(dataset name, version id)`` that ``NAME@SPEC`` names on the remote."""
+    name, spec = versions.parse_ref(ref)
+    check_dataset_name(name)
+    spec = spec or "latest"
+    where = f"{remote.url}"
+    if VERSION_ID_RE.match(spec) and remote.exists(_version_key(name, spec)):
+        return name, spec
+    if spec == "latest" or _looks_like_tag(spec):
+        tagged = _read_tag(remote, name, spec)
+        if tagged is not None:
+            return name, str(tagged["version"])
+    if len(spec) >= versions.PREFIX_MIN and spec.isalnum() and spec.lower() == spec:
+        prefix = remote.loc.key(f"datasets/{name}/versions/")
+        ids = [
+            k[len(prefix) :].removesuffix(".json.gz")
+            for k in remote.keys(f"datasets/{name}/versions/{spec}")
+        ]
+        if len(ids) == 1:
+            return name, ids[0]
+        if len(ids) > 1:
+            raise InvalidInput(f"ref {ref!r} is ambiguous at {where}: {', '.join(sorted(ids))}")
+    if not remote.keys(f"datasets/{name}/"):
+        raise NotFound(f"no dataset named {name!r} was pushed to {where}")
+    raise NotFound(f"unknown ref {ref!r} at {where}: no version id, tag or id prefix matches")
+
+
+def _looks_like_tag(spec: str) -> bool:
+    try:
+        check_user_tag(spec)
+    except InvalidInput:
+        return False
+    return True
+
+
+def fetch(remote: S3Store, name: str, vid: str) -> dict[str, Any]:
+    """The checked document of version ``vid`` of dataset ``name`` on the remote."""
+    data = remote.get_object(_version_key(name, vid), check=lambda b: decode(b, vid))
+    if data is None:
+        raise NotFound(f"version {vid} of {name} is not at {remote.url}")
+    doc = decode(data, vid)
+    check_records(doc)
+    return doc
+
+
+def check_records(doc: dict[str, Any]) -> None:
+    """Re-hash every folder and item of a document against its content id."""
+    vid = doc["version"]["id"]
+    ids = set()
+    for tid, _files, _bytes, entries in doc["trees"]:
+        if tree_id((n, k, r) for n, k, r, _s in entries) != tid:
+            raise Corrupt(f"the pushed records of version {vid}: folder {tid} does not match")
+        ids.add(tid)
+    if doc["version"]["root"] not in ids:
+        raise Corrupt(f"the pushed records of version {vid} lack its root folder")
+    for iid, origin, blob, size, _mtime, meta, ann in doc["items"]:
+        if item_id(origin, blob, size, meta, ann) != iid:
+            raise Corrupt(f"the pushed records of version {vid}: item {iid} does not match")
+
+
+def insert(
+    db: CatalogDB,
+    doc: dict[str, Any],
+    remote_url: str,
+    name: str | None = None,
+    force: bool = False,
+) -> PullResult:
+    """Bring a checked document into the catalog (inside the caller's transaction)."""
+    d, v = doc["dataset"], doc["version"]
+    name = check_dataset_name(name or d["name"])
+    storage = d["storage"] if is_linked(d["storage"]) else remote_url
+    result = PullResult(name, v["id"], remote_url, storage)
+    existing = db.version_get(v["id"])
+    ds = db.dataset_by_name(name)
+    if existing is not None:
+        if ds is not None and existing["dataset"] == ds["id"]:
+            result.already = True
+            result.tags = db.tags_of_version(v["id"])
+            return result
+        raise AlreadyExists(f"version {v['id']} is already in this catalog, in another dataset")
+    if ds is None:
+        dataset = db.dataset_insert(
+            name,
+            d["kind"],
+            d["description"],
+            d["labels"],
+            storage,
+            d["metadata"],
+            d["tags"],
+            d["sources"],
+        )
+        result.created_dataset = True
+    else:
+        dataset = ds["id"]
+        if ds["storage"] != storage:
+            raise Conflict(
+                f"dataset {name!r} keeps its binaries in {ds['storage']}, this version's are"
+                f" in {storage}; pull it as another dataset (--as NEW)"
+            )
+    if v["name"] is not None and db.versions_by_name(dataset, v["name"]):
+        raise Conflict(f"dataset {name!r} already has a version named {v['name']!r}")
+    for tag in v["tags"]:
+        other = db.tag_get(dataset, tag)
+        if other is not None and not force:
+            raise AlreadyExists(
+                f"tag {tag!r} already names version {other} here; add --force to move it"
+            )
+    for tid, files, nbytes, entries in doc["trees"]:
+        if not db.tree_exists(tid):
+            db.entries_put(tid, [tuple(e) for e in entries])
+            db.tree_register(tid, files, nbytes)
+    db.items_put(tuple(i) for i in doc["items"])
+    db.blobs_put((b, int(size), storage) for b, size in doc["blobs"])
+    db.external_put(tuple(e) for e in doc["external"])
+    db.version_insert(
+        v["id"],
+        dataset,
+        "published",
+        v["name"],
+        v["root"],
+        metadata=v["metadata"],
+        comment=v["comment"],
+        parents=v["parents"],
+        created_at=v["created_at"],
+        published_at=v["published_at"],
+    )
+    db.tag_set(dataset, f"v{db.dataset_take_auto_tag(dataset)}", v["id"], auto=True)
+    latest = db.tag_get(dataset, "latest")
+    current = db.version_get(latest) if latest else None
+    if current is None or (current["published_at"] or 0) <= (v["published_at"] or 0):
+        db.tag_set(dataset, "latest", v["id"], auto=True)
+    for tag in v["tags"]:
+        db.tag_set(dataset, tag, v["id"], auto=False)
+    result.tags = db.tags_of_version(v["id"])
+    result.files = next((t[1] or 0) for t in doc["trees"] if t[0] == v["root"])
+    return result

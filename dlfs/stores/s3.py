@@ -1,0 +1,764 @@
+"""Blobs in S3 (or MinIO, Ceph, any S3-compatible store), and the one home of boto3.
+
+Layout under a storage URL ``s3://bucket/prefix``::
+
+    prefix/blobs/<blob id>           the bytes, content-addressed (never rewritten)
+    prefix/blobs/<blob id>.blocks    for blobs larger than one block: the xxh3-128 of
+                                     each block (JSON, with a checksum of its own)
+    prefix/datasets/...              versions pushed there (see dlfs.ops.push)
+
+Writing (:class:`S3Batch`): ``dlfs add`` streams each file into a local staging file
+while hashing it (the blob id and, for large blobs, the hash of every block);
+:meth:`S3Batch.commit`, which runs right before the catalog commits, uploads what the
+bucket does not already have (a HEAD per blob: no second upload of the same bytes),
+several blobs at once and large ones in parallel multipart (boto3 ``TransferConfig``).
+The block manifest goes up before the blob, so a blob that exists always has its
+manifest. A failed upload fails the command before the catalog changes.
+
+Reading (:class:`S3Blocks`, a :class:`dlfs.stores.cache.BlockSource`): a blob no larger
+than one block is fetched whole and checked against its id; a larger one is read in
+ranged GETs of its manifest's block size, each block checked against the manifest.
+Each fetch runs under the store's :class:`dlfs.stores.retry.RetryPolicy`, so a
+truncated or damaged body is fetched again and never returned. The stack the daemon
+uses is ``S3Store.read`` -> :class:`dlfs.stores.cache.CachedReader` (memory and disk
+cache, parallel fetch, read-ahead) -> :class:`S3Blocks` (verify) under ``retry`` ->
+:class:`S3Client` (boto3, no retries of its own, every botocore error mapped to a
+:class:`dlfs.errors.DlfsError` where it enters).
+
+Endpoint, region and credentials come from boto3's usual configuration (environment,
+``~/.aws``) plus ``DLFS_S3_ENDPOINT`` / ``--endpoint-url``; nothing of it is stored in
+the catalog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+import botocore.exceptions as bex
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from dlfs.errors import Corrupt, DlfsError, InvalidInput, NotFound, Unavailable
+from dlfs.objects import BLOB_ID_RE, blob_id, canonical_json, new_hasher
+from dlfs.stores.base import CHUNK, BlobStore, IngestBatch
+from dlfs.stores.cache import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_READAHEAD,
+    BlockCache,
+    CachedReader,
+    Plan,
+)
+from dlfs.stores.retry import BadBody, RetryPolicy, TemporaryFailure, retrying
+from dlfs.stores.urls import S3Url, parse_s3_url
+
+__all__ = ["S3Blocks", "S3Client", "S3Store", "S3Url", "map_error", "parse_s3_url"]
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+MIN_PART = 5 * MiB
+DEFAULT_MULTIPART_THRESHOLD = 8 * MiB
+WHOLE_MAX = 256 * MiB
+"""A blob without a manifest is fetched whole only up to this size."""
+UPLOAD_WORKERS = 8
+
+_TEMPORARY_CODES = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "OperationAborted",
+}
+_DIGEST_CODES = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "IncompleteBody"}
+_TEMPORARY_BOTO = (
+    bex.ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError...
+    bex.HTTPClientError,
+    bex.ResponseStreamingError,
+    bex.IncompleteReadError,
+)
+
+
+# -- the client ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object as a listing or HEAD describes it."""
+
+    key: str
+    size: int
+    etag: str
+    version_id: str | None
+    mtime: float
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The botocore error behind boto3's transfer wrappers."""
+    seen = exc
+    while isinstance(seen, S3UploadFailedError) and (seen.__cause__ or seen.__context__):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
+def map_error(exc: BaseException, what: str) -> DlfsError:
+    """The :class:`DlfsError` for a boto3/botocore (or socket) error during ``what``."""
+    exc = _cause(exc)
+    if isinstance(exc, DlfsError):
+        return exc
+    if isinstance(exc, bex.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        msg = err.get("Message") or code or f"HTTP {status}"
+        if code in ("NoSuchKey", "NotFound", "404", "NoSuchVersion"):
+            return NotFound(f"{what}: no such object")
+        if code == "NoSuchBucket":
+            return NotFound(f"{what}: no such bucket")
+        if code in ("PreconditionFailed", "412") or status == 412:
+            return Corrupt(f"{what}: the object changed (precondition failed)")
+        if code in ("InvalidRange", "416") or status == 416:
+            return Corrupt(f"{what}: the object is shorter than recorded")
+        if code in _DIGEST_CODES:
+            return BadBody(f"{what}: {msg}")
+        if status >= 500 or status == 429 or code in _TEMPORARY_CODES:
+            return TemporaryFailure(f"{what}: server error {status} {code}".rstrip())
+        if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return Unavailable(f"{what}: access denied ({code or status})")
+        return Unavailable(f"{what}: {code or status}: {msg}")
+    if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
+        return Unavailable(
+            f"{what}: no S3 credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,"
+            " AWS_PROFILE or ~/.aws/credentials)"
+        )
+    if isinstance(exc, bex.ChecksumError | bex.FlexibleChecksumError):
+        return BadBody(f"{what}: the body fails its checksum")
+    if isinstance(exc, bex.ParamValidationError):
+        return InvalidInput(f"{what}: {exc}")
+    if isinstance(exc, _TEMPORARY_BOTO):
+        return TemporaryFailure(f"{what}: {_short(exc)}")
+    if isinstance(exc, bex.BotoCoreError):
+        return Unavailable(f"{what}: {_short(exc)}")
+    if isinstance(exc, OSError | TimeoutError):
+        return TemporaryFailure(f"{what}: {_short(exc)}")
+    return Unavailable(f"{what}: {type(exc).__name__}: {_short(exc)}")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+@contextlib.contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    try:
+        yield
+    except DlfsError:
+        raise
+    except Exception as exc:
+        raise map_error(exc, what) from exc
+
+
+def _region(session: boto3.session.Session) -> str:
+    return (
+        os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or session.region_name
+        or "us-east-1"
+    )
+
+
+class S3Client:
+    """A thread-safe boto3 S3 client that retries nothing and raises only DlfsError.
+
+    ``attempt_timeout`` bounds connecting, each socket read, and reading a whole body.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        attempt_timeout: float = 10.0,
+        pool: int = 32,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self.attempt_timeout = attempt_timeout
+        session = boto3.session.Session()
+        config = Config(
+            connect_timeout=attempt_timeout,
+            read_timeout=attempt_timeout,
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=pool,
+            s3={"addressing_style": "path"} if endpoint_url else None,
+        )
+        with _mapped("configuring S3"):
+            self._s3: Any = session.client(
+                "s3", endpoint_url=endpoint_url, region_name=_region(session), config=config
+            )
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object at ``key``, or None when there is none."""
+        try:
+            with _mapped(f"s3://{bucket}/{key}"):
+                r = self._s3.head_object(Bucket=bucket, Key=key)
+        except NotFound:
+            return None
+        return ObjectInfo(
+            key, int(r["ContentLength"]), r["ETag"], r.get("VersionId"), _ts(r["LastModified"])
+        )
+
+    def get(
+        self,
+        bucket: str,
+        key: str,
+        start: int | None = None,
+        length: int | None = None,
+        *,
+        total: int | None = None,
+        version_id: str | None = None,
+        if_match: str | None = None,
+    ) -> bytes:
+        """The object's bytes, or ``length`` bytes from ``start``; checked for length.
+
+        ``total``: the object's size as recorded (a different size is
+        :class:`Corrupt`); ``version_id``/``if_match``: read that version / only if
+        the ETag matches. A body that is cut short is :class:`TemporaryFailure`, one
+        of the wrong length :class:`BadBody`; slower than ``attempt_timeout`` in all,
+        :class:`TemporaryFailure`.
+        """
+        what = f"s3://{bucket}/{key}"
+        args: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        ranged = start is not None and length is not None and length > 0
+        if ranged:
+            assert start is not None and length is not None
+            args["Range"] = f"bytes={start}-{start + length - 1}"
+        if version_id:
+            args["VersionId"] = version_id
+        if if_match:
+            args["IfMatch"] = if_match
+        deadline = time.monotonic() + self.attempt_timeout
+        with _mapped(what):
+            resp = self._s3.get_object(**args)
+            body = resp["Body"]
+            try:
+                chunks = []
+                while chunk := body.read(256 * 1024):
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise TemporaryFailure(f"{what}: reading the body took too long")
+            finally:
+                body.close()
+        data = b"".join(chunks)
+        if if_match and resp.get("ETag") and resp["ETag"].strip('"') != if_match.strip('"'):
+            raise Corrupt(f"{what}: the object changed (ETag {resp['ETag']})")
+        if ranged:
+            m = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", str(resp.get("ContentRange", "")))
+            if m is None:
+                raise BadBody(f"{what}: the server ignored the byte range")
+            if total is not None and int(m.group(3)) != total:
+                raise Corrupt(f"{what}: the object is {m.group(3)} bytes, expected {total}")
+            if int(m.group(1)) != start:
+                raise BadBody(f"{what}: the server sent another range")
+            if len(data) != length:
+                raise BadBody(f"{what}: got {len(data)} of {length} bytes")
+        elif total is not None and len(data) != total:
+            raise BadBody(f"{what}: got {len(data)} bytes, expected {total}")
+        return data
+
+    def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
+        """Write a small object in one PUT."""
+        with _mapped(f"writing s3://{bucket}/{key}"):
+            self._s3.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def upload_file(self, bucket: str, key: str, path: Path, config: TransferConfig) -> None:
+        """Upload a local file: multipart and parallel above the config's threshold."""
+        with _mapped(f"uploading s3://{bucket}/{key}"):
+            self._s3.upload_file(str(path), bucket, key, Config=config)
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete an object (no error if it is missing)."""
+        with _mapped(f"deleting s3://{bucket}/{key}"):
+            self._s3.delete_object(Bucket=bucket, Key=key)
+
+    def list(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``, in key order (version ids are None)."""
+        with _mapped(f"listing s3://{bucket}/{prefix}"):
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for page in pages:
+                for o in page.get("Contents", []):
+                    yield ObjectInfo(
+                        o["Key"], int(o["Size"]), o["ETag"], None, _ts(o["LastModified"])
+                    )
+
+    def list_latest_versions(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        """The current version of every object under ``prefix`` of a versioned bucket
+        (deleted objects, whose latest version is a delete marker, are left out)."""
+        with _mapped(f"listing versions of s3://{bucket}/{prefix}"):
+            pages = self._s3.get_paginator("list_object_versions").paginate(
+                Bucket=bucket, Prefix=prefix
+            )
+            for page in pages:
+                for o in page.get("Versions", []):
+                    if o.get("IsLatest"):
+                        vid = o.get("VersionId")
+                        yield ObjectInfo(
+                            o["Key"],
+                            int(o["Size"]),
+                            o["ETag"],
+                            None if vid in (None, "null") else vid,
+                            _ts(o["LastModified"]),
+                        )
+
+    def versioned(self, bucket: str) -> bool:
+        """True when the bucket keeps object versions."""
+        with _mapped(f"reading the versioning of s3://{bucket}"):
+            return bool(self._s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled")
+
+    def check_bucket(self, bucket: str) -> None:
+        """Raise unless the bucket exists and can be reached."""
+        with _mapped(f"s3://{bucket}"):
+            self._s3.head_bucket(Bucket=bucket)
+
+
+def _ts(value: Any) -> float:
+    return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+
+
+# -- block manifests ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The per-block hashes of one large blob."""
+
+    blob: str
+    size: int
+    block_size: int
+    hashes: tuple[str, ...]
+
+    def encode(self) -> bytes:
+        """JSON with a checksum of its own fields."""
+        body = {
+            "format": 1,
+            "blob": self.blob,
+            "size": self.size,
+            "block_size": self.block_size,
+            "hashes": list(self.hashes),
+        }
+        return canonical_json({**body, "check": blob_id(canonical_json(body).encode())}).encode()
+
+    @classmethod
+    def decode(cls, blob: str, data: bytes) -> Manifest:
+        """Parse and check a manifest; :class:`BadBody` if it is damaged."""
+        try:
+            doc = json.loads(data)
+            check = doc.pop("check")
+            ok = check == blob_id(canonical_json(doc).encode())
+            m = cls(doc["blob"], int(doc["size"]), int(doc["block_size"]), tuple(doc["hashes"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BadBody(f"the block manifest of blob {blob} is damaged") from exc
+        if not ok or m.blob != blob or m.block_size <= 0:
+            raise BadBody(f"the block manifest of blob {blob} is damaged")
+        if len(m.hashes) != max(1, -(-m.size // m.block_size)):
+            raise BadBody(f"the block manifest of blob {blob} is damaged")
+        return m
+
+
+# -- the store ----------------------------------------------------------------------
+
+
+class S3Store(BlobStore):
+    """Content-addressed blobs under ``s3://bucket/prefix/blobs/``.
+
+    ``sizes`` returns a blob's size from the catalog (saving a HEAD before the first
+    read); ``staging`` is where :meth:`batch` stages files before upload.
+    """
+
+    reads_verified = True
+    """Every byte :meth:`read` returns was checked against the blob's hashes."""
+
+    def __init__(
+        self,
+        url: str,
+        client: S3Client,
+        *,
+        retry: RetryPolicy | None = None,
+        cache: BlockCache | None = None,
+        staging: Path | None = None,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+        sizes: Callable[[str], int | None] | None = None,
+        workers: int = 8,
+        readahead: int = DEFAULT_READAHEAD,
+    ) -> None:
+        self.loc = parse_s3_url(url)
+        self.url = str(self.loc)
+        self.client = client
+        self.retry = retry or RetryPolicy()
+        self.block_size = block_size
+        self.staging = staging or Path(tempfile.gettempdir()) / "dlfs-staging"
+        self.sizes = sizes
+        self.transfer = TransferConfig(
+            multipart_threshold=multipart_threshold,
+            multipart_chunksize=max(MIN_PART, multipart_threshold),
+            max_concurrency=4,
+        )
+        self.blocks = S3Blocks(self, cache)
+        self.reader = CachedReader(self.blocks, cache, workers=workers, readahead=readahead)
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.url!r})"
+
+    def close(self) -> None:
+        """Stop background fetches."""
+        self.reader.close()
+
+    def key(self, blob: str) -> str:
+        """The object key of a blob."""
+        return self.loc.key(f"blobs/{blob}")
+
+    def manifest_key(self, blob: str) -> str:
+        """The object key of a blob's block manifest."""
+        return self.loc.key(f"blobs/{blob}.blocks")
+
+    # -- BlobStore ----------------------------------------------------------------
+
+    @retrying("looking for blob {0}")
+    def has(self, blob: str) -> bool:
+        return self.client.head(self.loc.bucket, self.key(blob)) is not None
+
+    def batch(self) -> S3Batch:
+        _clear_dead_staging(self.staging)
+        return S3Batch(self)
+
+    def read(self, blob: str, offset: int, size: int, blob_size: int | None = None) -> bytes:
+        """Checked bytes of a blob (see :class:`dlfs.stores.cache.CachedReader`)."""
+        return self.reader.read(blob, offset, size, blob_size)
+
+    def iter_bytes(self, blob: str) -> Iterator[bytes]:
+        return self.reader.iter_bytes(blob)
+
+    def verify(self, blob: str) -> bool:
+        return self.reader.verify(blob)
+
+    @retrying("deleting blob {0}")
+    def delete(self, blob: str) -> None:
+        self.client.delete(self.loc.bucket, self.key(blob))
+        self.client.delete(self.loc.bucket, self.manifest_key(blob))
+
+    # -- writing ------------------------------------------------------------------
+
+    def put_file(
+        self,
+        blob: str,
+        path: Path,
+        size: int,
+        hashes: list[str] | None,
+        verify: bool = False,
+    ) -> bool:
+        """Upload a local file as ``blob`` unless the bucket has it; True if uploaded.
+
+        ``hashes``: the per-block hashes of a blob larger than one block (computed
+        here when None). ``verify``: hash the file first and refuse it
+        (:class:`Corrupt`) unless it is exactly ``blob``.
+        """
+        if self.has(blob):
+            return False
+        if verify or (hashes is None and size > self.block_size):
+            whole, hashes = _hash_file_blocks(path, self.block_size)
+            if whole != blob or path.stat().st_size != size:
+                raise Corrupt(f"blob {blob}: {path} does not hold its bytes")
+        if size > self.block_size:
+            assert hashes is not None
+            manifest = Manifest(blob, size, self.block_size, tuple(hashes))
+            self._put(self.manifest_key(blob), manifest.encode())
+        self._upload(blob, path)
+        return True
+
+    @retrying("writing {0}")
+    def _put(self, key: str, data: bytes) -> None:
+        self.client.put_bytes(self.loc.bucket, key, data)
+
+    # -- small objects under the prefix (pushed records) --------------------------
+
+    def put_object(self, rel: str, data: bytes) -> None:
+        """Write ``data`` at ``prefix/rel``."""
+        self._put(self.loc.key(rel), data)
+
+    def get_object(self, rel: str, check: Callable[[bytes], object] | None = None) -> bytes | None:
+        """The bytes at ``prefix/rel`` (None if there is none). ``check`` may raise
+        :class:`dlfs.stores.retry.BadBody` to have a damaged body fetched again."""
+        return self._get_object(self.loc.key(rel), check)
+
+    @retrying("reading s3://{self.loc.bucket}/{0}")
+    def _get_object(self, key: str, check: Callable[[bytes], object] | None) -> bytes | None:
+        try:
+            data = self.client.get(self.loc.bucket, key)
+        except NotFound:
+            return None
+        if check is not None:
+            check(data)
+        return data
+
+    @retrying("looking for s3://{self.loc.bucket}/{0}")
+    def _head_key(self, key: str) -> bool:
+        return self.client.head(self.loc.bucket, key) is not None
+
+    def exists(self, rel: str) -> bool:
+        """True when an object is at ``prefix/rel``."""
+        return self._head_key(self.loc.key(rel))
+
+    @retrying("listing s3://{self.loc.bucket}/{0}")
+    def _keys(self, prefix: str) -> list[str]:
+        return [o.key for o in self.client.list(self.loc.bucket, prefix)]
+
+    def keys(self, rel_prefix: str) -> list[str]:
+        """The full keys of the objects under ``prefix/rel_prefix``."""
+        return self._keys(self.loc.key(rel_prefix))
+
+    @retrying("uploading blob {0}")
+    def _upload(self, blob: str, path: Path) -> None:
+        self.client.upload_file(self.loc.bucket, self.key(blob), path, self.transfer)
+
+
+class S3Blocks:
+    """The :class:`dlfs.stores.cache.BlockSource` of an :class:`S3Store`."""
+
+    def __init__(self, store: S3Store, cache: BlockCache | None) -> None:
+        self.store = store
+        self.retry = store.retry
+        self.cache = cache
+        self._manifests: OrderedDict[str, Manifest] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def plan(self, blob: str, size: int | None) -> Plan:
+        """Small blobs: one block, checked by id. Large: the manifest's blocks."""
+        if not BLOB_ID_RE.match(blob):
+            raise InvalidInput(f"invalid blob id {blob!r}")
+        store = self.store
+        if size is None and store.sizes is not None:
+            size = store.sizes(blob)
+        if size is None:
+            info = self._head(blob)
+            if info is None:
+                raise Unavailable(f"blob {blob} is missing from {store.url}")
+            size = info.size
+        if size <= store.block_size:
+            return Plan(blob, size, max(1, size))
+        manifest = self._manifest(blob)
+        if manifest is None:
+            if size > WHOLE_MAX:
+                raise Corrupt(f"blob {blob} in {store.url} has no block manifest")
+            return Plan(blob, size, size)
+        if manifest.size != size:
+            raise Corrupt(f"blob {blob}: the store says {manifest.size} bytes, expected {size}")
+        return Plan(blob, size, manifest.block_size, manifest.hashes)
+
+    @retrying("reading blob {0}")
+    def _head(self, blob: str) -> ObjectInfo | None:
+        return self.store.client.head(self.store.loc.bucket, self.store.key(blob))
+
+    def _manifest(self, blob: str) -> Manifest | None:
+        with self._lock:
+            found = self._manifests.get(blob)
+        if found is not None:
+            return found
+        key = f"{blob}.blocks"
+        data = self.cache.get(key) if self.cache is not None else None
+        manifest = None
+        if data is not None:
+            try:
+                manifest = Manifest.decode(blob, data)
+            except BadBody:
+                manifest = None
+        if manifest is None:
+            manifest = self._fetch_manifest(blob)
+            if manifest is None:
+                return None
+            if self.cache is not None:
+                self.cache.put(key, manifest.encode())
+        with self._lock:
+            self._manifests[blob] = manifest
+            while len(self._manifests) > 4096:
+                self._manifests.popitem(last=False)
+        return manifest
+
+    @retrying("reading the block manifest of blob {0}")
+    def _fetch_manifest(self, blob: str) -> Manifest | None:
+        try:
+            data = self.store.client.get(self.store.loc.bucket, self.store.manifest_key(blob))
+        except NotFound:
+            return None
+        return Manifest.decode(blob, data)
+
+    @retrying("reading blob {0.blob}")
+    def fetch(self, plan: Plan, index: int) -> bytes:
+        """Block ``index`` of ``plan``, checked against the blob id or its block hash."""
+        store = self.store
+        start, length = plan.span(index)
+        whole = plan.blocks == 1
+        try:
+            data = store.client.get(
+                store.loc.bucket,
+                store.key(plan.blob),
+                None if whole else start,
+                None if whole else length,
+                total=plan.size,
+            )
+        except NotFound as exc:
+            raise Unavailable(f"blob {plan.blob} is missing from {store.url}") from exc
+        if whole:
+            if blob_id(data) != plan.blob:
+                raise BadBody(f"blob {plan.blob}: the bytes do not match the blob id")
+        else:
+            assert plan.hashes is not None
+            if blob_id(data) != plan.hashes[index]:
+                raise BadBody(f"blob {plan.blob}: block {index} does not match its hash")
+        return data
+
+
+# -- batches ------------------------------------------------------------------------
+
+
+class S3Batch(IngestBatch):
+    """Blobs staged locally, uploaded by :meth:`commit` (before the catalog commits).
+
+    After :meth:`commit`, ``uploaded`` and ``present`` list the blobs that were sent
+    and those the bucket already had.
+    """
+
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
+        self._staged: dict[str, tuple[Path, int, list[str] | None]] = {}
+        self._dir: Path | None = None
+        self._lock = threading.Lock()
+        self.uploaded: list[str] = []
+        self.present: list[str] = []
+
+    def _staging_dir(self) -> Path:
+        with self._lock:
+            if self._dir is None:
+                self.store.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.store.staging))
+            return self._dir
+
+    def add_file(self, path: Path) -> tuple[str, int]:
+        with open(path, "rb") as src:
+            return self.add_stream(src)
+
+    def add_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        block_size = self.store.block_size
+        whole = new_hasher()
+        block = new_hasher()
+        in_block = 0
+        hashes: list[str] = []
+        size = 0
+        fd, tmp = tempfile.mkstemp(dir=self._staging_dir())
+        try:
+            with os.fdopen(fd, "wb") as out:
+                buf = bytearray(CHUNK)
+                view = memoryview(buf)
+                while n := stream.readinto(view):  # type: ignore[attr-defined]
+                    chunk = view[:n]
+                    whole.update(chunk)
+                    out.write(chunk)
+                    size += n
+                    pos = 0
+                    while pos < n:
+                        take = min(n - pos, block_size - in_block)
+                        block.update(chunk[pos : pos + take])
+                        in_block += take
+                        pos += take
+                        if in_block == block_size:
+                            hashes.append(block.hexdigest())
+                            block.reset()
+                            in_block = 0
+            if in_block:
+                hashes.append(block.hexdigest())
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        blob = str(whole.hexdigest())
+        with self._lock:
+            duplicate = blob in self._staged
+            if not duplicate:
+                self._staged[blob] = (Path(tmp), size, hashes if size > block_size else None)
+        if duplicate:
+            os.unlink(tmp)
+        return blob, size
+
+    def stage_file(self, blob: str, path: Path, size: int) -> None:
+        """Queue an existing local file (not copied, not deleted) whose id is known."""
+        with self._lock:
+            self._staged.setdefault(blob, (path, size, None))
+
+    def commit(self) -> None:
+        """Upload every staged blob the bucket lacks, several at once; raise the first
+        failure (:class:`Unavailable` once retries are spent)."""
+        staged = list(self._staged.items())
+        try:
+            if len(staged) == 1:
+                self._one(staged[0])
+            elif staged:
+                with ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="dlfs-up") as pool:
+                    for _ in pool.map(self._one, staged):
+                        pass
+        finally:
+            self.abort()
+
+    def _one(self, entry: tuple[str, tuple[Path, int, list[str] | None]]) -> None:
+        blob, (path, size, hashes) = entry
+        sent = self.store.put_file(blob, path, size, hashes)
+        with self._lock:
+            (self.uploaded if sent else self.present).append(blob)
+
+    def abort(self) -> None:
+        self._staged.clear()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+def _hash_file_blocks(path: Path, block_size: int) -> tuple[str, list[str]]:
+    whole = new_hasher()
+    hashes = []
+    with open(path, "rb") as f:
+        while data := f.read(block_size):
+            whole.update(data)
+            hashes.append(blob_id(data))
+    return str(whole.hexdigest()), hashes
+
+
+def _clear_dead_staging(staging: Path) -> None:
+    """Remove staging folders of writers that died (``<pid>-...``)."""
+    if not staging.exists():
+        return
+    for entry in os.scandir(staging):
+        pid = entry.name.partition("-")[0]
+        if pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+                continue
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        shutil.rmtree(entry.path, ignore_errors=True)
