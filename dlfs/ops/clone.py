@@ -52,7 +52,7 @@ from dlfs.ops import where as where_lang
 from dlfs.trees import DraftTree, build_tree, resolve, totals
 
 Progress = Callable[[int], None]
-_FLUSH = 20_000
+_FLUSH = 200_000
 
 
 # -- globs ---------------------------------------------------------------------------
@@ -253,6 +253,7 @@ class _Cloner:
     def flush(self) -> None:
         """Write the new item rows collected so far."""
         if self.pending:
+            self.pending.sort()  # in key order, each B-tree page of items is written once
             self.db.items_put(self.pending)
             self.pending = []
 

@@ -313,7 +313,7 @@ def merge(
         if new is not None:
             new_items.append(new)
         files_out.append((path.split("/"), iid, size))
-    db.items_put(new_items)
+    db.items_put(sorted(new_items))  # in key order: each B-tree page is written once
     root = build_paths(db, files_out, [f.split("/") for f in folders])
 
     sources = [{**source_entry(db, row), "root": r} for row, r in zip(rows, roots, strict=True)]
