@@ -254,7 +254,8 @@ def records(home: Home) -> list[MountRecord]:
 
 
 def status(home: Home) -> list[MountStatus]:
-    """Every mount of this catalog, and every other dlfs mount on the machine.
+    """Every mount of this catalog, and every stale dlfs mount on the machine
+    (whatever catalog it came from: ``dlfs umount`` can clear it).
 
     Records left by a daemon that died after its mount was already gone are removed
     on the way (there is nothing to clear).
@@ -283,9 +284,9 @@ def status(home: Home) -> list[MountStatus]:
             )
         )
     for path, (_source, fstype) in sorted(mounted.items()):
-        if fstype == FSTYPE and path not in seen:
-            state = "stale" if probe(path) == "stale" else "ok"
-            out.append(MountStatus(path, None, None, None, state))
+        # Another catalog's live mounts are its business; a dead one is anyone's.
+        if fstype == FSTYPE and path not in seen and probe(path) == "stale":
+            out.append(MountStatus(path, None, None, None, "stale"))
     return out
 
 
@@ -560,10 +561,11 @@ def _wait_gone(record: MountRecord, timeout: float) -> bool:
 
 def unmount(home: Home, mountpoint: str | os.PathLike[str], lazy: bool = False) -> str:
     """Unmount a dlfs mount and wait for its daemon to exit; return what was done
-    (``unmounted`` or ``cleared stale mount``).
+    (``unmounted``, ``detached`` or ``cleared stale mount``).
 
-    A mount in use fails with :class:`Conflict` unless ``lazy`` (detach now, finish
-    when the last file is closed). Raises :class:`NotFound` when nothing is mounted
+    A mount in use fails with :class:`Conflict` unless ``lazy``: then it is detached
+    at once and its daemon keeps serving the files still open, exiting after the
+    last one is closed. Raises :class:`NotFound` when nothing is mounted
     there and :class:`InvalidInput` for a mount that is not dlfs's.
     """
     path = str(normalize(mountpoint))
@@ -592,6 +594,9 @@ def unmount(home: Home, mountpoint: str | os.PathLike[str], lazy: bool = False) 
     ok, err = fusermount(path, lazy)
     if not ok:
         raise _busy(path, err)
+    if lazy:
+        # Detached: the daemon serves the files still open, then exits by itself.
+        return "detached"
     if not _wait_gone(record, EXIT_TIMEOUT):
         _stop(record)
     unregister(home, path, record.pid)

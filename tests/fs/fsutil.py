@@ -1,0 +1,173 @@
+"""Helpers for the real-FUSE tests: generated trees, catalogs, the ``dlfs`` command,
+and :class:`Mounter`, which mounts through ``dlfs mount`` and always unmounts.
+
+Only processes started through these helpers (``dlfs mount``) are ever signalled,
+by pid; a mount left behind is cleared with ``fusermount3 -u -z``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlfs import Catalog, mounts
+from dlfs.home import Home
+
+FUSE_OK = os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
+
+META = {"label": "greeting", "score": 0.5, "nested": {"ok": True}}
+ANNOTATIONS = [{"type": "box", "label": "cat", "coords": [1, 2, 3, 4]}]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        return json.loads(self.out)
+
+
+def dlfs(home: Path, *args: str, ok: bool = True, timeout: float = 120) -> Result:
+    """Run the real ``dlfs`` command against ``home``."""
+    env = {**os.environ, "DLFS_HOME": str(home)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlfs", *args], capture_output=True, env=env, timeout=timeout
+    )
+    res = Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode())
+    if ok and res.code != 0:
+        raise AssertionError(f"dlfs {' '.join(args)} failed ({res.code}): {res.err}")
+    return res
+
+
+def generate_tree(root: Path, seed: int = 7) -> Path:
+    """A source folder with the shapes that matter: empty and 1-byte files, files
+    around the 128 KiB read size, one file above the inline verification limit,
+    duplicate contents, odd names (spaces, unicode, 255 bytes), deep and empty
+    folders."""
+    rnd = random.Random(seed)
+    files: dict[str, bytes] = {
+        "empty.txt": b"",
+        "one.bin": b"x",
+        "text/hello.txt": b"hello world\n",
+        "names/with space.txt": b"spaces\n",
+        "names/ünïcödé ✓.txt": b"unicode\n",
+        "names/" + "n" * 255: b"longest name\n",
+        "deep/a/b/c/d/e/leaf.txt": b"leaf\n",
+        "big/large.bin": rnd.randbytes(3 * 1024 * 1024 + 17),
+        "big/exact128k.bin": rnd.randbytes(128 * 1024),
+        "big/128k_plus_one.bin": rnd.randbytes(128 * 1024 + 1),
+    }
+    for i in range(30):
+        files[f"images/train/img_{i:03d}.jpg"] = rnd.randbytes(rnd.randint(1, 200 * 1024))
+    for i in range(8):
+        files[f"images/val/img_{i:03d}.jpg"] = rnd.randbytes(rnd.randint(1, 64 * 1024))
+    files["dup/copy_of_img_000.jpg"] = files["images/train/img_000.jpg"]
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / "empty_folder").mkdir()
+    return root
+
+
+def build_catalog(home: Path, source: Path, name: str = "cats") -> str:
+    """A dataset with one published version of ``source``; its exact ref NAME@ID.
+
+    ``text/hello.txt`` gets metadata and annotations (set on the draft).
+    """
+    with Catalog(home) as cat:
+        cat.create_dataset(name)
+        cat.add(name, [source])
+        cat.set_meta(name, "text/hello.txt", metadata=META, annotations=ANNOTATIONS)
+        return cat.publish(name).ref
+
+
+def is_mounted(path: Path) -> bool:
+    return str(path) in mounts.proc_mounts()
+
+
+def process_alive(pid: int) -> bool:
+    return mounts.process_start(pid) is not None
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@dataclass
+class Mount:
+    """One mount made by a test."""
+
+    home: Path
+    path: Path
+    ref: str | None
+    pid: int
+    version: str | None
+
+
+@dataclass
+class Mounter:
+    """Mounts through ``dlfs mount`` and guarantees unmounting at teardown."""
+
+    home: Path
+    made: list[Mount] = field(default_factory=list)
+    pids: set[int] = field(default_factory=set)
+
+    def __call__(self, ref: str | None, path: Path, *options: str) -> Mount:
+        path.mkdir(parents=True, exist_ok=True)
+        args = ["mount", *options, *([ref] if ref else []), str(path)]
+        res = dlfs(self.home, *args, ok=False)
+        record = mounts.read_record(Home.at(self.home), path)
+        if record is not None:
+            self.pids.add(record.pid)
+            self.made.append(Mount(self.home, path, ref, record.pid, record.version))
+        if res.code != 0:
+            raise AssertionError(f"dlfs {' '.join(args)} failed ({res.code}): {res.err}")
+        assert record is not None, "mounted but no record"
+        return self.made[-1]
+
+    def track(self, path: Path) -> None:
+        """Also clean up ``path`` (a mount started another way, e.g. --foreground)."""
+        self.made.append(Mount(self.home, path, None, 0, None))
+
+    def cleanup(self) -> None:
+        for m in reversed(self.made):
+            if is_mounted(m.path):
+                dlfs(self.home, "umount", "--lazy", str(m.path), ok=False)
+            if is_mounted(m.path):
+                subprocess.run(["fusermount3", "-u", "-z", str(m.path)], capture_output=True)
+        for pid in self.pids:  # only daemons these tests started
+            if process_alive(pid):
+                os.kill(pid, 15)
+                wait_for(lambda pid=pid: not process_alive(pid), 10)
+        left = [str(m.path) for m in self.made if is_mounted(m.path)]
+        assert not left, f"mounts left behind: {left}"
+
+
+@dataclass
+class Shared:
+    """A module's read-only mount of one published version."""
+
+    home: Path
+    source: Path
+    ref: str
+    mount: Mount
+
+    @property
+    def path(self) -> Path:
+        return self.mount.path
