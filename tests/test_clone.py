@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,7 @@ from dlfs import Catalog, Conflict, InvalidInput
 from dlfs.objects import canonical_json, item_id
 from dlfs.ops.clone import Globs, build_paths, glob_regex
 from dlfs.versions import create_dataset, publish
-from tests.conftest import Cli
+from tests.conftest import SAMPLE, Cli, make_tree
 
 # -- helpers shared with test_merge and test_diff --------------------------------------
 
@@ -418,3 +422,35 @@ def test_glob_pruning_is_sound(patterns: list[str], parts: list[str]) -> None:
     if g(path):
         for k in range(1, len(parts)):
             assert g.may_match_under("/".join(parts[:k])), (patterns, path, k)
+
+
+def test_the_walk_through_in_the_docs_runs(tmp_path: Path, home: Path) -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "clone-merge.md").read_text()
+    block = doc.split("```console\n", 1)[1].split("```", 1)[0]
+    work = tmp_path / "work"
+    make_tree(work / "photos", SAMPLE)
+    (work / "labels.json").write_text('{"labels": ["cat", "dog"]}')
+    (work / "dog.json").write_text('[{"label": "dog"}]')
+    (work / "ear.json").write_text('[{"label": "dog"}, {"label": "ear"}]')
+    outputs = {}
+    for line in block.splitlines():
+        assert line.startswith("$ dlfs "), line
+        args = shlex.split(line[2:])
+        proc = subprocess.run(
+            [sys.executable, "-m", "dlfs", *args[1:]],
+            cwd=work,
+            env={**os.environ, "DLFS_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, (line, proc.stderr)
+        outputs[line[2:]] = proc.stdout
+    assert outputs["dlfs diff pets pets-all"] == (
+        "M  train/a.jpg  (annotations)\n0 added, 0 removed, 1 modified, 0 moved\n"
+    )
+    with Catalog(home) as cat:
+        item = cat.version("pets-all").item("train/a.jpg")
+        assert item.annotations == [{"label": "dog"}, {"label": "ear"}]
+        assert [f.path for f in cat.version("dogs").files()] == ["train/a.jpg"]
+        assert len(cat.draft("train-only").files()) == 3
