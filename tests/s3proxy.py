@@ -2,7 +2,7 @@
 
 A real server misbehaving, not a patched client: boto3 connects to this proxy, which
 forwards every request to moto and, when armed, spoils the answers to the next N
-object GETs:
+object GETs (or PUTs):
 
 - ``"500"``: answer HTTP 500 ``InternalError`` without asking moto;
 - ``"delay"``: wait ``seconds`` before answering;
@@ -43,6 +43,7 @@ class Fault:
     times: int
     match: str = ""
     seconds: float = 0.0
+    method: str = "GET"
 
 
 @dataclass
@@ -71,16 +72,26 @@ class FaultProxy:
 
         self._server = Server(("127.0.0.1", 0), Handler)
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     # -- control ----------------------------------------------------------------------
 
-    def fail(self, kind: str, times: int = 1, match: str = "", seconds: float = 0.0) -> None:
-        """Spoil the next ``times`` object GETs whose path contains ``match``."""
+    def fail(
+        self,
+        kind: str,
+        times: int = 1,
+        match: str = "",
+        seconds: float = 0.0,
+        method: str = "GET",
+    ) -> None:
+        """Spoil the next ``times`` object requests of ``method`` (GET by default)
+        whose path contains ``match``."""
         assert kind in {"500", "delay", "hang", "reset", "truncate", "short", "flip"}
         with self._lock:
-            self.faults.append(Fault(kind, times, match, seconds))
+            self.faults.append(Fault(kind, times, match, seconds, method))
 
     def clear(self) -> None:
         """Disarm every fault."""
@@ -107,11 +118,11 @@ class FaultProxy:
     # -- serving ----------------------------------------------------------------------
 
     def _take(self, method: str, path: str) -> Fault | None:
-        if method != "GET" or path.split("?")[0].count("/") < 2:
-            return None  # only object GETs (path style: /bucket/key)
+        if path.split("?")[0].count("/") < 2:
+            return None  # only object requests (path style: /bucket/key)
         with self._lock:
             for fault in self.faults:
-                if fault.match in path and fault.times > 0:
+                if fault.method == method and fault.match in path and fault.times > 0:
                     fault.times -= 1
                     self.injected += 1
                     if fault.times == 0:
@@ -127,7 +138,7 @@ class FaultProxy:
         reader = conn.makefile("rb")
         try:
             while not self._stopped.is_set():
-                request = _read_request(reader)
+                request = _read_request(reader, conn)
                 if request is None:
                     return
                 method, path, headers, body = request
@@ -188,7 +199,7 @@ class FaultProxy:
 
 
 def _read_request(
-    reader: object,
+    reader: object, conn: socket.socket
 ) -> tuple[str, str, list[tuple[str, str]], bytes] | None:
     line = reader.readline()  # type: ignore[attr-defined]
     if not line:
@@ -202,6 +213,9 @@ def _read_request(
         name, _, value = h.decode("latin-1").partition(":")
         headers.append((name.strip(), value.strip()))
     lower = {k.lower(): v for k, v in headers}
+    if lower.get("expect", "").lower() == "100-continue":
+        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        headers = [(k, v) for k, v in headers if k.lower() != "expect"]
     body = b""
     if lower.get("transfer-encoding", "").lower() == "chunked":
         parts = []

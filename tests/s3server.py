@@ -65,8 +65,8 @@ class S3Server:
     def keys(self, bucket: str, prefix: str = "") -> dict[str, Any]:
         """Every object under ``prefix``: key -> listing entry."""
         out = {}
-        for page in self.client().get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=prefix
+        for page in (
+            self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         ):
             for o in page.get("Contents", []):
                 out[o["Key"]] = o
@@ -77,13 +77,13 @@ def start(log: Path) -> S3Server:
     """Start ``moto_server`` on 127.0.0.1 and wait until it answers."""
     port = free_port()
     exe = Path(sys.executable).with_name("moto_server")
-    out = open(log, "wb")  # noqa: SIM115 - owned by the process
-    proc = subprocess.Popen(
-        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

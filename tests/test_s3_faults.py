@@ -1,0 +1,196 @@
+"""Faults of a real S3 server: errors, slowness, cut and damaged bodies, a dead server.
+
+The store under test talks to a fault-injecting proxy (``tests/s3proxy.py``) in front
+of moto. Whatever the proxy does, a read returns the right bytes (after a retry) or
+raises ``Unavailable``/``Corrupt`` within the configured timeout: never wrong bytes,
+never a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlfs import Catalog
+from dlfs.errors import Corrupt, Unavailable
+from dlfs.home import Home
+from dlfs.stores.remote import StoreConfig, open_store
+from dlfs.stores.s3 import S3Store
+from tests.conftest import catalog_dump
+from tests.s3proxy import FaultProxy
+
+TIMEOUT = 2.0
+ATTEMPT = 0.5
+BLOCK = 64 * 1024
+
+
+@pytest.fixture
+def proxy(s3: Any) -> Iterator[FaultProxy]:
+    p = FaultProxy(s3.endpoint)
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def loaded(s3: Any, tmp_path: Path) -> tuple[Catalog, str, dict[str, tuple[str, bytes]]]:
+    """A catalog whose S3 dataset holds a small and a large (5-block) file."""
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/store"
+    cat = Catalog(tmp_path / "home")
+    cat.create_dataset("d", storage=url)
+    files = {"small.txt": b"small file\n" * 10, "big.bin": os.urandom(5 * BLOCK + 123)}
+    for name, data in files.items():
+        cat.add_bytes("d", name, data)
+    v = cat.publish("d")
+    blobs = {name: (v.item(name).blob, data) for name, data in files.items()}
+    return cat, url, blobs
+
+
+def via(proxy: FaultProxy, url: str, cat: Catalog, tmp_path: Path, **kw: Any) -> S3Store:
+    """A fresh store (own caches, own retry state) that reaches S3 through the proxy."""
+    settings: dict[str, Any] = {
+        "endpoint_url": proxy.endpoint,
+        "cache_dir": tmp_path / f"cache-{time.monotonic_ns()}",
+        "timeout": TIMEOUT,
+        "attempt_timeout": ATTEMPT,
+        "block_size": BLOCK,
+        "readahead": 0,
+        **kw,
+    }
+    store = open_store(url, Home.at(cat.home.root), StoreConfig.from_env(**settings))
+    assert isinstance(store, S3Store)
+    return store
+
+
+def read_all(store: S3Store, blob: str, size: int) -> bytes:
+    return store.read(blob, 0, size + 10)
+
+
+@pytest.mark.parametrize("kind", ["500", "reset", "truncate", "short", "flip"])
+def test_one_bad_answer_is_retried(
+    loaded: tuple[Catalog, str, dict[str, tuple[str, bytes]]],
+    proxy: FaultProxy,
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    cat, url, blobs = loaded
+    for blob, data in blobs.values():
+        store = via(proxy, url, cat, tmp_path)
+        proxy.fail(kind, times=2, match=blob)
+        assert read_all(store, blob, len(data)) == data
+        # a ranged block in the middle of the large blob, spoiled once more
+        if len(data) > BLOCK:
+            store2 = via(proxy, url, cat, tmp_path)
+            proxy.fail(kind, times=1, match=blob)
+            assert store2.read(blob, 2 * BLOCK + 7, 1000) == data[2 * BLOCK + 7 : 2 * BLOCK + 1007]
+    assert proxy.injected >= 3
+
+
+def test_slow_answers_time_out_and_are_retried(
+    loaded: tuple[Catalog, str, dict[str, tuple[str, bytes]]],
+    proxy: FaultProxy,
+    tmp_path: Path,
+) -> None:
+    cat, url, blobs = loaded
+    blob, data = blobs["small.txt"]
+    store = via(proxy, url, cat, tmp_path)
+    proxy.fail("delay", times=1, match=blob, seconds=1.5)
+    start = time.monotonic()
+    assert read_all(store, blob, len(data)) == data
+    assert time.monotonic() - start < TIMEOUT + 1
+
+
+@pytest.mark.parametrize("kind", ["500", "delay", "hang", "truncate"])
+def test_a_failing_server_is_unavailable_within_the_timeout(
+    loaded: tuple[Catalog, str, dict[str, tuple[str, bytes]]],
+    proxy: FaultProxy,
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    cat, url, blobs = loaded
+    blob, data = blobs["big.bin"]
+    store = via(proxy, url, cat, tmp_path)
+    proxy.fail(kind, times=1000, match=blob, seconds=3)
+    start = time.monotonic()
+    with pytest.raises(Unavailable) as err:
+        store.read(blob, BLOCK, 100)
+    elapsed = time.monotonic() - start
+    assert elapsed < TIMEOUT + 1, elapsed
+    assert blob in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bytes_that_keep_failing_their_hash_are_corrupt_never_returned(
+    loaded: tuple[Catalog, str, dict[str, tuple[str, bytes]]],
+    proxy: FaultProxy,
+    tmp_path: Path,
+) -> None:
+    cat, url, blobs = loaded
+    for blob, data in blobs.values():
+        store = via(proxy, url, cat, tmp_path)
+        proxy.fail("flip", times=1000, match=blob)
+        start = time.monotonic()
+        with pytest.raises(Corrupt):
+            store.read(blob, len(data) - 10, 10)
+        assert time.monotonic() - start < TIMEOUT + 1
+        proxy.clear()
+        assert store.read(blob, 0, len(data)) == data
+
+
+def test_server_stopped_mid_read(
+    loaded: tuple[Catalog, str, dict[str, tuple[str, bytes]]],
+    proxy: FaultProxy,
+    tmp_path: Path,
+) -> None:
+    """What was read stays readable (memory and disk cache, also in a new store over
+    the same cache folder, as after a remount); the rest is Unavailable quickly."""
+    cat, url, blobs = loaded
+    blob, data = blobs["big.bin"]
+    cache_dir = tmp_path / "shared-cache"
+    store = via(proxy, url, cat, tmp_path, cache_dir=cache_dir)
+    assert store.read(blob, 0, 2 * BLOCK) == data[: 2 * BLOCK]
+    proxy.stop()
+    assert store.read(blob, 100, BLOCK) == data[100 : BLOCK + 100]
+    start = time.monotonic()
+    with pytest.raises(Unavailable):
+        store.read(blob, 4 * BLOCK, 10)
+    assert time.monotonic() - start < TIMEOUT + 1
+    # the endpoint is presumed down for a while: the next miss fails at once
+    start = time.monotonic()
+    with pytest.raises(Unavailable):
+        store.read(blob, 3 * BLOCK, 10)
+    assert time.monotonic() - start < 0.5
+    remounted = via(proxy, url, cat, tmp_path, cache_dir=cache_dir)
+    assert remounted.read(blob, BLOCK - 5, 10) == data[BLOCK - 5 : BLOCK + 5]
+
+
+def test_upload_failures(
+    s3: Any, proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 500 on a PUT is retried; a dead server fails ``add`` with Unavailable before
+    the catalog changes."""
+    bucket = s3.bucket()
+    home = tmp_path / "home"
+    monkeypatch.setenv("DLFS_S3_TIMEOUT", str(TIMEOUT))
+    monkeypatch.setenv("DLFS_S3_ATTEMPT_TIMEOUT", str(ATTEMPT))
+    monkeypatch.setenv("DLFS_S3_ENDPOINT", proxy.endpoint)
+    cat = Catalog(home)
+    cat.create_dataset("d", storage=f"s3://{bucket}/p")
+    proxy.fail("500", times=2, method="PUT", match="/blobs/")
+    cat.add_bytes("d", "a.txt", b"first")
+    assert cat.draft("d").read_bytes("a.txt") == b"first"
+    assert proxy.count("PUT", "/blobs/") == 3
+    before = catalog_dump(home)
+    proxy.stop()
+    start = time.monotonic()
+    with pytest.raises(Unavailable):
+        cat.add_bytes("d", "b.txt", b"second")
+    assert time.monotonic() - start < TIMEOUT + 1
+    assert catalog_dump(home) == before
+    cat.close()
