@@ -115,7 +115,7 @@ def test_a_failing_server_is_unavailable_within_the_timeout(
     kind: str,
 ) -> None:
     cat, url, blobs = loaded
-    blob, data = blobs["big.bin"]
+    blob, _data = blobs["big.bin"]
     store = via(proxy, url, cat, tmp_path)
     proxy.fail(kind, times=1000, match=blob, seconds=3)
     start = time.monotonic()

@@ -18,7 +18,7 @@ from dlfs.stores.cache import HEADER_SIZE, BlockCache, parse_size
 from dlfs.stores.remote import StoreConfig, open_store
 from dlfs.stores.s3 import S3Store
 from tests import s3server
-from tests.conftest import SAMPLE, Cli, catalog_dump, make_tree
+from tests.conftest import SAMPLE, Cli, catalog_dump
 from tests.s3proxy import FaultProxy
 
 BLOCK = 64 * 1024
