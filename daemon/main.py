@@ -36,7 +36,7 @@ import trio
 from dlfs import mounts
 from dlfs.errors import DlfsError
 from dlfs.home import Home
-from dlfs.view import View, open_view
+from dlfs.view import View, default_stores, open_view
 
 from .ops import Operations
 
@@ -89,8 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--foreground", action="store_true", help="also log to stderr")
     p.add_argument("--daemonize", action="store_true", help="fork into the background")
     p.add_argument("--ready-fd", type=int, default=None, help="report readiness here")
-    p.add_argument("--cache-dir", default=None, help="S3 read cache folder (recorded)")
-    p.add_argument("--cache-size", type=int, default=None, help="S3 read cache bytes")
+    p.add_argument("--cache-dir", default=None, help="block cache folder of remote stores")
+    p.add_argument("--cache-size", type=int, default=None, help="block cache size in bytes")
     p.add_argument("--debug", action="store_true", help="log every request")
     return p.parse_args(argv)
 
@@ -144,7 +144,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     mountpoint = str(mounts.normalize(args.mountpoint))
     try:
         options = mounts.mount_options(args.options)
-        view = open_view(home, args.ref)
+        stores = default_stores(home, args.cache_dir, args.cache_size)
+        view = open_view(home, args.ref, stores)
     except DlfsError as exc:
         reporter.fail(f"{type(exc).__name__}: {exc}")
         return 1

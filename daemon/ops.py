@@ -70,8 +70,9 @@ ERRNO: dict[type[DlfsError], int] = {
 }
 """The one table from library errors to errno values; the most specific class wins."""
 
-VERIFY_THREADS = 4
-"""At most this many large blobs are hashed at once, in worker threads."""
+READ_THREADS = 16
+"""At most this many blocking reads (first read of a large blob, remote stores) run
+at once, in worker threads."""
 
 
 def errno_of(exc: BaseException) -> int:
@@ -108,7 +109,7 @@ class Operations(pyfuse3.Operations):
         self.inodes = InodeTable(view.root())
         self._dirs: dict[int, tuple[int, Listing]] = {}
         self._dir_handles = itertools.count(1)
-        self._limiter = trio.CapacityLimiter(VERIFY_THREADS)
+        self._limiter = trio.CapacityLimiter(READ_THREADS)
 
     def _attr(self, ino: int, node: Node) -> EntryAttributes:
         attr = EntryAttributes()
@@ -240,10 +241,9 @@ class Operations(pyfuse3.Operations):
     async def read(self, fh: int, off: int, size: int) -> bytes:
         view = self.view
         try:
-            job = view.prepare(fh)
-            if job is not None:
-                await trio.to_thread.run_sync(job, limiter=self._limiter)
-            return view.read(fh, off, size)
+            if view.read_inline(fh):
+                return view.read(fh, off, size)
+            return await trio.to_thread.run_sync(view.read, fh, off, size, limiter=self._limiter)
         except Exception as exc:
             raise fuse_error(exc) from None
 

@@ -47,6 +47,7 @@ from dlfs.errors import (
     Unavailable,
 )
 from dlfs.home import Home
+from dlfs.stores.cache import parse_size
 
 FSTYPE = "fuse.dlfs"
 READY_TIMEOUT = 60.0
@@ -69,8 +70,6 @@ ALLOWED_OPTIONS = frozenset(
         "exec",
     }
 )
-
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
 
 @dataclass
@@ -293,17 +292,6 @@ def status(home: Home) -> list[MountStatus]:
 # -- mounting -------------------------------------------------------------------------
 
 
-def parse_size(text: str | None) -> int | None:
-    """``10G``, ``512M``, ``4096``... as bytes (binary units); None stays None."""
-    if text is None:
-        return None
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise InvalidInput(f"invalid size {text!r}: use a number with K, M, G or T")
-    scale = 1024 ** " kmgt".index((m.group(2) or " ").lower())
-    return int(float(m.group(1)) * scale)
-
-
 def mount_options(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     """The FUSE mount options: dlfs's own, plus the ``-o`` options a user gave.
 
@@ -425,7 +413,7 @@ def mount(
     :class:`DlfsError` and starts nothing. Drafts are mounted read-only.
     """
     opts = mount_options(options)
-    size = parse_size(cache_size)
+    size = None if cache_size is None else parse_size(cache_size)
     exact, _vid, _mode = resolve_ref(home, ref)
     path = check_mountpoint(home, mountpoint)
     if cache_dir is not None:

@@ -25,24 +25,24 @@ listed or one probe per name looked up. Modes are 0444 for files and 0555 for fo
 uid and gid are those of the mounting user; the mtime of a file is its item's mtime,
 that of a folder its version's publish time: stable, never "now".
 
-Reading never returns wrong bytes. The first time a blob is read in this process its
-whole content is hashed (xxh3-128) through the file descriptor that will serve it; a
-mismatch or a missing blob raises :class:`Corrupt` / :class:`Unavailable` (EIO for
-that file only), logged once. Small blobs are checked inline; for larger ones
-:meth:`View.prepare` hands out a blocking job that the daemon runs in a worker
-thread, so the event loop is not held up. Verified local blobs are served by
+Reading never returns wrong bytes. The first time a local blob is read in this
+process its whole content is hashed (xxh3-128) through the file descriptor that will
+serve it; a mismatch or a missing blob raises :class:`Corrupt` / :class:`Unavailable`
+(EIO for that file only), logged once. Verified local blobs are served by
 ``os.pread`` on file descriptors kept in a small LRU: on mostly cached files that
 beats threads on small machines (``measurements.md``). A reopened blob whose file
-identity (device, inode, size, mtime) is unchanged is not hashed again.
+identity (device, inode, size, mtime) is unchanged is not hashed again. Remote stores
+(S3, linked buckets) check every block they return against its hash themselves.
+:meth:`View.read_inline` tells the daemon when a read may block (hashing a large
+blob, the network) and belongs in a worker thread, so the event loop never waits.
 
 Threading: a :class:`View` belongs to one thread (the daemon's event loop) because
-its catalog connection does; only the jobs returned by :meth:`View.prepare` may run
-in other threads.
+its catalog connection does; only :meth:`View.read` may also run in worker threads,
+after :meth:`View.read_inline` ran for that handle.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import os
@@ -180,16 +180,25 @@ def _ns(seconds: float | None) -> int:
 StoreFactory = Callable[[str], BlobStore]
 
 
-def local_stores(home: Home) -> StoreFactory:
-    """The store factory of a catalog home: ``local`` is its blob folder."""
-    cache: dict[str, BlobStore] = {}
+def default_stores(
+    home: Home, cache_dir: str | None = None, cache_size: int | None = None
+) -> StoreFactory:
+    """The stores of a catalog home: ``local`` is its blob folder; remote URLs
+    (``s3://``, ``linked:s3://``) come from :func:`dlfs.stores.remote.store_factory`
+    with its block cache at ``cache_dir`` of ``cache_size`` bytes (defaults from
+    ``DLFS_*`` variables), built on first use so boto3 loads only when needed."""
+    local = LocalStore(home.blobs)
+    remote: list[StoreFactory] = []
 
     def factory(url: str) -> BlobStore:
-        if url not in cache:
-            if url != "local":
-                raise Unavailable(f"storage {url!r} cannot be mounted by this dlfs")
-            cache[url] = LocalStore(home.blobs)
-        return cache[url]
+        if url == "local":
+            return local
+        if not remote:
+            from dlfs.stores.remote import StoreConfig, store_factory
+
+            config = StoreConfig.from_env(cache_dir=cache_dir, cache_size=cache_size)
+            remote.append(store_factory(home, config))
+        return remote[0](url)
 
     return factory
 
@@ -206,9 +215,9 @@ def open_view(home: Home, ref: str | None = None, stores: StoreFactory | None = 
     db = CatalogDB(home.catalog_path, readonly=True)
     try:
         if ref is None:
-            return View(db, stores or local_stores(home), None)
+            return View(db, stores or default_stores(home), None)
         row = versions.resolve(db, ref)
-        return View(db, stores or local_stores(home), row)
+        return View(db, stores or default_stores(home), row)
     except BaseException:
         db.close()
         raise
@@ -286,7 +295,6 @@ class View:
         self._blob_locks: dict[str, tuple[threading.Lock, int]] = {}
         # Verification results: blob id -> ((dev, ino, size, mtime_ns), good).
         self._checked: dict[str, tuple[tuple[int, int, int, int], bool]] = {}
-        self._verified_remote: set[str] = set()
         self._reported: set[str] = set()
 
     @property
@@ -525,20 +533,24 @@ class View:
         """Forget a handle (the blob's file stays open in the LRU)."""
         self._files.pop(fh, None)
 
-    def prepare(self, fh: int) -> Callable[[], object] | None:
-        """None when :meth:`read` can serve ``fh`` at once; else a blocking job
-        (verifying a large blob) to run in a worker thread before reading."""
+    def read_inline(self, fh: int) -> bool:
+        """True when :meth:`read` of ``fh`` answers at once: a local blob whose file is
+        open and verified, or one small enough to hash inline. Otherwise (the first
+        read of a large blob, any read of a remote store) call :meth:`read` in a
+        worker thread."""
         node = self._files[fh]
-        if node.size <= INLINE_VERIFY_MAX or node.blob in self._fds:
-            return None
+        if node.blob in self._fds or node.size == 0:
+            return True
         store = self._store(node.dataset)
-        if store.local_path(node.blob) is None and node.blob in self._verified_remote:
-            return None
-        return functools.partial(self._ensure, node, store)
+        return node.size <= INLINE_VERIFY_MAX and store.local_path(node.blob) is not None
 
     def read(self, fh: int, offset: int, size: int) -> bytes:
         """Up to ``size`` bytes of the file from ``offset``: exactly the bytes that
-        hash to its blob id, or :class:`Corrupt` / :class:`Unavailable`."""
+        hash to its blob id, or :class:`Corrupt` / :class:`Unavailable`.
+
+        May block (hashing, network) unless :meth:`read_inline` said otherwise; safe
+        to call from a worker thread once :meth:`read_inline` ran for ``fh``.
+        """
         node = self._files[fh]
         end = node.size
         if offset >= end or size <= 0:
@@ -553,9 +565,11 @@ class View:
                     data = os.pread(fd, size, offset)
                     break
             store = self._store(node.dataset)
-            if not self._ensure(node, store):
-                data = store.read(blob, offset, size)  # a store without local files
+            if store.local_path(blob) is None:
+                # Remote readers check every block against its hash before returning it.
+                data = store.read(blob, offset, size)
                 break
+            self._ensure(node, store)
         else:
             raise Unavailable(f"blob {blob}: its file keeps being evicted from the fd cache")
         if len(data) != size:
@@ -571,9 +585,8 @@ class View:
             store = self._dataset_stores[dataset] = self._stores(row["storage"])
         return store
 
-    def _ensure(self, node: Node, store: BlobStore) -> bool:
-        """Make the blob of ``node`` readable: verified, and (local) its fd cached.
-        True for a local blob, False for one that must be read through the store.
+    def _ensure(self, node: Node, store: BlobStore) -> None:
+        """Open and verify the local blob of ``node`` and cache its fd.
 
         Concurrent calls for one blob wait for each other, so it is hashed once.
         """
@@ -583,7 +596,7 @@ class View:
             self._blob_locks[blob] = (lock, users + 1)
         try:
             with lock:
-                return self._ensure_locked(node, store)
+                self._ensure_locked(node, store)
         finally:
             with self._lock:
                 lock, users = self._blob_locks[blob]
@@ -592,17 +605,11 @@ class View:
                 else:
                     self._blob_locks[blob] = (lock, users - 1)
 
-    def _ensure_locked(self, node: Node, store: BlobStore) -> bool:
+    def _ensure_locked(self, node: Node, store: BlobStore) -> None:
         blob = node.blob
         path = store.local_path(blob)
-        if path is None:
-            if blob not in self._verified_remote:
-                if not store.verify(blob):
-                    self._bad(node, "its bytes do not match its hash")
-                self._verified_remote.add(blob)
-            return False
-        if blob in self._fds:
-            return True
+        if path is None or blob in self._fds:
+            return
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -635,7 +642,6 @@ class View:
                 os.close(evicted)
         if old is not None:
             os.close(old)
-        return True
 
     def _report(self, node: Node, problem: str) -> None:
         if node.blob not in self._reported:

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -75,9 +76,7 @@ def resolve(v: View, path: str) -> Node:
 def read_all(v: View, node: Node, chunk: int = 128 * 1024) -> bytes:
     fh = v.open(node, os.O_RDONLY)
     try:
-        job = v.prepare(fh)
-        if job is not None:
-            job()
+        v.read_inline(fh)  # what the daemon asks first (it may resolve the store)
         parts = []
         offset = 0
         while data := v.read(fh, offset, chunk):
@@ -280,28 +279,33 @@ def test_missing_blob_fails_only_that_file(
     assert read_all(v, resolve(v, "train/deep/c.txt")) == b"deep file\n"
 
 
-def test_large_blob_is_verified_by_a_job(
+def test_large_blob_is_read_off_the_event_loop(
     published: str, open_views: Callable[..., View], home: Path, catalog: Catalog
 ):
     v = open_views(published)
     node = resolve(v, "big/blob.bin")
     fh = v.open(node, os.O_RDONLY)
-    job = v.prepare(fh)
-    assert job is not None  # too big to hash inline
-    job()
-    assert v.prepare(fh) is None
-    assert v.read(fh, 100, 10) == BIG[100:110]
-    # A corrupt large blob fails in the job, before any byte is served.
+    assert not v.read_inline(fh)  # too big to hash inline: the daemon uses a thread
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(v.read, fh, 100, 10).result() == BIG[100:110]
+    assert v.read_inline(fh)  # verified and open: later reads are inline
+    assert v.read(fh, len(BIG) - 3, 10) == BIG[-3:]
+    # A corrupt large blob fails before any byte is served.
     item = catalog.item(published, "big/blob.bin")
     corrupt = bytearray(BIG)
     corrupt[-1] ^= 1
     blob_file(home, item.blob).write_bytes(bytes(corrupt))
     fresh = open_views(published)
     fh = fresh.open(resolve(fresh, "big/blob.bin"), os.O_RDONLY)
-    job = fresh.prepare(fh)
-    assert job is not None
-    with pytest.raises(Corrupt):
-        job()
+    assert not fresh.read_inline(fh)
+    with ThreadPoolExecutor(1) as pool, pytest.raises(Corrupt):
+        pool.submit(fresh.read, fh, 0, 10).result()
+
+
+def test_small_local_blobs_read_inline(published: str, open_views: Callable[..., View]):
+    v = open_views(published)
+    fh = v.open(resolve(v, "cat.jpg"), os.O_RDONLY)
+    assert v.read_inline(fh)
 
 
 def test_replaced_blob_file_is_verified_again(
@@ -457,7 +461,7 @@ def test_a_big_version_is_opened_lazily(
     assert len(queries) == 6  # one index probe per path component
     assert store.paths == []  # nothing read from the store yet
     assert read_all(v, node) == b"file 5\n"
-    assert len(store.paths) == 1
+    assert set(store.paths) == {node.blob}  # only the blob that was read
     folder = v.lookup(v.root(), "e")
     queries.clear()
     names = [n for _p, n, _node in v.listing(folder).entries_from(0)]

@@ -1,0 +1,47 @@
+"""A dataset stored in S3 (a real server on loopback), mounted for real."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fsutil import Mounter
+
+from dlfs import Catalog
+
+
+def s3_ref(home: Path, source: Path, s3: Any) -> tuple[str, str]:
+    bucket = s3.bucket()
+    with Catalog(home) as cat:
+        cat.create_dataset("remote", storage=f"s3://{bucket}/data")
+        cat.add("remote", [source])
+        return cat.publish("remote").ref, bucket
+
+
+def test_an_s3_dataset_round_trips_through_the_block_cache(
+    s3: Any, home: Path, source: Path, mounter: Mounter, tmp_path: Path
+):
+    ref, _bucket = s3_ref(home, source, s3)
+    cache = tmp_path / "blocks"
+    m = mounter(ref, tmp_path / "mnt", "--cache-dir", str(cache), "--cache-size", "1G")
+    proc = subprocess.run(["diff", "-r", str(source), str(m.path)], capture_output=True)
+    assert proc.returncode == 0, proc.stdout.decode()
+    assert any(p.is_file() for p in cache.rglob("*"))  # --cache-dir is the block cache
+
+
+def test_a_corrupt_s3_object_is_eio(
+    s3: Any, home: Path, source: Path, mounter: Mounter, tmp_path: Path
+):
+    ref, bucket = s3_ref(home, source, s3)
+    with Catalog(home) as cat:
+        blob = cat.item(ref, "text/hello.txt").blob
+    [key] = [k for k in s3.keys(bucket) if blob in k]
+    s3.client().put_object(Bucket=bucket, Key=key, Body=b"HELLO WORLD\n")
+    m = mounter(ref, tmp_path / "mnt")
+    with pytest.raises(OSError) as exc:
+        (m.path / "text/hello.txt").read_bytes()
+    assert exc.value.errno == errno.EIO
+    assert (m.path / "one.bin").read_bytes() == b"x"
