@@ -104,7 +104,11 @@ def test_changed_object_is_an_error_never_other_bytes(s3: Any, catalog: Catalog)
     catalog.link("d", f"s3://{bucket}/p")
     v = catalog.publish("d")
     assert v.read_bytes("small.txt") == b"original"
+    store = catalog.store(f"linked:s3://{bucket}/p")
+    small = v.item("small.txt").blob
+    assert store.has(small)
     put(s3, bucket, "p/small.txt", b"tampered")
+    assert not store.has(small)
     put(s3, bucket, "p/big.bin", os.urandom(len(big)))
     fresh = Catalog(catalog.home.root)  # a new process: nothing cached in memory
     try:

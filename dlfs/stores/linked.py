@@ -46,7 +46,7 @@ from dlfs.stores.retry import BadBody, RetryPolicy, retrying
 from dlfs.stores.urls import LINKED, S3Url, is_linked, linked_url, parse_s3_url
 
 if TYPE_CHECKING:
-    from dlfs.stores.s3 import S3Client
+    from dlfs.stores.s3 import ObjectInfo, S3Client
 
 __all__ = ["ExternalObject", "LinkedStore", "is_linked", "linked_url"]
 
@@ -155,14 +155,16 @@ class LinkedStore(BlobStore):
     # -- BlobStore ----------------------------------------------------------------
 
     def has(self, blob: str) -> bool:
+        """True when the recorded object (or version) is still there, unchanged."""
         obj = self.lookup(blob)
         if obj is None:
             return False
-        try:
-            self.blocks.fetch(Plan(blob, obj.size, max(1, obj.size), ref=obj), 0)
-        except Corrupt:
-            return False
-        return True
+        info = self._head(obj)
+        return info is not None and info.etag.strip('"') == obj.etag and info.size == obj.size
+
+    @retrying("looking for {0.url}")
+    def _head(self, obj: ExternalObject) -> ObjectInfo | None:
+        return self.client.head(obj.bucket, obj.key, obj.version_id)
 
     def batch(self) -> IngestBatch:
         raise Conflict(

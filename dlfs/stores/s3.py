@@ -214,11 +214,14 @@ class S3Client:
                 "s3", endpoint_url=endpoint_url, region_name=_region(session), config=config
             )
 
-    def head(self, bucket: str, key: str) -> ObjectInfo | None:
-        """The object at ``key``, or None when there is none."""
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
+        """The object at ``key`` (that version of it), or None when there is none."""
+        args = {"Bucket": bucket, "Key": key}
+        if version_id:
+            args["VersionId"] = version_id
         try:
             with _mapped(f"s3://{bucket}/{key}"):
-                r = self._s3.head_object(Bucket=bucket, Key=key)
+                r = self._s3.head_object(**args)
         except NotFound:
             return None
         return ObjectInfo(
