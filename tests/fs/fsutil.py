@@ -157,6 +157,10 @@ class Mounter:
                 wait_for(lambda pid=pid: not process_alive(pid), 10)
         left = [str(m.path) for m in self.made if is_mounted(m.path)]
         assert not left, f"mounts left behind: {left}"
+        # Like S3QL's test plugin: a daemon that hit an unexpected error fails the test.
+        for path in {mounts.log_path(Home.at(self.home), m.path) for m in self.made}:
+            text = path.read_text(errors="replace") if path.exists() else ""
+            assert "Traceback" not in text, f"the daemon logged an error:\n{text[-3000:]}"
 
 
 @dataclass
