@@ -179,14 +179,15 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     )
     mounts.register(home, record)
     log.info("mounted %s at %s (%s)", record.ref or "the catalog", mountpoint, view.mode)
+    outcome: list[str] = []
     try:
-        trio.run(serve, mountpoint, reporter, early)
+        trio.run(serve, mountpoint, reporter, early, outcome)
     finally:
         pyfuse3.close(unmount=True)
         mounts.unregister(home, mountpoint, os.getpid())
         release(view)
         log.info("unmounted %s", mountpoint)
-    return 0
+    return 1 if outcome else 0
 
 
 def release(view: View) -> None:
@@ -196,11 +197,17 @@ def release(view: View) -> None:
         log.exception("closing the view failed")
 
 
-async def serve(mountpoint: str, reporter: Reporter, early: list[int]) -> None:
-    """Serve FUSE requests until unmounted or signalled."""
+async def serve(mountpoint: str, reporter: Reporter, early: list[int], failed: list[str]) -> None:
+    """Serve FUSE requests until unmounted or signalled; a failure to get ready is
+    appended to ``failed``."""
+
+    def fail(message: str) -> None:
+        failed.append(message)
+        reporter.fail(message)
+
     async with trio.open_nursery() as nursery:
         await nursery.start(watch_signals, early)
-        nursery.start_soon(announce, mountpoint, reporter.ok, reporter.fail)
+        nursery.start_soon(announce, mountpoint, reporter.ok, fail)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 

@@ -399,7 +399,11 @@ class View:
         Raises :class:`NotFound`, :class:`NameTooLong` (over 255 bytes) or
         :class:`NotADirectory` (``parent`` is a file or symlink).
         """
-        if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        try:
+            size = len(name.encode("utf-8"))
+        except UnicodeEncodeError:  # not UTF-8: no catalog name can match
+            raise NotFound(f"no such file or folder: {name!r}") from None
+        if size > NAME_MAX:
             raise NameTooLong(f"name longer than {NAME_MAX} bytes: {name[:40]}...")
         role = parent.role
         if role >= Role.VERSION:

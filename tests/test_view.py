@@ -134,6 +134,8 @@ def test_lookup_errors(published: str, open_views: Callable[..., View]):
         v.lookup(v.root(), "nope")
     with pytest.raises(NameTooLong):
         v.lookup(v.root(), "x" * 256)
+    with pytest.raises(NotFound):  # a name that is not UTF-8 (from os.fsdecode)
+        v.lookup(v.root(), os.fsdecode(b"caf\xe9.jpg"))
     v.lookup(v.root(), "cat.jpg")
     with pytest.raises(NotADirectory):
         v.lookup(v.lookup(v.root(), "cat.jpg"), "x")

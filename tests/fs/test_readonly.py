@@ -125,6 +125,8 @@ def test_missing_names_and_long_names(shared: Shared):
         (shared.path / ("x" * 256)).stat()
     assert exc.value.errno == errno.ENAMETOOLONG
     assert (shared.path / "names" / ("n" * 255)).read_bytes() == b"longest name\n"
+    with pytest.raises(FileNotFoundError):
+        os.stat(os.fsencode(shared.path) + b"/caf\xe9.jpg")  # not UTF-8
     with pytest.raises(NotADirectoryError):
         (shared.path / "one.bin" / "x").stat()
     with pytest.raises(IsADirectoryError):
