@@ -34,14 +34,15 @@ import contextlib
 import fcntl
 import logging
 import os
+import queue
 import re
 import struct
 import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -322,6 +323,62 @@ class BlockCache:
         return freed
 
 
+class _Pool:
+    """A few daemon threads running block fetches, started on first use.
+
+    Daemon threads, unlike ``ThreadPoolExecutor``'s, never hold up the exit of the
+    process for read-ahead nobody waits for; :meth:`shutdown` cancels what is queued.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self._queue: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` in a pool thread (RuntimeError once shut down)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the fetch pool is shut down")
+            if len(self._threads) < self.workers:
+                t = threading.Thread(target=self._work, name="dlfs-fetch", daemon=True)
+                self._threads.append(t)
+                t.start()
+        self._queue.put((fn, args))
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            fn, args = job
+            try:
+                fn(*args)
+            except BaseException:  # the job reports through its future; keep the thread
+                log.debug("fetch job failed", exc_info=True)
+
+    def shutdown(self) -> None:
+        """Stop the threads; queued jobs are dropped (their futures cancelled)."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                fut = job[1][0] if job[1] else None
+                if isinstance(fut, Future):
+                    fut.cancel()
+        for _ in threads:
+            self._queue.put(None)
+
+
 class CachedReader:
     """Byte ranges of blobs from a :class:`BlockSource`, through the caches.
 
@@ -341,7 +398,7 @@ class CachedReader:
         self.cache = cache
         self.readahead = readahead
         self.memory = memory
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="dlfs-fetch")
+        self._pool = _Pool(workers)
         self._lock = threading.Lock()
         self._plans: OrderedDict[str, Plan] = OrderedDict()
         self._mem: OrderedDict[str, bytes] = OrderedDict()
@@ -353,7 +410,7 @@ class CachedReader:
     def close(self) -> None:
         """Stop the fetch threads; queued read-ahead is dropped."""
         self._closed = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
     # -- plans ------------------------------------------------------------------------
 
@@ -508,6 +565,7 @@ class CachedReader:
         try:
             self._pool.submit(self._run, fut, plan, index)
         except RuntimeError:  # the pool is shut down
+            fut.cancel()
             with self._lock:
                 self._inflight.pop(key, None)
             return None

@@ -33,6 +33,7 @@ the catalog.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ from typing import Any, BinaryIO
 
 import boto3
 import botocore.exceptions as bex
+import urllib3.exceptions
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -158,7 +160,9 @@ def map_error(exc: BaseException, what: str) -> DlfsError:
         return TemporaryFailure(f"{what}: {_short(exc)}")
     if isinstance(exc, bex.BotoCoreError):
         return Unavailable(f"{what}: {_short(exc)}")
-    if isinstance(exc, OSError | TimeoutError):
+    if isinstance(
+        exc, OSError | TimeoutError | http.client.HTTPException | urllib3.exceptions.HTTPError
+    ):
         return TemporaryFailure(f"{what}: {_short(exc)}")
     return Unavailable(f"{what}: {type(exc).__name__}: {_short(exc)}")
 
