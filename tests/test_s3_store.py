@@ -210,3 +210,64 @@ def test_bad_storage_urls_change_nothing(cli: Cli, home: Path, storage: str) -> 
     res = cli("dataset", "create", "x", "--storage", storage, ok=False)
     assert res.code == 1 and res.err.startswith("dlfs: error: ")
     assert catalog_dump(home) == before
+
+
+def _blob_gets(proxy: FaultProxy, blob: str) -> int:
+    with proxy._lock:
+        return sum(1 for m, p in proxy.requests if m == "GET" and p.endswith(f"/blobs/{blob}"))
+
+
+def test_parallel_readers_fetch_each_block_once(
+    s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dlfs.stores.remote import store_factory
+
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/p"
+    catalog.create_dataset("d", storage=url)
+    data = os.urandom(6 * BLOCK + 1)
+    catalog.add_bytes("d", "f.bin", data)
+    blob = catalog.publish("d").item("f.bin").blob
+    config = StoreConfig.from_env(
+        endpoint_url=proxy.endpoint, cache_dir=tmp_path / "c", readahead=0, block_size=BLOCK
+    )
+    factory = store_factory(Home.at(catalog.home.root), config)
+    store = factory(url)
+    assert factory(url) is store and factory("local") is factory("local")
+    chunk = 8192
+    offsets = list(range(0, len(data), chunk)) * 2
+
+    def one(offset: int) -> bool:
+        return store.read(blob, offset, chunk, blob_size=len(data)) == data[offset : offset + chunk]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(one, offsets))
+    assert _blob_gets(proxy, blob) == 7  # one GET per block, however many readers
+
+
+def test_sequential_reads_are_read_ahead(
+    s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/p"
+    catalog.create_dataset("d", storage=url)
+    data = os.urandom(8 * BLOCK)
+    catalog.add_bytes("d", "f.bin", data)
+    blob = catalog.publish("d").item("f.bin").blob
+    config = StoreConfig.from_env(
+        endpoint_url=proxy.endpoint, cache_dir=tmp_path / "c", readahead=4 * BLOCK, block_size=BLOCK
+    )
+    store = open_store(url, Home.at(catalog.home.root), config)
+    assert store.read(blob, 0, 4096) == data[:4096]
+    assert store.read(blob, 4096, 4096) == data[4096:8192]
+    deadline = time.monotonic() + 5
+    while _blob_gets(proxy, blob) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _blob_gets(proxy, blob) >= 3, "the next blocks were fetched before being read"
+    # a random reader triggers no read-ahead
+    random_blob_reads = _blob_gets(proxy, blob)
+    assert store.read(blob, 7 * BLOCK + 5, 10) == data[7 * BLOCK + 5 : 7 * BLOCK + 15]
+    time.sleep(0.2)
+    assert _blob_gets(proxy, blob) <= random_blob_reads + 1
