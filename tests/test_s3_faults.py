@@ -194,3 +194,52 @@ def test_upload_failures(
     assert time.monotonic() - start < TIMEOUT + 1
     assert catalog_dump(home) == before
     cat.close()
+
+
+def test_retry_policy() -> None:
+    """Temporary failures are retried until the deadline, permanent ones are not;
+    after giving up, the next call makes one attempt only (cooldown)."""
+    from dlfs.errors import NotFound
+    from dlfs.stores.retry import BadBody, RetryPolicy, TemporaryFailure
+
+    policy = RetryPolicy(timeout=0.6, attempt_timeout=0.1, cooldown=0.3)
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TemporaryFailure("refused")
+        return "ok"
+
+    assert policy.call("x", flaky) == "ok" and len(calls) == 3
+
+    def dead() -> None:
+        calls.append(1)
+        raise TemporaryFailure("refused")
+
+    calls.clear()
+    start = time.monotonic()
+    with pytest.raises(Unavailable, match="refused"):
+        policy.call("reading", dead)
+    assert time.monotonic() - start <= 0.6 and len(calls) > 1
+    calls.clear()
+    with pytest.raises(Unavailable):
+        policy.call("reading", dead)
+    assert len(calls) == 1, "cooldown: one attempt"
+
+    def missing() -> None:
+        calls.append(1)
+        raise NotFound("gone")
+
+    time.sleep(0.35)
+    calls.clear()
+    with pytest.raises(NotFound):
+        policy.call("reading", missing)
+    assert len(calls) == 1
+
+    def damaged() -> None:
+        raise BadBody("flipped")
+
+    with pytest.raises(Corrupt, match="flipped") as err:
+        policy.call("reading", damaged)
+    assert not isinstance(err.value, BadBody)

@@ -75,8 +75,10 @@ class RetryPolicy:
     backoff: float = 0.05
     max_backoff: float = 2.0
     cooldown: float = 5.0
-    _down_until: float = field(default=0.0, repr=False, compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _down_until: float = field(default=0.0, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
