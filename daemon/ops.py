@@ -71,8 +71,8 @@ ERRNO: dict[type[DlfsError], int] = {
 """The one table from library errors to errno values; the most specific class wins."""
 
 READ_THREADS = 16
-"""At most this many blocking reads (first read of a large blob, remote stores) run
-at once, in worker threads."""
+"""At most this many blocking reads (bytes not yet in the page cache, hashing a
+large blob, remote stores) run at once, in worker threads."""
 
 
 def errno_of(exc: BaseException) -> int:
@@ -241,9 +241,12 @@ class Operations(pyfuse3.Operations):
     async def read(self, fh: int, off: int, size: int) -> bytes:
         view = self.view
         try:
-            if view.read_inline(fh):
-                return view.read(fh, off, size)
-            return await trio.to_thread.run_sync(view.read, fh, off, size, limiter=self._limiter)
+            data = view.read_nowait(fh, off, size)
+            if data is None:
+                data = await trio.to_thread.run_sync(
+                    view.read, fh, off, size, limiter=self._limiter
+                )
+            return data
         except Exception as exc:
             raise fuse_error(exc) from None
 

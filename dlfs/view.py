@@ -28,17 +28,23 @@ that of a folder its version's publish time: stable, never "now".
 Reading never returns wrong bytes. The first time a local blob is read in this
 process its whole content is hashed (xxh3-128) through the file descriptor that will
 serve it; a mismatch or a missing blob raises :class:`Corrupt` / :class:`Unavailable`
-(EIO for that file only), logged once. Verified local blobs are served by
-``os.pread`` on file descriptors kept in a small LRU: on mostly cached files that
-beats threads on small machines (``measurements.md``). A reopened blob whose file
-identity (device, inode, size, mtime) is unchanged is not hashed again. Remote stores
-(S3, linked buckets) check every block they return against its hash themselves.
-:meth:`View.read_inline` tells the daemon when a read may block (hashing a large
-blob, the network) and belongs in a worker thread, so the event loop never waits.
+(EIO for that file only), logged once. A reopened blob whose file identity (device,
+inode, size, mtime) is unchanged is not hashed again. Remote stores (S3, linked
+buckets) check every block they return against its hash themselves.
+
+Where reads run: verified local blobs are served by ``os.pread`` on file descriptors
+kept in a small LRU, inline on the event loop: on mostly cached files that beats
+threads on small machines (``measurements.md``). :meth:`View.read_nowait` serves
+what it can without waiting (including the first read of a small blob whose bytes
+are in the page cache, hashed with ``RWF_NOWAIT`` reads) and returns None for the
+rest, which the daemon runs in worker threads through :meth:`View.read`: bytes that
+must come from the disk (so concurrent readers keep several disk requests in
+flight), hashing a large blob (read ahead with ``POSIX_FADV_WILLNEED``), and remote
+stores.
 
 Threading: a :class:`View` belongs to one thread (the daemon's event loop) because
 its catalog connection does; only :meth:`View.read` may also run in worker threads,
-after :meth:`View.read_inline` ran for that handle.
+after :meth:`View.read_nowait` returned None for that handle.
 """
 
 from __future__ import annotations
@@ -87,7 +93,8 @@ IO_SIZE = 128 * 1024
 """The ``st_blksize`` reported: the size of the reads the kernel sends."""
 
 INLINE_VERIFY_MAX = 1 << 20
-"""Blobs up to this size are hashed inline on first read; larger ones in a worker."""
+"""Blobs up to this size are hashed inline on first read when their bytes are cached;
+larger ones always in a worker thread."""
 
 FD_CACHE = 256
 """How many verified local blob files stay open."""
@@ -537,23 +544,42 @@ class View:
         """Forget a handle (the blob's file stays open in the LRU)."""
         self._files.pop(fh, None)
 
-    def read_inline(self, fh: int) -> bool:
-        """True when :meth:`read` of ``fh`` answers at once: a local blob whose file is
-        open and verified, or one small enough to hash inline. Otherwise (the first
-        read of a large blob, any read of a remote store) call :meth:`read` in a
-        worker thread."""
+    def read_nowait(self, fh: int, offset: int, size: int) -> bytes | None:
+        """The bytes :meth:`read` would return, if they can be had without waiting;
+        else None, and the caller runs :meth:`read` in a worker thread.
+
+        Served at once: a verified local blob whose file is open (``pread`` of mostly
+        cached data), and the first read of a small local blob whose bytes are all in
+        the page cache (hashed with ``RWF_NOWAIT`` reads). Left to a thread: bytes
+        that must come from the disk (so several readers keep several disk requests
+        in flight), hashing a large blob, and any remote store.
+        """
         node = self._files[fh]
-        if node.blob in self._fds or node.size == 0:
-            return True
-        store = self._store(node.dataset)
-        return node.size <= INLINE_VERIFY_MAX and store.local_path(node.blob) is not None
+        end = node.size
+        if offset >= end or size <= 0:
+            return b""
+        size = min(size, end - offset)
+        blob = node.blob
+        with self._lock:
+            fd = self._fds.get(blob)
+            if fd is not None:
+                self._fds.move_to_end(blob)
+                data = os.pread(fd, size, offset)
+        if fd is None:
+            store = self._store(node.dataset)  # resolved here: read() may run in a thread
+            if end > INLINE_VERIFY_MAX or not self._ensure(node, store, wait=False):
+                return None
+            return self.read(fh, offset, size)
+        if len(data) != size:
+            raise Corrupt(f"blob {blob} is shorter than the catalog says ({end} bytes)")
+        return data
 
     def read(self, fh: int, offset: int, size: int) -> bytes:
         """Up to ``size`` bytes of the file from ``offset``: exactly the bytes that
         hash to its blob id, or :class:`Corrupt` / :class:`Unavailable`.
 
-        May block (hashing, network) unless :meth:`read_inline` said otherwise; safe
-        to call from a worker thread once :meth:`read_inline` ran for ``fh``.
+        May block (disk, hashing, network). Safe to call from a worker thread after
+        :meth:`read_nowait` returned None for the same handle.
         """
         node = self._files[fh]
         end = node.size
@@ -589,18 +615,24 @@ class View:
             store = self._dataset_stores[dataset] = self._stores(row["storage"])
         return store
 
-    def _ensure(self, node: Node, store: BlobStore) -> None:
-        """Open and verify the local blob of ``node`` and cache its fd.
+    def _ensure(self, node: Node, store: BlobStore, wait: bool = True) -> bool:
+        """Open and verify the local blob of ``node`` and cache its fd; True when done.
 
-        Concurrent calls for one blob wait for each other, so it is hashed once.
+        Concurrent calls for one blob wait for each other, so it is hashed once. With
+        ``wait=False`` nothing blocks on the disk or on another thread: False means
+        "not now" (the bytes are not cached, or another thread is on it).
         """
         blob = node.blob
         with self._lock:
             lock, users = self._blob_locks.get(blob) or (threading.Lock(), 0)
             self._blob_locks[blob] = (lock, users + 1)
         try:
-            with lock:
-                self._ensure_locked(node, store)
+            if not lock.acquire(blocking=wait):
+                return False
+            try:
+                return self._ensure_locked(node, store, wait)
+            finally:
+                lock.release()
         finally:
             with self._lock:
                 lock, users = self._blob_locks[blob]
@@ -609,11 +641,13 @@ class View:
                 else:
                     self._blob_locks[blob] = (lock, users - 1)
 
-    def _ensure_locked(self, node: Node, store: BlobStore) -> None:
+    def _ensure_locked(self, node: Node, store: BlobStore, wait: bool) -> bool:
         blob = node.blob
         path = store.local_path(blob)
-        if path is None or blob in self._fds:
-            return
+        if path is None:
+            return wait  # remote: nothing to open; reading goes through the store
+        if blob in self._fds:
+            return True
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -629,7 +663,11 @@ class View:
             if known is not None and known[0] == identity:
                 good = known[1]
             else:
-                good = _hash_fd(fd) == blob
+                digest = _hash_fd(fd, st.st_size, wait)
+                if digest is None:  # not cached: hash it in a thread
+                    os.close(fd)
+                    return False
+                good = digest == blob
                 if len(self._checked) >= CHECKED_MAX:
                     self._checked.pop(next(iter(self._checked)))
                 self._checked[blob] = (identity, good)
@@ -646,6 +684,7 @@ class View:
                 os.close(evicted)
         if old is not None:
             os.close(old)
+        return True
 
     def _report(self, node: Node, problem: str) -> None:
         if node.blob not in self._reported:
@@ -720,11 +759,41 @@ class View:
         self._refuse("remove extended attributes")
 
 
-def _hash_fd(fd: int) -> str:
-    """The blob id of everything readable from ``fd``."""
+HASH_CHUNK = 4 << 20
+PREFETCH = 32 << 20
+_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+
+
+def _hash_fd(fd: int, size: int, wait: bool = True) -> str | None:
+    """The blob id of everything readable from ``fd`` (``size`` bytes expected).
+
+    With ``wait=False`` only bytes already in the page cache are read
+    (``RWF_NOWAIT``); None means some were not. Large files are read ahead
+    (``POSIX_FADV_WILLNEED``) so the disk streams while the bytes are hashed.
+    """
+    if not wait and not _NOWAIT:
+        return None
     hasher = new_hasher()
+    buf = bytearray(min(HASH_CHUNK, max(size, 1)))
+    view = memoryview(buf)
+    big = wait and size > HASH_CHUNK
+    if big:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     offset = 0
-    while chunk := os.pread(fd, 1 << 20, offset):
-        hasher.update(chunk)
-        offset += len(chunk)
+    while True:
+        if big and offset % PREFETCH == 0:
+            os.posix_fadvise(fd, offset, 2 * PREFETCH, os.POSIX_FADV_WILLNEED)
+        if wait:
+            n = os.preadv(fd, [view], offset)
+        else:
+            try:
+                n = os.preadv(fd, [view], offset, _NOWAIT)
+            except BlockingIOError:
+                return None
+            if n == 0 and offset < size:  # a hole in the cache, not the end
+                return None
+        if not n:
+            break
+        hasher.update(view[:n])
+        offset += n
     return str(hasher.hexdigest())

@@ -76,15 +76,33 @@ def resolve(v: View, path: str) -> Node:
 def read_all(v: View, node: Node, chunk: int = 128 * 1024) -> bytes:
     fh = v.open(node, os.O_RDONLY)
     try:
-        v.read_inline(fh)  # what the daemon asks first (it may resolve the store)
         parts = []
         offset = 0
-        while data := v.read(fh, offset, chunk):
+        while data := read_like_the_daemon(v, fh, offset, chunk):
             parts.append(data)
             offset += len(data)
         return b"".join(parts)
     finally:
         v.release(fh)
+
+
+def read_like_the_daemon(v: View, fh: int, offset: int, size: int) -> bytes:
+    """``read_nowait``, then ``read`` in a worker thread if that would block."""
+    data = v.read_nowait(fh, offset, size)
+    if data is None:
+        with ThreadPoolExecutor(1) as pool:
+            data = pool.submit(v.read, fh, offset, size).result()
+    return data
+
+
+def evict(path: Path) -> None:
+    """Drop a file's pages from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def blob_file(home: Path, blob: str) -> Path:
@@ -287,11 +305,10 @@ def test_large_blob_is_read_off_the_event_loop(
     v = open_views(published)
     node = resolve(v, "big/blob.bin")
     fh = v.open(node, os.O_RDONLY)
-    assert not v.read_inline(fh)  # too big to hash inline: the daemon uses a thread
+    assert v.read_nowait(fh, 100, 10) is None  # too big to hash inline: a thread does
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(v.read, fh, 100, 10).result() == BIG[100:110]
-    assert v.read_inline(fh)  # verified and open: later reads are inline
-    assert v.read(fh, len(BIG) - 3, 10) == BIG[-3:]
+    assert v.read_nowait(fh, len(BIG) - 3, 10) == BIG[-3:]  # verified, open: inline
     # A corrupt large blob fails before any byte is served.
     item = catalog.item(published, "big/blob.bin")
     corrupt = bytearray(BIG)
@@ -299,15 +316,23 @@ def test_large_blob_is_read_off_the_event_loop(
     blob_file(home, item.blob).write_bytes(bytes(corrupt))
     fresh = open_views(published)
     fh = fresh.open(resolve(fresh, "big/blob.bin"), os.O_RDONLY)
-    assert not fresh.read_inline(fh)
+    assert fresh.read_nowait(fh, 0, 10) is None
     with ThreadPoolExecutor(1) as pool, pytest.raises(Corrupt):
         pool.submit(fresh.read, fh, 0, 10).result()
 
 
-def test_small_local_blobs_read_inline(published: str, open_views: Callable[..., View]):
+def test_small_blobs_read_inline_when_cached_and_in_a_thread_when_not(
+    published: str, open_views: Callable[..., View], home: Path, catalog: Catalog
+):
     v = open_views(published)
     fh = v.open(resolve(v, "cat.jpg"), os.O_RDONLY)
-    assert v.read_inline(fh)
+    assert v.read_nowait(fh, 0, 4) == b"meow"  # just written: in the page cache
+    evict(blob_file(home, catalog.item(published, "train/b.jpg").blob))
+    fh = v.open(resolve(v, "train/b.jpg"), os.O_RDONLY)
+    assert v.read_nowait(fh, 0, 3) is None  # would wait for the disk
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(v.read, fh, 0, 3).result() == b"BBB"
+    assert v.read_nowait(fh, 3, 3) == b"BBB"
 
 
 def test_replaced_blob_file_is_verified_again(

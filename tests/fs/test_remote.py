@@ -33,8 +33,15 @@ def test_an_s3_dataset_round_trips_through_the_block_cache(
 
 
 def test_a_corrupt_s3_object_is_eio(
-    s3: Any, home: Path, source: Path, mounter: Mounter, tmp_path: Path
+    s3: Any,
+    home: Path,
+    source: Path,
+    mounter: Mounter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ):
+    monkeypatch.setenv("DLFS_S3_TIMEOUT", "1")  # the daemon gives up on bad bytes sooner
+    monkeypatch.setenv("DLFS_S3_ATTEMPT_TIMEOUT", "1")
     ref, bucket = s3_ref(home, source, s3)
     with Catalog(home) as cat:
         blob = cat.item(ref, "text/hello.txt").blob
