@@ -226,9 +226,11 @@ def render(results: dict[str, Any], markdown: bool = False) -> str:
     reads = results.get("reads")
     if reads:
         parts.append("== reads ==" if not markdown else "### Reads")
+        lines = []
         for name, t in reads["targets"].items():
             state = f"skipped: {t['skipped']}" if t.get("skipped") else t["description"]
-            parts.append(f"{'- ' if markdown else '  '}{name}: {state}")
+            lines.append(f"{'- ' if markdown else '  '}{name}: {state}")
+        parts.append("\n".join(lines))
         parts.append(reads_table(reads, markdown))
         if reads["checks"]:
             parts.append(checks_table(reads, markdown))
