@@ -183,9 +183,9 @@ class Operations(pyfuse3.Operations):
         return fh
 
     async def readdir(self, fh: int, start_id: int, token: ReaddirToken) -> None:
-        parent, listing = self._dirs[fh]
         inodes = self.inodes
         try:
+            parent, listing = self._dirs[fh]
             for next_id, name, node in listing.entries_from(start_id):
                 ino = inodes.assign(parent, name, node)
                 if not pyfuse3.readdir_reply(
