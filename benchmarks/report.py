@@ -198,7 +198,8 @@ def foundation_tables(found: dict[str, Any], markdown: bool = False) -> str:
         first, second = list(pub["sizes"].values())[:2]
         parts.append(
             f"publish time, {first['items']:,} items / {second['items']:,} items:"
-            f" {_ratio(pub['ratio'])}"
+            f" {_ratio(pub['ratio'])} (wanted: about equal, <= 1.50x):"
+            f" {'PASS' if pub['ratio'] <= 1.5 else 'FAIL'}"
         )
     add = found.get("add")
     if add:
@@ -217,9 +218,46 @@ def foundation_tables(found: dict[str, Any], markdown: bool = False) -> str:
     return "\n\n".join(parts)
 
 
+def machine_table(results: dict[str, Any], markdown: bool = False) -> str:
+    m = results.get("machine", {})
+    disk = m.get("disk", {})
+    rows = [
+        ["command", f"`{results.get('command')}`" if markdown else str(results.get("command"))],
+        ["when", f"{m.get('date')} (git {m.get('git')})"],
+        ["cpu", f"{m.get('nproc')} x {m.get('cpu')}"],
+        ["memory", f"{m.get('memory_gib')} GiB"],
+        ["kernel", f"{m.get('kernel')} ({m.get('os')})"],
+        [
+            "disk",
+            f"{disk.get('device')} {disk.get('fstype')}, {disk.get('size_gib')} GiB"
+            f" (virtual disk; rotational flag {disk.get('rotational_flag')})",
+        ],
+        [
+            "software",
+            f"Python {m.get('python')}, pyfuse3 {m.get('pyfuse3')}, trio"
+            f" {m.get('trio')}, {m.get('bindfs')}, {m.get('fusermount3')}",
+        ],
+        ["run time", f"{results.get('duration_s', 0) / 60:.1f} min"],
+    ]
+    return _table(["", ""], rows, markdown)
+
+
+def rows_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+    """A list of flat dicts (e.g. the clone/merge/diff section's) as a table."""
+    header = list(rows[0])
+    body = [
+        [
+            num(v) if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+            for v in r.values()
+        ]
+        for r in rows
+    ]
+    return _table(header, body, markdown)
+
+
 def render(results: dict[str, Any], markdown: bool = False) -> str:
     """Every table of a run."""
-    parts = []
+    parts = [machine_table(results, markdown)]
     if results.get("foundation"):
         parts.append("== foundation ==" if not markdown else "### Foundation")
         parts.append(foundation_tables(results["foundation"], markdown))
@@ -229,6 +267,12 @@ def render(results: dict[str, Any], markdown: bool = False) -> str:
         lines = []
         for name, t in reads["targets"].items():
             state = f"skipped: {t['skipped']}" if t.get("skipped") else t["description"]
+            if t.get("import"):
+                cached = ", reused from an earlier run" if t.get("import_cached") else ""
+                state += (
+                    f"; import: dlfs add {t['import']['add_s']:.1f} s,"
+                    f" publish {t['import']['publish_s']:.1f} s{cached}"
+                )
             lines.append(f"{'- ' if markdown else '  '}{name}: {state}")
         parts.append("\n".join(lines))
         parts.append(reads_table(reads, markdown))
@@ -236,4 +280,8 @@ def render(results: dict[str, Any], markdown: bool = False) -> str:
             parts.append(checks_table(reads, markdown))
             passed = sum(c["pass"] for c in reads["checks"])
             parts.append(f"dlfs targets met: {passed}/{len(reads['checks'])}")
+    versioning = results.get("versioning")
+    if isinstance(versioning, dict) and versioning.get("rows"):
+        parts.append("== clone/merge/diff ==" if not markdown else "### Clone, merge, diff")
+        parts.append(rows_table(versioning["rows"], markdown))
     return "\n\n".join(parts)
