@@ -102,6 +102,10 @@ FD_CACHE = 256
 LISTING_PAGE = 8192
 """Entries fetched per catalog query when a big folder is listed."""
 
+LISTING_CACHE = 262_144
+"""Entries of immutable folders kept in memory once listed (the kernel does not cache
+listings through pyfuse3, so every ``ls`` or walk lists again)."""
+
 CHECKED_MAX = 1_000_000
 """How many verification results (good or bad) are remembered."""
 
@@ -221,6 +225,7 @@ def open_view(home: Home, ref: str | None = None, stores: StoreFactory | None = 
         raise NotFound(f"no catalog at {home.root} (create one with 'dlfs init')")
     db = CatalogDB(home.catalog_path, readonly=True)
     try:
+        db.map_for_reading()
         if ref is None:
             return View(db, stores or default_stores(home), None)
         row = versions.resolve(db, ref)
@@ -243,9 +248,11 @@ class Listing:
         self,
         entries: list[tuple[str, Node]],
         fetch: Callable[[str, int], list[tuple[str, Node]]] | None = None,
+        complete: Callable[[list[tuple[str, Node]]], None] | None = None,
     ) -> None:
         self._entries = entries
         self._fetch = fetch
+        self._complete = complete
 
     def entries_from(self, start: int) -> Iterator[tuple[int, str, Node]]:
         """``(next position, name, node)`` for every entry from position ``start``."""
@@ -262,9 +269,11 @@ class Listing:
             return False
         after = self._entries[-1][0] if self._entries else ""
         page = self._fetch(after, LISTING_PAGE)
+        self._entries.extend(page)
         if len(page) < LISTING_PAGE:
             self._fetch = None
-        self._entries.extend(page)
+            if self._complete is not None:
+                self._complete(self._entries)
         return bool(page)
 
 
@@ -303,6 +312,9 @@ class View:
         # Verification results: blob id -> ((dev, ino, size, mtime_ns), good).
         self._checked: dict[str, tuple[tuple[int, int, int, int], bool]] = {}
         self._reported: set[str] = set()
+        # Complete listings of immutable folders: (tree, version) -> entries.
+        self._listings: OrderedDict[tuple[str, str], list[tuple[str, Node]]] = OrderedDict()
+        self._listed = 0
 
     @property
     def mode(self) -> str:
@@ -452,12 +464,20 @@ class View:
         role = node.role
         if role in (Role.VERSION, Role.FOLDER):
             tree = self._tree(node)
+            key = (tree, node.version)
+            cached = self._listings.get(key)
+            if cached is not None:
+                self._listings.move_to_end(key)
+                return Listing(cached)
 
             def fetch(after: str, limit: int) -> list[tuple[str, Node]]:
                 rows = self.db.entries_after(tree, after, limit)
                 return [(r["name"], self._entry_node(node, r)) for r in rows]
 
-            return Listing([], fetch)
+            def complete(entries: list[tuple[str, Node]]) -> None:
+                self._remember_listing(key, entries)
+
+            return Listing([], fetch, complete if node.cache else None)
         if role == Role.CATALOG:
             return Listing([(d["name"], self._dataset_node(d)) for d in self.db.datasets()])
         if role == Role.DATASET:
@@ -471,6 +491,15 @@ class View:
             ]
             return Listing(entries)
         raise NotADirectory("not a folder")
+
+    def _remember_listing(self, key: tuple[str, str], entries: list[tuple[str, Node]]) -> None:
+        if len(entries) > LISTING_CACHE or key in self._listings:
+            return
+        self._listings[key] = entries
+        self._listed += len(entries)
+        while self._listed > LISTING_CACHE:
+            _key, old = self._listings.popitem(last=False)
+            self._listed -= len(old)
 
     def readlink(self, node: Node) -> str:
         """The target of a tag symlink: the version id, a sibling folder."""

@@ -178,6 +178,16 @@ def test_listing_pages_and_resumes(
     assert [name for _p, name, _n in listing.entries_from(1)] == names[1:]
 
 
+def test_published_listings_are_remembered(published: str, open_views: Callable[..., View]):
+    v = open_views(published)
+    train = v.lookup(v.root(), "train")
+    first = [n for _p, n, _node in v.listing(train).entries_from(0)]
+    queries: list[str] = []
+    v.db.conn.set_trace_callback(queries.append)
+    assert [n for _p, n, _node in v.listing(train).entries_from(0)] == first
+    assert queries == []  # immutable: listed once, then from memory
+
+
 def test_reads_at_offsets(published: str, open_views: Callable[..., View]):
     v = open_views(published)
     fh = v.open(resolve(v, "train/b.jpg"), os.O_RDONLY)
@@ -430,7 +440,10 @@ def test_draft_view_is_live_and_read_only(
     draft = catalog.create_version("cats", ["cats@latest"])
     v = open_views(draft.ref)
     assert not v.root().cache and v.mode == "draft"
+    before = [n for _p, n, _node in v.listing(v.lookup(v.root(), "train")).entries_from(0)]
     catalog.add_bytes(draft.ref, "train/new.txt", b"fresh")
+    after = [n for _p, n, _node in v.listing(v.lookup(v.root(), "train")).entries_from(0)]
+    assert set(after) - set(before) == {"new.txt"}  # a draft's listings are not kept
     node = resolve(v, "train/new.txt")
     assert not node.cache and node.ttl == view.LIVE_TTL
     assert read_all(v, node) == b"fresh"
