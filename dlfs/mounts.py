@@ -405,8 +405,8 @@ def mount(
     """Mount the version ``ref`` names (``None``: the whole catalog) at ``mountpoint``.
 
     Returns the registry record once the mount answers requests. With
-    ``foreground`` the calling process *becomes* the daemon (exec) and this
-    returns only... never: it exits when the mount is unmounted.
+    ``foreground`` the calling process *becomes* the daemon (exec): this never
+    returns, and the process exits when the mount is unmounted.
 
     Everything that can be checked is checked before the daemon starts (ref,
     mountpoint, options, sizes), so a bad input fails with one clear
