@@ -52,7 +52,7 @@ from dlfs.ops import where as where_lang
 from dlfs.trees import DraftTree, build_tree, resolve, totals
 
 Progress = Callable[[int], None]
-_FLUSH = 200_000
+_STAGE = 10_000
 
 
 # -- globs ---------------------------------------------------------------------------
@@ -251,10 +251,14 @@ class _Cloner:
         self.filtering = self.globs is not None or self.filt is not None
 
     def flush(self) -> None:
-        """Write the new item rows collected so far."""
+        """Write the new item rows: staged per folder, then stored in key order."""
+        self.stage()
+        self.db.items_unstage()
+
+    def stage(self) -> None:
+        """Queue the new item rows collected so far."""
         if self.pending:
-            self.pending.sort()  # in key order, each B-tree page of items is written once
-            self.db.items_put(self.pending)
+            self.db.items_stage(self.pending)
             self.pending = []
 
     def tree(self, tree: str, prefix: str, selected: bool) -> str | None:
@@ -290,8 +294,8 @@ class _Cloner:
                 out.append((name, FILE, ref, e["size"]))
         if self.progress is not None and files:
             self.progress(files)
-        if len(self.pending) >= _FLUSH:
-            self.flush()
+        if len(self.pending) >= _STAGE:
+            self.stage()
         result = None if self.filtering and not out else build_tree(self.db, out)
         if path_free:
             self.memo[key] = result

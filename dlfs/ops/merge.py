@@ -105,7 +105,7 @@ def check_recipes(refs: list[str], recipes: list[str | None]) -> None:
         if changed:
             bits.append(f"defined differently: {', '.join(changed)}")
         if not bits:
-            bits.append("same labels, other settings differ")
+            bits.append("same labels, in another order or with other settings")
         raise Conflict(
             f"cannot merge {refs[0]} and {ref}: their label recipes differ ({'; '.join(bits)})"
         )
