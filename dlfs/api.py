@@ -568,19 +568,28 @@ class Catalog:
         )
 
     def pull(
-        self, url: str, ref: str, as_name: str | None = None, force: bool = False
+        self,
+        url: str,
+        ref: str,
+        as_name: str | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
     ) -> push_ops.PullResult:
         """Bring version ``ref`` (``NAME@SPEC`` on the remote) from ``s3://bucket/prefix``
         into this catalog with the same id and user tags, in one transaction; its
         blobs stay in S3 and are read lazily (see :mod:`dlfs.ops.push`). ``as_name``
-        names the local dataset; ``force`` moves local user tags the version brings."""
+        names the local dataset; ``force`` moves local user tags the version brings;
+        ``progress`` is called with the bytes of the version's files once they are in."""
         if as_name is not None:
             check_dataset_name(as_name)
         remote = self._remote(url)
         name, vid = push_ops.resolve_remote(remote, ref)
         doc = push_ops.fetch(remote, name, vid)
         with self.db.transaction():
-            return push_ops.insert(self.db, doc, remote.url, as_name, force)
+            result = push_ops.insert(self.db, doc, remote.url, as_name, force)
+        if progress is not None:
+            progress(sum(int(size) for _blob, size in doc["blobs"]))
+        return result
 
     # -- maintenance ----------------------------------------------------------------
 

@@ -115,7 +115,8 @@ def pull(c: Context, url: str, ref: str, as_name: str | None, force: bool, as_js
     SPEC is a version id, a unique id prefix, a user tag or latest (the default). Its
     binaries stay in S3 and are read on demand.
     """
-    result = c.catalog.pull(url, ref, as_name, force)
+    with progress_bar("pull") as bar:
+        result = c.catalog.pull(url, ref, as_name, force, bar)
     if as_json:
         emit(result.to_json())
         return

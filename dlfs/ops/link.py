@@ -31,6 +31,7 @@ from dlfs.stores.linked import ExternalObject
 from dlfs.trees import DraftTree
 
 Progress = Callable[[int], None]
+"""Called with the bytes of each object indexed."""
 SKIPPED_SHOWN = 5
 
 
@@ -131,7 +132,7 @@ def apply(
         else:
             result.unchanged += 1
         if progress is not None:
-            progress(1)
+            progress(old.size)
 
     for key, (obj, parts) in listing.items():
         if key in seen:
@@ -139,7 +140,7 @@ def apply(
         new_item(obj, tuple(parts[:-1]), parts[-1])
         result.added += 1
         if progress is not None:
-            progress(1)
+            progress(obj.size)
 
     for path in removed_paths:
         tree.remove(path)
