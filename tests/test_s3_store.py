@@ -271,3 +271,21 @@ def test_sequential_reads_are_read_ahead(
     assert store.read(blob, 7 * BLOCK + 5, 10) == data[7 * BLOCK + 5 : 7 * BLOCK + 15]
     time.sleep(0.2)
     assert _blob_gets(proxy, blob) <= random_blob_reads + 1
+
+
+def test_read_ahead_fetches_runs_of_blocks(
+    s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/p"
+    catalog.create_dataset("d", storage=url)
+    data = os.urandom(16 * BLOCK)
+    catalog.add_bytes("d", "f.bin", data)
+    blob = catalog.publish("d").item("f.bin").blob
+    config = StoreConfig.from_env(
+        endpoint_url=proxy.endpoint, cache_dir=tmp_path / "c", readahead=8 * BLOCK, block_size=BLOCK
+    )
+    store = open_store(url, Home.at(catalog.home.root), config)
+    got = b"".join(store.read(blob, off, 16384) for off in range(0, len(data), 16384))
+    assert got == data
+    assert _blob_gets(proxy, blob) < 12, "consecutive blocks come in fewer, larger GETs"

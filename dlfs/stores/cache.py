@@ -10,7 +10,9 @@ retried there. A :class:`CachedReader` serves byte ranges from those blocks:
 - the blocks a read needs are fetched in parallel (the first in the calling thread,
   the rest in a pool), and one block is fetched once however many readers want it;
 - a sequential reader triggers read-ahead of the next blocks, in a window that doubles
-  up to ``readahead`` bytes; a random reader does not;
+  up to ``readahead`` bytes, refilled in runs of consecutive blocks that a source with
+  ``fetch_span`` gets in one ranged request (each block still checked on its own); a
+  random reader triggers none;
 - errors are :class:`dlfs.errors.DlfsError`: ``Unavailable`` when the source could not
   be reached within its retry budget, ``Corrupt`` when bytes kept failing their check.
   Wrong bytes are never returned.
@@ -59,6 +61,7 @@ DEFAULT_CACHE_SIZE = 10 * GiB
 DEFAULT_BLOCK_SIZE = 4 * MiB
 DEFAULT_READAHEAD = 32 * MiB
 DEFAULT_MEMORY = 64 * MiB
+DEFAULT_RUN = 16 * MiB
 
 _MAGIC = b"dlfsblk1"
 _HEADER = struct.Struct("<8sQ16s")
@@ -128,6 +131,9 @@ class BlockSource(Protocol):
     def fetch(self, plan: Plan, index: int) -> bytes:
         """Exactly the bytes of block ``index``, checked (retried inside)."""
         ...
+
+    # Optional: fetch_span(plan, first, count) -> list[bytes], blocks first..first+count-1
+    # in one request, each checked.
 
 
 class BlockCache:
@@ -393,10 +399,12 @@ class CachedReader:
         workers: int = 8,
         readahead: int = DEFAULT_READAHEAD,
         memory: int = DEFAULT_MEMORY,
+        run_bytes: int = DEFAULT_RUN,
     ) -> None:
         self.source = source
         self.cache = cache
         self.readahead = readahead
+        self.run_bytes = run_bytes
         self.memory = memory
         self._pool = _Pool(workers)
         self._lock = threading.Lock()
@@ -627,10 +635,91 @@ class CachedReader:
                 self._streams.popitem(last=False)
         if not sequential or (offset == 0 and end >= plan.size):
             return
-        for i in range(last + 1, min(plan.blocks, last + 1 + window)):
-            fut = self._future(plan, i)
-            if fut is not None:
+        missing = [
+            i for i in range(last + 1, min(plan.blocks, last + 1 + window)) if self._absent(plan, i)
+        ]
+        # Refill the window in runs (fewer, larger GETs) rather than one block at a
+        # time, unless the very next block is missing and the reader would stall.
+        if not missing or (missing[0] != last + 1 and len(missing) < max(1, window // 2)):
+            return
+        self._prefetch(plan, missing)
+
+    def _absent(self, plan: Plan, index: int) -> bool:
+        """True when block ``index`` is neither in memory, nor being fetched, nor on disk."""
+        key = plan.key(index)
+        with self._lock:
+            if key in self._mem or key in self._inflight:
+                return False
+        return self.cache is None or not self.cache.path(key).exists()
+
+    def _prefetch(self, plan: Plan, indices: list[int]) -> None:
+        """Fetch blocks in the background, consecutive ones in runs of up to
+        ``run_bytes`` with one request each when the source can (``fetch_span``)."""
+        max_run = max(1, self.run_bytes // plan.block_size)
+        runs: list[list[tuple[int, Future[bytes]]]] = []
+        with self._lock:
+            for i in indices:
+                key = plan.key(i)
+                if key in self._inflight or key in self._mem:
+                    continue
+                fut: Future[bytes] = Future()
                 fut.add_done_callback(_quiet)
+                self._inflight[key] = fut
+                if runs and runs[-1][-1][0] == i - 1 and len(runs[-1]) < max_run:
+                    runs[-1].append((i, fut))
+                else:
+                    runs.append([(i, fut)])
+        for run in runs:
+            try:
+                self._pool.submit(self._run_span, plan, run)
+            except RuntimeError:  # the pool is shut down
+                with self._lock:
+                    for i, fut in run:
+                        if self._inflight.get(plan.key(i)) is fut:
+                            del self._inflight[plan.key(i)]
+                        fut.cancel()
+
+    def _run_span(self, plan: Plan, run: list[tuple[int, Future[bytes]]]) -> None:
+        live = []
+        for i, fut in run:
+            if fut.set_running_or_notify_cancel():
+                live.append((i, fut))
+            else:
+                with self._lock:
+                    if self._inflight.get(plan.key(i)) is fut:
+                        del self._inflight[plan.key(i)]
+        if not live:
+            return
+        first, last = live[0][0], live[-1][0]
+        fetch_span = getattr(self.source, "fetch_span", None)
+        try:
+            if fetch_span is not None and last > first:
+                blocks = list(fetch_span(plan, first, last - first + 1))
+            else:
+                blocks = [self.source.fetch(plan, i) for i in range(first, last + 1)]
+            for i, data in zip(range(first, last + 1), blocks, strict=True):
+                if len(data) != plan.span(i)[1]:
+                    raise Corrupt(f"blob {plan.blob}: block {i} has the wrong length")
+        except BaseException as exc:
+            with self._lock:
+                for i, fut in live:
+                    if self._inflight.get(plan.key(i)) is fut:
+                        del self._inflight[plan.key(i)]
+            for _i, fut in live:
+                fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for i, data in zip(range(first, last + 1), blocks, strict=True):
+            self._remember(plan.key(i), data)
+            if self.cache is not None:
+                self.cache.put(plan.key(i), data)
+        with self._lock:
+            for i, fut in live:
+                if self._inflight.get(plan.key(i)) is fut:
+                    del self._inflight[plan.key(i)]
+        for i, fut in live:
+            fut.set_result(blocks[i - first])
 
 
 def _quiet(fut: Future[bytes]) -> None:

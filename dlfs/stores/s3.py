@@ -641,6 +641,30 @@ class S3Blocks:
                 raise BadBody(f"blob {plan.blob}: block {index} does not match its hash")
         return data
 
+    @retrying("reading blob {0.blob}")
+    def fetch_span(self, plan: Plan, first: int, count: int) -> list[bytes]:
+        """Blocks ``first`` to ``first + count - 1`` of a large blob in one ranged GET,
+        each checked against its hash."""
+        assert plan.hashes is not None and count >= 1
+        store = self.store
+        start = plan.span(first)[0]
+        lengths = [plan.span(i)[1] for i in range(first, first + count)]
+        try:
+            data = store.client.get(
+                store.loc.bucket, store.key(plan.blob), start, sum(lengths), total=plan.size
+            )
+        except NotFound as exc:
+            raise Unavailable(f"blob {plan.blob} is missing from {store.url}") from exc
+        out = []
+        pos = 0
+        for i, length in zip(range(first, first + count), lengths, strict=True):
+            block = data[pos : pos + length]
+            pos += length
+            if blob_id(block) != plan.hashes[i]:
+                raise BadBody(f"blob {plan.blob}: block {i} does not match its hash")
+            out.append(block)
+        return out
+
 
 # -- batches ------------------------------------------------------------------------
 
