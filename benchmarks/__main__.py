@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": system.machine(cfg.data_dir),
         "config": cfg.to_json(),
     }
+    results["loadavg_before"] = os.getloadavg()
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="run-", dir=cfg.data_dir))
     failed = False
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 results.setdefault("errors", {})[section] = traceback.format_exc()
             results.setdefault("section_s", {})[section] = time.perf_counter() - t0
+            results.setdefault("loadavg_after", {})[section] = os.getloadavg()
             results["duration_s"] = time.perf_counter() - started
             _save(out, results)
     finally:

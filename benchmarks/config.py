@@ -65,6 +65,7 @@ class Config:
     publish_changes: int
     latency_sample: int
     add_cache: str  # "cold" or "warm"
+    warm_passes: int
     targets: tuple[str, ...] = field(default=ALL_TARGETS)
 
     def to_json(self) -> dict[str, Any]:
@@ -106,5 +107,6 @@ def load(quick: bool = False, targets: tuple[str, ...] | None = None) -> Config:
         publish_changes=_int("DLFS_BENCH_PUBLISH_CHANGES", 10),
         latency_sample=_int("DLFS_BENCH_LATENCY_SAMPLE", 200 if q else 1_000),
         add_cache=add_cache,
+        warm_passes=_int("DLFS_BENCH_WARM_PASSES", 1 if q else 3),
         targets=targets or ALL_TARGETS,
     )

@@ -4,11 +4,13 @@ Order matters on a noisy machine: for each repetition, for each workload, every
 target runs back to back (the order of targets rotates between repetitions), so a
 burst of noise from a neighbour lands on all of them rather than on one. Each
 measurement is: unmount, ``sync`` + drop caches, mount, run the workload (cold), run
-it again (warm), unmount. The figure kept is the median over repetitions.
+it ``warm_passes`` more times (warm: the median of those passes), unmount. The figure
+kept is the median over repetitions.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -42,7 +44,8 @@ def run(cfg: Config, scratch: Path, reimport: bool = False) -> dict[str, Any]:
                 system.drop_caches()
                 with target.mounted() as root:
                     cold = workload.run(root)
-                    warm = workload.run(root)
+                    passes = [workload.run(root) for _ in range(cfg.warm_passes)]
+                warm = {k: statistics.median(p[k] for p in passes) for k in cold}
                 figs = samples[target.name]
                 for key, value in cold.items():
                     figs.setdefault(f"{key}_cold", []).append(value)

@@ -239,6 +239,10 @@ def machine_table(results: dict[str, Any], markdown: bool = False) -> str:
         ],
         ["run time", f"{results.get('duration_s', 0) / 60:.1f} min"],
     ]
+    if results.get("loadavg_before"):
+        after = ", ".join(f"{k} {v[0]:.1f}" for k, v in results.get("loadavg_after", {}).items())
+        load = f"{results['loadavg_before'][0]:.1f} at start; after each section: {after}"
+        rows.append(["load average (1 min)", load])
     return _table(["", ""], rows, markdown)
 
 
