@@ -111,7 +111,8 @@ def _ratio(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}x"
 
 
-def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+def _table(header: list[str], rows: list[list[str]], markdown: bool, left: int = 1) -> str:
+    """Columns, the first ``left`` of them left-aligned and the rest right-aligned."""
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -120,7 +121,7 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
     out = []
     for row in [header, *rows]:
         pairs = enumerate(zip(row, widths, strict=True))
-        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
+        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in pairs]
         out.append("  ".join(cells).rstrip())
     return "\n".join(out)
 
@@ -243,7 +244,7 @@ def machine_table(results: dict[str, Any], markdown: bool = False) -> str:
         after = ", ".join(f"{k} {v[0]:.1f}" for k, v in results.get("loadavg_after", {}).items())
         load = f"{results['loadavg_before'][0]:.1f} at start; after each section: {after}"
         rows.append(["load average (1 min)", load])
-    return _table(["", ""], rows, markdown)
+    return _table(["machine", ""], rows, markdown, left=2)
 
 
 def rows_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
