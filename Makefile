@@ -23,7 +23,7 @@ lint: bootstrap
 
 bench:
 	@DLFS_EXTRA_DEBS="bindfs" bash scripts/bootstrap.sh
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
