@@ -353,6 +353,8 @@ def clone(
     filt = where_lang.parse(where) if where is not None else None
     check_new_name(db, name)
     root = frozen_root(db, source["root"])
+    if globs is not None or filt is not None or not metadata or not annotations:
+        db.map_for_reading()  # a walk of many folders: read them without copies
     cloner = _Cloner(db, globs, filt, metadata, annotations, progress)
     new_root = cloner.tree(root, "", False)
     cloner.flush()

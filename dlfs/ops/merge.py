@@ -290,6 +290,7 @@ def merge(
     check_new_name(db, name)
 
     roots = [frozen_root(db, row["root"]) for row in rows]
+    db.map_for_reading()  # every item of every ref is read: without copies
     slots: list[_Slot] = []
     folders: set[str] = set()
     for root in roots:
