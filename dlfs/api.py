@@ -369,11 +369,16 @@ class Catalog:
         else (one source) to that new path."""
         self._transfer(ref, sources, dest, copy=False)
 
-    def cp(self, ref: str, sources: list[str], dest: str) -> None:
-        """Copy items in a draft as pointers (no bytes copied), as ``cp -r`` places them."""
-        self._transfer(ref, sources, dest, copy=True)
+    def cp(self, ref: str, sources: list[str], dest: str, new_lineage: bool = False) -> None:
+        """Copy items in a draft as pointers (no bytes copied), as ``cp -r`` places them.
 
-    def _transfer(self, ref: str, sources: list[str], dest: str, copy: bool) -> None:
+        Copies share their source's lineage (merge treats them as the same item)
+        unless ``new_lineage``, which gives the copies fresh lineage ids."""
+        self._transfer(ref, sources, dest, copy=True, new_lineage=new_lineage)
+
+    def _transfer(
+        self, ref: str, sources: list[str], dest: str, copy: bool, new_lineage: bool = False
+    ) -> None:
         with self.db.transaction():
             _row, tree = self._draft_tree(ref)
             dst = split_path(dest)
@@ -391,6 +396,8 @@ class Catalog:
                 final = [*dst, src[-1]] if into else dst
                 if copy:
                     tree.copy(src, final, replace=True)
+                    if new_lineage:
+                        clone_ops.new_lineage(self.db, tree, final)
                 else:
                     tree.move(src, final, replace=True)
 

@@ -112,3 +112,21 @@ def test_help_for_every_command(cli: Cli) -> None:
     for name, command in group.commands.items():
         assert command.help, f"dlfs {name} has no help"
         assert cli(name, "--help").code == 0
+
+
+def test_cp_keeps_lineage_unless_asked(cli: Cli, sample: Path) -> None:
+    cli("dataset", "create", "cats")
+    cli("add", "cats", str(sample))
+    cli("cp", "cats", "train", "same")
+    cli("cp", "cats", "train", "fresh", "--new-lineage")
+
+    def origin(path: str) -> str:
+        got = cli("meta", "cats@draft", path).json()
+        assert isinstance(got, dict)
+        return str(got["origin"])
+
+    assert origin("same/a.jpg") == origin("train/a.jpg")
+    assert origin("fresh/a.jpg") != origin("train/a.jpg")
+    fresh = cli("meta", "cats@draft", "fresh/b.jpg").json()
+    old = cli("meta", "cats@draft", "train/b.jpg").json()
+    assert isinstance(fresh, dict) and isinstance(old, dict) and fresh["blob"] == old["blob"]

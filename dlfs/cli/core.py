@@ -277,12 +277,15 @@ def mv(c: Context, ref: str, paths: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("ref")
 @click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--new-lineage", is_flag=True, help="Give the copies new lineage (merge keeps both)."
+)
 @pass_ctx
-def cp(c: Context, ref: str, paths: tuple[str, ...]) -> None:
+def cp(c: Context, ref: str, paths: tuple[str, ...], new_lineage: bool) -> None:
     """Copy items in a draft as pointers (no bytes copied): cp REF SRC... DST."""
     if len(paths) < 2:
         raise click.UsageError("give at least one SRC and a DST")
-    c.catalog.cp(ref, list(paths[:-1]), paths[-1])
+    c.catalog.cp(ref, list(paths[:-1]), paths[-1], new_lineage)
 
 
 @cli.command()
