@@ -14,16 +14,18 @@ transaction, so a :class:`dlfs.DlfsError` leaves the catalog exactly as before::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlfs import trees, versions
+from dlfs import mounts, trees, versions
 from dlfs.catalog import CatalogDB, Row
-from dlfs.errors import Conflict, InvalidInput, IsADirectory, NotFound
+from dlfs.errors import Conflict, DlfsError, InvalidInput, IsADirectory, NotFound
 from dlfs.home import Home
 from dlfs.names import (
     check_annotations,
@@ -40,6 +42,8 @@ from dlfs.ops import importer
 from dlfs.ops import link as link_ops
 from dlfs.ops import merge as merge_ops
 from dlfs.ops import push as push_ops
+from dlfs.ops.where import equal as json_equal
+from dlfs.reader import VersionFile
 from dlfs.stores.base import BlobStore
 from dlfs.stores.local import LocalStore
 from dlfs.stores.urls import is_linked, linked_url, parse_s3_url
@@ -166,9 +170,34 @@ class Catalog:
         versions.dataset_row(self.db, name)
         return Dataset(self, name)
 
-    def datasets(self) -> list[Dataset]:
-        """Every dataset, by name."""
-        return [Dataset(self, n) for n in self.db.dataset_names()]
+    def datasets(
+        self,
+        where: Mapping[str, Any] | Callable[[Dataset], bool] | None = None,
+        sort: str | Sequence[str] | None = None,
+    ) -> list[Dataset]:
+        """The datasets, by name, or filtered by ``where`` and sorted by ``sort``.
+
+        Fields name what a dataset has: ``name``, ``kind``, ``description``,
+        ``storage``, ``tags``, ``labels``, ``created_at`` and ``metadata.KEY``
+        (a dotted path into its custom metadata, see :meth:`Dataset.set_metadata`;
+        a missing key is ``None``).
+
+        ``where`` is a mapping ``{field: value}`` whose every entry must hold (a
+        value equals the field's as JSON values do: ``1 != True``; for ``tags`` a
+        string holds when it is one of the dataset's tags; a callable value is a
+        predicate on the field's value), or a callable taking the
+        :class:`Dataset` and returning a bool.
+
+        ``sort`` is a field, ``-field`` for descending order, or a list of them
+        (the first decides, the next break ties, the name last). Datasets that lack
+        the field come last either way; ascending, numbers come before strings.
+
+        ```python
+        cat.datasets(where={"metadata.owner": "ann"}, sort="-metadata.score")
+        cat.datasets(where=lambda ds: "pets" in ds.tags)
+        ```
+        """
+        return _select_datasets(self, where, sort)
 
     def delete_dataset(
         self,
@@ -319,10 +348,18 @@ class Catalog:
         sources: list[str | os.PathLike[str]],
         to: str = "",
         progress: Progress | None = None,
+        metadata: dict[str, Any] | None = None,
+        annotations: list[Any] | None = None,
     ) -> importer.AddResult:
-        """Copy local files and folders into a draft (see :mod:`dlfs.ops.importer`)."""
+        """Copy local files and folders into a draft (see :mod:`dlfs.ops.importer`);
+        ``metadata`` and ``annotations``, when given, are set on every file added."""
         row = versions.resolve_draft(self.db, ref)
         files, folders = importer.plan([Path(s) for s in sources], split_path(to))
+        if metadata is not None or annotations is not None:
+            meta = None if metadata is None else check_metadata(metadata)
+            ann = None if annotations is None else check_annotations(annotations)
+            for planned in files:
+                planned.metadata, planned.annotations = meta, ann
         store = self._store_of(row)
         if isinstance(store, LocalStore):
             store.clear_staging()
@@ -431,7 +468,7 @@ class Catalog:
 
     def clone(
         self,
-        ref: str,
+        ref: str | Version,
         name: str,
         include: list[str] | None = None,
         where: str | None = None,
@@ -452,7 +489,7 @@ class Catalog:
         with self.db.transaction():
             vid = clone_ops.clone(
                 self.db,
-                ref,
+                _ref_of(ref),
                 name,
                 include or [],
                 where,
@@ -467,7 +504,7 @@ class Catalog:
     def merge(
         self,
         name: str,
-        refs: list[str],
+        refs: Sequence[str | Version],
         metadata: bool = True,
         annotations: bool = True,
         on_conflict: str = "fail",
@@ -481,14 +518,22 @@ class Catalog:
         (``on_conflict="fail"``) or renamed (``"rename"``). Returns the first version.
         """
         with self.db.transaction():
-            vid = merge_ops.merge(self.db, name, refs, metadata, annotations, on_conflict, publish)
+            vid = merge_ops.merge(
+                self.db,
+                name,
+                [_ref_of(r) for r in refs],
+                metadata,
+                annotations,
+                on_conflict,
+                publish,
+            )
         return Version(self, vid)
 
-    def diff(self, a: str, b: str) -> diff_ops.Diff:
+    def diff(self, a: str | Version, b: str | Version) -> diff_ops.Diff:
         """Added, removed, modified and moved items from version ``a`` to ``b``,
         in O(changes) (see :mod:`dlfs.ops.diff`)."""
         with self.db.snapshot():
-            return diff_ops.diff(self.db, a, b)
+            return diff_ops.diff(self.db, _ref_of(a), _ref_of(b))
 
     def new_lineage(self, ref: str, paths: list[str]) -> int:
         """Give the items at ``paths`` (files or folders) of a draft fresh lineage ids,
@@ -639,6 +684,44 @@ class Catalog:
                 progress(blob["size"])
         return problems
 
+    # -- python api conveniences ----------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"Catalog({str(self.home.root)!r})"
+
+    def open(self, ref: str, path: str, buffer_size: int = 1 << 20) -> VersionFile:
+        """The file at ``path`` of a version as a read-only binary file object, which
+        reads verified bytes (see :mod:`dlfs.reader`): it is seekable, and
+        :class:`Corrupt` is raised rather than a wrong byte returned."""
+        with self.db.snapshot():
+            row = versions.resolve(self.db, ref)
+            item = self._item(row, split_path(path))
+            store = self._store_of(row)
+        return VersionFile(store, item.blob, item.size, item.path, buffer_size)
+
+    def stat(self, ref: str, path: str = "") -> Entry:
+        """The :class:`Entry` of one file or folder of a version (``""`` is its root);
+        :class:`NotFound` when there is none."""
+        with self.db.snapshot():
+            row = versions.resolve(self.db, ref)
+            parts = split_path(path)
+            entry = trees.resolve(self.db, row["root"], parts)
+            dir_time = row["published_at"] or row["created_at"]
+            if entry is None:
+                return Entry("", "", True, 0, dir_time, None, None)
+            if entry["kind"] == DIR:
+                return Entry(join_path(parts), parts[-1], True, 0, dir_time, None, None)
+            return _entry(parts[:-1], entry, dir_time)
+
+    def mount(
+        self,
+        ref: str | Version | None = None,
+        mountpoint: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> contextlib.AbstractContextManager[Path]:
+        """:func:`dlfs.mount` for a version of this catalog (``None``: all of it)."""
+        return mount(ref, mountpoint, home=self.home.root, **kwargs)
+
 
 class Dataset:
     """A handle on a dataset by name; properties read the catalog each time."""
@@ -667,9 +750,15 @@ class Dataset:
         state = "published" if published and not drafts else "draft" if drafts else None
         return [Version(self.catalog, v["id"]) for v in db.versions_of(row["id"], state)]
 
-    def snapshot(self, **kwargs: Any) -> tuple[Version, Version]:
+    def snapshot(
+        self,
+        publish_name: str | None = None,
+        child_name: str | None = None,
+        child_metadata: dict[str, Any] | None = None,
+        comment: str | None = None,
+    ) -> tuple[Version, Version]:
         """See :meth:`Catalog.snapshot`."""
-        return self.catalog.snapshot(self.name, **kwargs)
+        return self.catalog.snapshot(self.name, publish_name, child_name, child_metadata, comment)
 
     def create_version(
         self, parents: list[str] | None = None, name: str | None = None, exist_ok: bool = False
@@ -686,6 +775,105 @@ class Dataset:
         """Set custom metadata keys; return all of it."""
         with self.catalog.db.transaction():
             return versions.dataset_meta(self.catalog.db, self.name, assignments)
+
+    # -- python api conveniences ----------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Dataset) and other.catalog is self.catalog and other.name == self.name
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.catalog), self.name))
+
+    def _row(self) -> Row:
+        return versions.dataset_row(self.catalog.db, self.name)
+
+    @property
+    def kind(self) -> str:
+        """``dataset``, ``clone``, ``merge`` or ``linked``."""
+        return str(self._row()["kind"])
+
+    @property
+    def description(self) -> str:
+        return str(self._row()["description"])
+
+    @property
+    def tags(self) -> list[str]:
+        """The dataset's own tags (versions have theirs: :attr:`Version.tags`)."""
+        return list(json.loads(self._row()["tags"]))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The dataset's custom metadata (see :meth:`set_metadata`)."""
+        return dict(json.loads(self._row()["metadata"]))
+
+    @property
+    def labels(self) -> Any:
+        """The label recipe, or ``None``."""
+        labels = self._row()["labels"]
+        return None if labels is None else json.loads(labels)
+
+    @property
+    def storage(self) -> str:
+        """Where the binaries live: ``local``, ``s3://...`` or ``linked:s3://...``."""
+        return str(self._row()["storage"])
+
+    @property
+    def latest(self) -> Version | None:
+        """The latest published version, or ``None`` before the first publish."""
+        vid = self.catalog.db.tag_get(self._row()["id"], "latest")
+        return None if vid is None else Version(self.catalog, vid)
+
+    def version(self, spec: str = "latest") -> Version:
+        """The version ``NAME@spec`` names: a tag, a name, an id or id prefix, ``draft``."""
+        return self.catalog.version(f"{self.name}@{spec}")
+
+    def add(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        to: str = "",
+        metadata: dict[str, Any] | None = None,
+        annotations: list[Any] | None = None,
+    ) -> importer.AddResult:
+        """Add to the dataset's draft (see :meth:`Version.add`)."""
+        return self.draft().add(source, to, metadata, annotations)
+
+    def publish(self, tags: list[str] | None = None, name: str | None = None) -> Version:
+        """Publish the dataset's draft (see :meth:`Version.publish`)."""
+        return self.draft().publish(tags, name)
+
+    def clone(
+        self,
+        name: str,
+        version: str = "latest",
+        include: list[str] | None = None,
+        where: str | None = None,
+        metadata: bool = True,
+        annotations: bool = True,
+        publish: bool = False,
+    ) -> Version:
+        """Clone version ``version`` (default ``latest``) into a new dataset ``name``;
+        see :meth:`Catalog.clone`. Returns the clone's first version."""
+        return self.catalog.clone(
+            f"{self.name}@{version}",
+            name,
+            include=include,
+            where=where,
+            metadata=metadata,
+            annotations=annotations,
+            publish=publish,
+        )
+
+    def log(self) -> list[dict[str, Any]]:
+        """The history of the dataset (see :meth:`Catalog.log`)."""
+        return self.catalog.log(self.name)
+
+    def delete(
+        self, all_versions: bool = False, force: bool = False, delete_sources: bool = False
+    ) -> list[str]:
+        """Delete the dataset (see :meth:`Catalog.delete_dataset`)."""
+        return self.catalog.delete_dataset(self.name, all_versions, force, delete_sources)
 
 
 class Version:
@@ -748,19 +936,139 @@ class Version:
         """The whole content of a file, verified."""
         return b"".join(self.catalog.cat(self.ref, path))
 
-    def add(self, source: str | os.PathLike[str] | bytes, to: str = "", **kw: Any) -> None:
-        """Add a local file or folder into folder ``to``; or, given bytes, write them to
-        the path ``to`` (with optional ``metadata=`` and ``annotations=``)."""
+    def add(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        to: str = "",
+        metadata: dict[str, Any] | None = None,
+        annotations: list[Any] | None = None,
+        progress: Progress | None = None,
+    ) -> importer.AddResult:
+        """Add a local file or folder into folder ``to`` of this draft (a file lands
+        under its own name, a folder brings its contents); or, given bytes, write
+        them as the file at path ``to``. ``metadata`` and ``annotations``, when
+        given, are set on every file added; a file that lands on an existing path
+        keeps the item's lineage (and its metadata and annotations unless given)."""
         if isinstance(source, bytes):
-            self.catalog.add_bytes(self.ref, to, source, **kw)
-        else:
-            self.catalog.add(self.ref, [source], to)
+            return self.catalog.add_bytes(self.ref, to, source, metadata, annotations)
+        return self.catalog.add(self.ref, [source], to, progress, metadata, annotations)
 
     def publish(self, tags: list[str] | None = None, name: str | None = None) -> Version:
         """Publish this draft; return the published version."""
         if self.state != "draft":
             raise Conflict(f"version {self.id} is already published")
         return self.catalog.publish(self.ref, tags, name)
+
+    # -- python api conveniences ----------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and other.catalog is self.catalog and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash((id(self.catalog), self.id))
+
+    @property
+    def parents(self) -> list[str]:
+        """The ids of the versions this one was made from."""
+        return list(self.catalog.db.version_parents(self.id))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The version's metadata (``snapshot(child_metadata=...)``)."""
+        return dict(json.loads(self._row()["metadata"]))
+
+    @property
+    def comment(self) -> str | None:
+        comment = self._row()["comment"]
+        return None if comment is None else str(comment)
+
+    def open(self, path: str, buffer_size: int = 1 << 20) -> VersionFile:
+        """The file at ``path`` as a read-only binary file object reading verified
+        bytes (see :meth:`Catalog.open`)::
+
+            with version.open("train/a.jpg") as f:
+                head = f.read(16)
+        """
+        return self.catalog.open(self.ref, path, buffer_size)
+
+    def stat(self, path: str = "") -> Entry:
+        """See :meth:`Catalog.stat`."""
+        return self.catalog.stat(self.ref, path)
+
+    def exists(self, path: str) -> bool:
+        """True when ``path`` names a file or folder of this version."""
+        try:
+            self.stat(path)
+        except (NotFound, Conflict):
+            return False
+        return True
+
+    def diff(self, other: str | Version) -> diff_ops.Diff:
+        """What changed from this version to ``other`` (see :meth:`Catalog.diff`)."""
+        return self.catalog.diff(self, other)
+
+    def clone(
+        self,
+        name: str,
+        include: list[str] | None = None,
+        where: str | None = None,
+        metadata: bool = True,
+        annotations: bool = True,
+        publish: bool = False,
+    ) -> Version:
+        """Clone this version into a new dataset ``name`` (see :meth:`Catalog.clone`)."""
+        return self.catalog.clone(
+            self,
+            name,
+            include=include,
+            where=where,
+            metadata=metadata,
+            annotations=annotations,
+            publish=publish,
+        )
+
+    def mount(
+        self, mountpoint: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> contextlib.AbstractContextManager[Path]:
+        """Mount this version for a ``with`` block (see :func:`dlfs.mount`)."""
+        return mount(self, mountpoint, **kwargs)
+
+    def tag(self, *tags: str, force: bool = False) -> list[str]:
+        """Add user tags to this published version; return all its tags."""
+        return self.catalog.tag(self.ref, list(tags), force)
+
+    def delete(self) -> None:
+        """Delete this draft (published versions are immutable)."""
+        self.catalog.delete_version(self.ref)
+
+    def mkdir(self, path: str, parents: bool = False) -> None:
+        """Make a folder in this draft (with ``parents``, its missing parents too)."""
+        self.catalog.mkdir(self.ref, [path], parents)
+
+    def rm(self, path: str, recursive: bool = False) -> None:
+        """Remove a file (a folder with ``recursive``) from this draft."""
+        self.catalog.rm(self.ref, [path], recursive)
+
+    def mv(self, source: str | Sequence[str], dest: str) -> None:
+        """Move items of this draft, as ``mv`` does (see :meth:`Catalog.mv`)."""
+        self.catalog.mv(self.ref, [source] if isinstance(source, str) else list(source), dest)
+
+    def cp(self, source: str | Sequence[str], dest: str) -> None:
+        """Copy items of this draft as pointers (see :meth:`Catalog.cp`)."""
+        self.catalog.cp(self.ref, [source] if isinstance(source, str) else list(source), dest)
+
+    def set_meta(
+        self,
+        path: str,
+        metadata: dict[str, Any] | None = None,
+        annotations: list[Any] | None = None,
+        **assignments: Any,
+    ) -> Item:
+        """Replace the metadata and/or annotations of a file of this draft, or set
+        single metadata keys (``set_meta("a.jpg", split="train")``); return the item."""
+        return self.catalog.set_meta(
+            self.ref, path, list(assignments.items()), annotations, metadata
+        )
 
 
 def _entry(folder: list[str], e: Row, dir_time: float) -> Entry:
@@ -787,3 +1095,159 @@ def _item(path: str, row: Row) -> Item:
         metadata=json.loads(row["metadata"]),
         annotations=json.loads(row["annotations"]),
     )
+
+
+# -- python api conveniences ----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def mount(
+    ref: str | Version | None = None,
+    mountpoint: str | os.PathLike[str] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    options: Sequence[str] = (),
+    cache_dir: str | None = None,
+    cache_size: str | None = None,
+    timeout: float = mounts.READY_TIMEOUT,
+) -> Iterator[Path]:
+    """Mount a version for the length of a ``with`` block; yield its root folder.
+
+    The mount is made exactly as ``dlfs mount`` makes it (:func:`dlfs.mounts.mount`:
+    a background daemon, ready when this returns) in a new private temporary folder,
+    or at ``mountpoint`` when given, and unmounted when the block ends, also when it
+    raises. Files still open then (a ``DataLoader`` worker that has not exited...)
+    do not keep it: the mount is detached, and its daemon exits once they are
+    closed. The temporary folder is removed.
+
+    ``ref`` is a ref (``"cats@v1"``, ``"cats"`` for ``cats@latest``), a
+    :class:`Version`, or ``None`` for the whole catalog. ``home`` is the catalog
+    (default ``$DLFS_HOME``; a :class:`Version` brings its own). ``options``,
+    ``cache_dir`` and ``cache_size`` are those of ``dlfs mount``.
+
+    ```python
+    with dlfs.mount("cats@v1") as root:
+        print(sorted(p.name for p in root.iterdir()))
+    ```
+    """
+    if isinstance(ref, Version):
+        home = ref.catalog.home.root if home is None else home
+        ref = ref.ref
+    where = Home.at(home)
+    made = None
+    if mountpoint is None:
+        made = Path(tempfile.mkdtemp(prefix="dlfs-mount-"))
+    target = made if made is not None else Path(mountpoint)  # type: ignore[arg-type]
+    try:
+        record = mounts.mount(
+            where,
+            target,
+            ref,
+            options=list(options),
+            cache_dir=cache_dir,
+            cache_size=cache_size,
+            timeout=timeout,
+        )
+    except BaseException:
+        if made is not None:
+            made.rmdir()
+        raise
+    root = Path(record.mountpoint)
+    try:
+        yield root
+    except BaseException:
+        # The block's own error is what the caller needs: an unmount problem is not
+        # allowed to replace it.
+        with contextlib.suppress(DlfsError):
+            _unmount(where, root)
+        raise
+    else:
+        _unmount(where, root)
+    finally:
+        if made is not None:
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
+def _unmount(home: Home, root: Path) -> None:
+    """Unmount ``root``; detach it (``--lazy``) when files are still open there."""
+    try:
+        mounts.unmount(home, root)
+    except Conflict:
+        mounts.unmount(home, root, lazy=True)
+
+
+def _ref_of(ref: str | Version) -> str:
+    return ref.ref if isinstance(ref, Version) else ref
+
+
+DATASET_FIELDS = ("name", "kind", "description", "storage", "tags", "labels", "created_at")
+
+
+def _dataset_fields(row: Row) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "kind": row["kind"],
+        "description": row["description"],
+        "storage": row["storage"],
+        "tags": json.loads(row["tags"]),
+        "labels": None if row["labels"] is None else json.loads(row["labels"]),
+        "created_at": row["created_at"],
+        "metadata": json.loads(row["metadata"]),
+    }
+
+
+def _field(fields: dict[str, Any], key: str) -> Any:
+    """The value at a dotted field path (``metadata.a.b``), ``None`` when missing."""
+    head, *rest = key.split(".")
+    if head not in DATASET_FIELDS and not (head == "metadata" and rest):
+        known = ", ".join([*DATASET_FIELDS, "metadata.KEY"])
+        raise InvalidInput(f"unknown dataset field {key!r} (fields are {known})")
+    value = fields[head]
+    for part in rest:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _holds(fields: dict[str, Any], key: str, wanted: Any) -> bool:
+    value = _field(fields, key)
+    if callable(wanted):
+        return bool(wanted(value))
+    if key == "tags" and isinstance(wanted, str):
+        return wanted in value
+    return json_equal(value, wanted)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if isinstance(value, bool):
+        return (0, int(value))
+    if isinstance(value, int | float):
+        return (0, value)
+    if isinstance(value, str):
+        return (1, value)
+    return (2, canonical_json(value))
+
+
+def _select_datasets(
+    catalog: Catalog,
+    where: Mapping[str, Any] | Callable[[Dataset], bool] | None,
+    sort: str | Sequence[str] | None,
+) -> list[Dataset]:
+    with catalog.db.snapshot():
+        rows = [(Dataset(catalog, r["name"]), _dataset_fields(r)) for r in catalog.db.datasets()]
+    if isinstance(where, Mapping):
+        conditions = list(where.items())
+        for key, _ in conditions:
+            _field({**dict.fromkeys(DATASET_FIELDS), "metadata": {}}, key)  # check the names
+        rows = [(d, f) for d, f in rows if all(_holds(f, k, v) for k, v in conditions)]
+    elif where is not None:
+        rows = [(d, f) for d, f in rows if where(d)]
+    keys = [sort] if isinstance(sort, str) else list(sort or [])
+    for key in reversed(keys):
+        descending = key.startswith("-")
+        field = key[1:] if descending else key
+        values = {d.name: _field(f, field) for d, f in rows}
+        present = [(d, f) for d, f in rows if values[d.name] is not None]
+        present.sort(key=lambda df: _sort_key(values[df[0].name]), reverse=descending)
+        rows = present + [(d, f) for d, f in rows if values[d.name] is None]
+    return [d for d, _ in rows]
