@@ -140,11 +140,24 @@ def dataset_create(
 
 
 @dataset.command("list")
+@click.option(
+    "--where",
+    "conditions",
+    multiple=True,
+    metavar="FIELD=JSONVALUE",
+    help="Keep datasets whose FIELD equals the value, e.g. metadata.owner='\"ann\"' (repeatable).",
+)
+@click.option(
+    "--sort", "sort", multiple=True, metavar="FIELD", help="Sort by FIELD (-FIELD: descending)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
-def dataset_list(c: Context, as_json: bool) -> None:
-    """List datasets."""
-    infos = [d.info() for d in c.catalog.datasets()]
+def dataset_list(
+    c: Context, conditions: tuple[str, ...], sort: tuple[str, ...], as_json: bool
+) -> None:
+    """List datasets, by name, or filtered and sorted by their fields and custom metadata."""
+    where = dict(parse_assignment(text) for text in conditions) or None
+    infos = [d.info() for d in c.catalog.datasets(where=where, sort=list(sort))]
     if as_json:
         emit(infos)
         return
