@@ -237,3 +237,83 @@ echo done
     assert lines[-3:] == ["train", "val", "done"]
     # Each daemon exited after its umount: nothing is left in the registry.
     assert wait_for(lambda: mounts.records(Home.at(home)) == [])
+
+
+# -- the systemd unit ------------------------------------------------------------------------
+
+
+UNIT = ROOT / "packaging" / "dlfs@.service"
+
+
+def unit_commands(text: str) -> dict[str, list[str]]:
+    """``{ExecStartPre: command line, ...}`` of a unit file's [Service] section."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.startswith("Exec"):
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def expand(command: str, env: dict[str, str]) -> list[str]:
+    """Expand a command line as systemd does: ``${VAR}`` is one word, ``$VAR`` alone
+    splits into zero or more words."""
+    words: list[str] = []
+    for word in command.split():
+        if word.startswith("${") and word.endswith("}"):
+            words.append(env.get(word[2:-1], ""))
+        elif word.startswith("$"):
+            words.extend(env.get(word[1:], "").split())
+        else:
+            words.append(word)
+    return words
+
+
+def test_the_systemd_unit_is_valid(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    # A copy whose dlfs is the one of this checkout (the template names /usr/local/bin).
+    instance = tmp_path / "dlfs@cats.service"
+    instance.write_text(UNIT.read_text().replace("/usr/local/bin/dlfs", str(VENV_BIN / "dlfs")))
+    res = subprocess.run([analyze, "verify", str(instance)], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
+
+
+@pytest.mark.parametrize("whole_catalog", [False, True])
+def test_the_systemd_unit_commands_mount_and_unmount(
+    published: str, home: Path, tmp_path: Path, whole_catalog: bool
+) -> None:
+    """Run the unit's commands as systemd would, with a config file as documented."""
+    mountpoint = tmp_path / "srv" / "cats"  # made by ExecStartPre
+    conf = {
+        "DLFS_HOME": str(home),
+        "DLFS_REF": "" if whole_catalog else published,
+        "DLFS_MOUNTPOINT": str(mountpoint),
+        "DLFS_MOUNT_OPTIONS": "-o noatime",
+    }
+    commands = unit_commands(UNIT.read_text())
+    assert set(commands) == {"ExecStartPre", "ExecStart", "ExecStop"}
+
+    def execute(key: str) -> None:
+        for line in commands[key]:
+            argv = expand(line, conf)
+            if argv[0] == "/usr/local/bin/dlfs":
+                argv[0] = str(VENV_BIN / "dlfs")
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            assert res.returncode == 0, (argv, res.stderr)
+
+    try:
+        execute("ExecStartPre")
+        execute("ExecStart")
+        pid = daemon_pid(home, mountpoint)
+        inside = mountpoint / "cats" / "latest" if whole_catalog else mountpoint
+        assert (inside / "one.bin").read_bytes() == b"x"
+        execute("ExecStop")
+        assert not is_mounted(mountpoint) and not process_alive(pid)
+    finally:
+        record = mounts.read_record(Home.at(home), mountpoint)
+        if is_mounted(mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True)
+        if record is not None and mounts.daemon_alive(record):
+            os.kill(record.pid, 15)
