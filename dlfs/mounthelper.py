@@ -24,8 +24,8 @@ OPTIONS, comma-separated:
   ``auto_unmount``, ``noatime``, ``nodev``, ``nosuid``, ``noexec``, ``dev``, ``suid``,
   ``exec``, ``default_permissions``);
 - options meant for mount(8), systemd or other tools, which are ignored: ``rw`` (what
-  mount(8) passes when ``ro`` is not given: dlfs mounts are read-only in this
-  release), ``defaults``, ``auto``, ``noauto``, ``nofail``, ``user``, ``users``,
+  mount(8) passes whenever ``ro`` is not given: what may be written is decided as
+  ``dlfs mount`` decides it), ``defaults``, ``auto``, ``noauto``, ``nofail``, ``user``, ``users``,
   ``nouser``, ``owner``, ``group``, ``_netdev`` and other ``_...`` options, ``x-...``,
   ``comment=...``, ``sync``/``async`` and the ``atime`` family but ``noatime``;
 - anything else is an error (exit 32), unless ``-s`` (sloppy) is given: then it is
