@@ -462,7 +462,10 @@ class Catalog:
                 [(iid, old.origin, old.blob, old.size, old.mtime, meta_text, ann_text)]
             )
             tree.set_file(parts, iid, old.size)
-            return self._item(row, parts)
+            # The first change to a folder re-points the draft's root: read it again.
+            current = self.db.version_get(row["id"])
+            assert current is not None
+            return self._item(current, parts)
 
     # -- clone, merge, diff -----------------------------------------------------------
 

@@ -168,6 +168,16 @@ def test_add_paths_and_bytes_with_metadata(catalog: Catalog, sample: Path) -> No
     assert draft.read_bytes("cat.jpg") == b"new bytes"
 
 
+def test_set_meta_returns_the_updated_item_on_a_first_edit(
+    catalog: Catalog, cats: dlfs.Version
+) -> None:
+    # A child draft shares its parent's folders until the first change re-points them.
+    draft = catalog.dataset("cats").create_version(parents=[cats.ref])
+    item = draft.set_meta("train/a.jpg", annotations=[{"label": "cat"}])
+    assert item.annotations == [{"label": "cat"}]
+    assert draft.item("train/a.jpg") == item
+
+
 def test_invalid_metadata_changes_nothing(catalog: Catalog, sample: Path, home: Path) -> None:
     catalog.create_dataset("cats")
     before = catalog_dump(home)
