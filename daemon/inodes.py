@@ -3,7 +3,10 @@
 Every *path* of the mounted tree gets its own inode number, even when two paths
 hold the same content (a tree id or an item can appear at several places; a version
 at ``MNT/cats/<id>`` and through the tag ``MNT/cats/latest``): an inode is the pair
-(parent inode, name). Numbers are handed out in increasing order and never reused
+(parent inode, name). In a writable mount a rename moves an inode to its new pair
+and a removal detaches it (:meth:`InodeTable.rename`, :meth:`InodeTable.detach`), so
+an inode keeps naming the same entry; the entry itself is tracked by the view (its
+node's ``place``). Numbers are handed out in increasing order and never reused
 while the daemon runs, so a stale number can never name another file (no
 generation numbers needed).
 
@@ -82,6 +85,21 @@ class InodeTable:
         ino = self.assign(parent, name, node)
         self._counts[ino] += 1
         return ino
+
+    def detach(self, parent: int, name: str) -> None:
+        """``name`` was removed from ``parent``: its inode (if any) keeps living while
+        the kernel holds it, but the name will get a new inode if it is made again."""
+        self._by_key.pop((parent, name), None)
+
+    def rename(self, parent: int, name: str, new_parent: int, new_name: str) -> None:
+        """``name`` in ``parent`` moved to ``new_name`` in ``new_parent``: its inode
+        moves with it (open files and cached dentries keep naming it), and an inode
+        that was at the target is detached."""
+        ino = self._by_key.pop((parent, name), None)
+        self._by_key.pop((new_parent, new_name), None)
+        if ino is not None:
+            self._by_key[(new_parent, new_name)] = ino
+            self._keys[ino] = (new_parent, new_name)
 
     def drop_unused(self, ino: int) -> None:
         """Drop ``ino`` if the kernel holds no reference to it."""

@@ -5,9 +5,11 @@ The daemon:
 
 1. with ``--daemonize``, forks into the background (new session, cwd ``/``, stdio
    on the log file); the parent exits at once;
-2. opens the view (one read-only catalog connection) and mounts with
-   ``fsname=dlfs,subtype=dlfs,default_permissions,ro`` plus the user's ``-o``
-   options; without ``allow_other`` only the mounting user can enter the mount;
+2. opens the view (one read-only catalog connection; for a draft, unless ``-o ro``,
+   a read-write one and the draft's mount lock, see :mod:`dlfs.draftview`) and mounts
+   with ``fsname=dlfs,subtype=dlfs,default_permissions`` (and ``ro`` unless the view
+   is writable) plus the user's ``-o`` options; without ``allow_other`` only the
+   mounting user can enter the mount;
 3. records itself in ``<home>/mounts/`` (:mod:`dlfs.mounts`), serves
    (``pyfuse3.main`` under trio), and once the kernel got a first answer reports
    ``ok`` on ``--ready-fd`` (or ``error: <message>`` if anything failed before);
@@ -34,11 +36,12 @@ import pyfuse3
 import trio
 
 from dlfs import mounts
+from dlfs.draftview import open_mount_view
 from dlfs.errors import DlfsError
 from dlfs.home import Home
-from dlfs.view import View, default_stores, open_view
+from dlfs.view import View, default_stores
 
-from .ops import Operations
+from .ops import Operations, WritableOperations
 
 log = logging.getLogger("dlfsd")
 
@@ -143,9 +146,11 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     # Normalized now: once mounted, resolving the path would wait on ourselves.
     mountpoint = str(mounts.normalize(args.mountpoint))
     try:
-        options = mounts.mount_options(args.options)
+        mounts.mount_options(args.options, writable=True)  # bad options fail first
         stores = default_stores(home, args.cache_dir, args.cache_size)
-        view = open_view(home, args.ref, stores)
+        read_only = mounts.read_only_requested(args.options)
+        view = open_mount_view(home, args.ref, stores, mountpoint, read_only)
+        options = mounts.mount_options(args.options, writable=view.writable)
     except DlfsError as exc:
         reporter.fail(f"{type(exc).__name__}: {exc}")
         return 1
@@ -157,7 +162,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
 
     for signum in SIGNALS:
         signal.signal(signum, remember)
-    ops = Operations(view)
+    ops = WritableOperations(view) if view.writable else Operations(view)
     try:
         pyfuse3.init(ops, mountpoint, set(options))
     except RuntimeError as exc:

@@ -5,10 +5,11 @@ maps errors through one table (:data:`ERRNO`). There is no SQL and no filesystem
 logic here; what the kernel is told to cache comes from the nodes the view returns
 (``Node.ttl``, ``Node.cache``).
 
-What is deliberately *not* implemented, for speed (see ``docs/mounting.md``):
-``flush`` (the first ``ENOSYS`` makes the kernel stop sending it on every
-``close``), ``fsync``, ``access`` (``default_permissions`` lets the kernel check
-modes itself) and ``poll``.
+What is deliberately *not* implemented by :class:`Operations`, for speed (see
+``docs/mounting.md``): ``flush`` (the first ``ENOSYS`` makes the kernel stop sending
+it on every ``close``), ``fsync``, ``access`` (``default_permissions`` lets the
+kernel check modes itself) and ``poll``. :class:`WritableOperations`, for a writable
+draft, adds ``flush`` and ``fsync``: a written file is committed when it is closed.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from dlfs.errors import (
     NotADirectory,
     NotEmpty,
     NotFound,
+    NotPermitted,
+    NotSupported,
     ReadOnly,
     Unavailable,
 )
@@ -57,6 +60,8 @@ ERRNO: dict[type[DlfsError], int] = {
     StaleInode: errno.ESTALE,
     NotFound: errno.ENOENT,
     ReadOnly: errno.EROFS,
+    NotPermitted: errno.EPERM,
+    NotSupported: errno.EOPNOTSUPP,
     NotADirectory: errno.ENOTDIR,
     IsADirectory: errno.EISDIR,
     NotEmpty: errno.ENOTEMPTY,
@@ -208,9 +213,9 @@ class Operations(pyfuse3.Operations):
         out = StatvfsData()
         out.f_bsize = out.f_frsize = stats.block_size
         out.f_blocks = stats.blocks
-        out.f_bfree = out.f_bavail = 0
+        out.f_bfree = out.f_bavail = stats.free_blocks
         out.f_files = stats.files
-        out.f_ffree = out.f_favail = 0
+        out.f_ffree = out.f_favail = stats.free_files
         out.f_namemax = stats.name_max
         return out
 
@@ -253,7 +258,7 @@ class Operations(pyfuse3.Operations):
     async def release(self, fh: int) -> None:
         self.view.release(fh)
 
-    # -- writing: the view decides (the views of this release refuse: EROFS) -----------
+    # -- writing: the view decides (read-only views refuse: EROFS) ---------------------
 
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
@@ -309,12 +314,14 @@ class Operations(pyfuse3.Operations):
             self.view.unlink(self.inodes.node(parent_inode), os.fsdecode(name))
         except Exception as exc:
             raise fuse_error(exc) from None
+        self.inodes.detach(parent_inode, os.fsdecode(name))
 
     async def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
         try:
             self.view.rmdir(self.inodes.node(parent_inode), os.fsdecode(name))
         except Exception as exc:
             raise fuse_error(exc) from None
+        self.inodes.detach(parent_inode, os.fsdecode(name))
 
     async def rename(
         self,
@@ -335,6 +342,9 @@ class Operations(pyfuse3.Operations):
             )
         except Exception as exc:
             raise fuse_error(exc) from None
+        self.inodes.rename(
+            parent_inode_old, os.fsdecode(name_old), parent_inode_new, os.fsdecode(name_new)
+        )
 
     async def setattr(
         self,
@@ -373,3 +383,23 @@ class Operations(pyfuse3.Operations):
             self.view.removexattr(self.inodes.node(inode), os.fsdecode(name))
         except Exception as exc:
             raise fuse_error(exc) from None
+
+
+class WritableOperations(Operations):
+    """The operations of a writable draft: :class:`Operations` plus ``flush`` (every
+    ``close``) and ``fsync``, where the view commits a written file."""
+
+    async def flush(self, fh: int) -> None:
+        try:
+            self.view.flush(fh)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        try:
+            self.view.fsync(fh, datasync)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        return  # folder changes are committed before their request is answered

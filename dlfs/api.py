@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlfs import mounts, trees, versions
+from dlfs import draftlock, mounts, trees, versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, DlfsError, InvalidInput, IsADirectory, NotFound
 from dlfs.home import Home
@@ -232,10 +232,17 @@ class Catalog:
         return Version(self, row["id"])
 
     def publish(self, ref: str, tags: list[str] | None = None, name: str | None = None) -> Version:
-        """Publish a draft: new id, next ``vN``, ``latest`` and the given tags."""
-        with self.db.transaction():
+        """Publish a draft: new id, next ``vN``, ``latest`` and the given tags.
+
+        A draft mounted read-write is published with everything closed there; while
+        files stay open for writing this waits a little, then raises
+        :class:`Conflict` (see :mod:`dlfs.draftlock`).
+        """
+        draft = versions.resolve(self.db, ref, write=True)["id"]
+        with draftlock.publishing(self.home, draft) as guard, self.db.transaction():
             row = versions.resolve(self.db, ref, write=True)
             vid = versions.publish(self.db, row, tags, name)
+            guard.published(row["id"], vid)
         return Version(self, vid)
 
     def snapshot(
@@ -247,11 +254,13 @@ class Catalog:
         comment: str | None = None,
     ) -> tuple[Version, Version]:
         """Publish the draft of dataset ``name`` and start a child draft; return both."""
-        with self.db.transaction():
+        draft = versions.resolve_draft(self.db, f"{name}@draft")["id"]
+        with draftlock.publishing(self.home, draft) as guard, self.db.transaction():
             ds = versions.dataset_row(self.db, name)
             pub, child = versions.snapshot(
                 self.db, ds, publish_name, child_name, child_metadata, comment
             )
+            guard.published(draft, pub)
         return Version(self, pub), Version(self, child)
 
     def create_version(
@@ -270,9 +279,14 @@ class Catalog:
         return Version(self, vid)
 
     def delete_version(self, ref: str) -> None:
-        """Delete a draft (published versions are immutable)."""
+        """Delete a draft (published versions are immutable; a draft mounted
+        read-write is a :class:`Conflict` until it is unmounted)."""
         with self.db.transaction():
-            versions.delete_version(self.db, versions.resolve(self.db, ref, write=True))
+            row = versions.resolve(self.db, ref, write=True)
+            where = draftlock.mounted_at(self.home, row["id"])
+            if where is not None:
+                raise Conflict(f"draft {row['id']} is mounted read-write {where}: unmount it first")
+            versions.delete_version(self.db, row)
 
     def tag(self, ref: str, tags: list[str], force: bool = False) -> list[str]:
         """Add user tags to a published version; return all its tags."""

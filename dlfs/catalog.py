@@ -817,6 +817,70 @@ class CatalogDB:
                 found.add(vid)
         return found
 
+    # -- draft mounts -----------------------------------------------------------
+
+    def data_version(self) -> int:
+        """A number that changes when *another* connection commits (``PRAGMA
+        data_version``): a writable mount's cheap test for edits made elsewhere."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def set_synchronous(self, full: bool) -> None:
+        """``synchronous=FULL`` (every commit survives power loss) or ``NORMAL`` (a
+        commit survives a crash of the process; in WAL mode it costs no fsync)."""
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+
+    def set_autocheckpoint(self, pages: int) -> None:
+        """Checkpoint the WAL into the main file every ``pages`` pages (``wal_autocheckpoint``)."""
+        self.conn.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+
+    def sync_wal(self) -> None:
+        """Make every transaction committed so far survive power loss: fsync the WAL
+        (what ``synchronous=FULL`` does at each commit)."""
+        wal = Path(f"{self.path}-wal")
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # checkpointed and truncated: everything is in the main file
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def file_record(
+        self,
+        tree: str,
+        name: str,
+        item: tuple[str, str, str, int, float, str, str],
+        store: str,
+    ) -> bool:
+        """Record a file written through a mount: its item ``(id, origin, blob, size,
+        mtime, metadata, annotations)`` (once), its blob, and the entry ``name`` of
+        folder ``tree``. True when the item row is new."""
+        iid, _origin, blob, size = item[:4]
+        new = self.item_insert(item)
+        self.conn.execute(
+            "INSERT OR IGNORE INTO blobs(id, size, store) VALUES (?,?,?)", (blob, size, store)
+        )
+        self.conn.execute(
+            "INSERT OR REPLACE INTO tree_entries(tree, name, kind, ref, size) VALUES (?,?,0,?,?)",
+            (tree, name, iid, size),
+        )
+        return new
+
+    def item_insert(self, item: tuple[str, str, str, int, float, str, str]) -> bool:
+        """Insert one ``(id, origin, blob, size, mtime, metadata, annotations)`` item
+        unless it exists; True when the row is new."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO items(id, origin, blob, size, mtime, metadata, annotations)"
+            " VALUES (?,?,?,?,?,?,?)",
+            item,
+        )
+        return cur.rowcount == 1
+
+    def item_set_mtime(self, item: str, mtime: float) -> None:
+        """Change the mtime kept beside an item (not part of its id)."""
+        self.conn.execute("UPDATE items SET mtime = ? WHERE id = ?", (mtime, item))
+
 
 def _tag_order(tag: str) -> tuple[int, int, str]:
     if tag == "latest":

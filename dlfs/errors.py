@@ -10,6 +10,8 @@ single table, the CLI prints ``dlfs: error: <message>`` and exits 1.
     ├── AlreadyExists   creating something whose name is taken
     ├── InvalidInput    a bad name, path, tag, JSON value or argument
     ├── ReadOnly        writing to a published version
+    ├── NotPermitted    an operation dlfs never allows (hard links, symlinks in drafts)
+    ├── NotSupported    an extended attribute or flag dlfs does not keep
     ├── Conflict        an operation the current state forbids (non-empty folder,
     │                   publishing twice, a busy mount, different label recipes...)
     ├── Corrupt         bytes that fail their hash check, or a damaged catalog
@@ -41,6 +43,14 @@ class InvalidInput(DlfsError):
 
 class ReadOnly(DlfsError):
     """The target is a published version, which never changes."""
+
+
+class NotPermitted(DlfsError):
+    """The operation is never allowed on this kind of object (hard links, symlinks)."""
+
+
+class NotSupported(DlfsError):
+    """dlfs does not keep this (an extended attribute outside ``user.dlfs.``, a flag)."""
 
 
 class Conflict(DlfsError):

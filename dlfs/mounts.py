@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from dlfs import versions
+from dlfs import draftlock, versions
 from dlfs.catalog import CatalogDB
 from dlfs.errors import (
     Conflict,
@@ -53,9 +53,10 @@ FSTYPE = "fuse.dlfs"
 READY_TIMEOUT = 60.0
 EXIT_TIMEOUT = 10.0
 
-BASE_OPTIONS = ("fsname=dlfs", "subtype=dlfs", "default_permissions", "ro")
+BASE_OPTIONS = ("fsname=dlfs", "subtype=dlfs", "default_permissions")
 ALLOWED_OPTIONS = frozenset(
     {
+        "rw",
         "allow_other",
         "allow_root",
         "auto_unmount",
@@ -88,7 +89,8 @@ class MountRecord:
     log: str
     started_at: float
     mode: str = "published"
-    """``published``, ``draft`` (served read-only) or ``catalog``."""
+    """``published``, ``writable`` (a draft served read-write), ``draft`` (a draft
+    served read-only, ``-o ro``) or ``catalog``."""
     options: list[str] = field(default_factory=list)
     cache_dir: str | None = None
     cache_size: int | None = None
@@ -292,27 +294,43 @@ def status(home: Home) -> list[MountStatus]:
 # -- mounting -------------------------------------------------------------------------
 
 
-def mount_options(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+def _split(extra: list[str] | tuple[str, ...]) -> list[str]:
+    return [o.strip() for group in extra for o in group.split(",") if o.strip()]
+
+
+def read_only_requested(extra: list[str] | tuple[str, ...] = ()) -> bool:
+    """True when the ``-o`` options ask for ``ro`` (a draft mounted read-only)."""
+    return "ro" in _split(extra)
+
+
+def mount_options(extra: list[str] | tuple[str, ...] = (), writable: bool = False) -> list[str]:
     """The FUSE mount options: dlfs's own, plus the ``-o`` options a user gave.
 
     ``-o`` takes comma-separated options; those dlfs knows are accepted
-    (``allow_other``, ``allow_root``, ``auto_unmount``, ``noatime``, ``nodev``...).
-    ``rw`` is refused (mounts are read-only in this release), and so is anything
-    unknown, with one clear line.
+    (``allow_other``, ``allow_root``, ``auto_unmount``, ``noatime``, ``nodev``...),
+    anything unknown is refused with one clear line. ``ro`` is added unless the mount
+    is ``writable`` (a draft) and the user did not ask for ``ro``; ``rw`` is accepted
+    for a draft and refused otherwise.
     """
     options = list(BASE_OPTIONS)
-    for group in extra:
-        for opt in group.split(","):
-            opt = opt.strip()
-            if not opt:
-                continue
-            if opt == "rw":
-                raise InvalidInput("-o rw: dlfs mounts are read-only in this release")
-            if opt not in ALLOWED_OPTIONS:
-                allowed = ", ".join(sorted(ALLOWED_OPTIONS))
-                raise InvalidInput(f"unknown mount option {opt!r} (dlfs accepts: {allowed})")
-            if opt not in options:
-                options.append(opt)
+    read_only = not writable
+    for opt in _split(extra):
+        if opt == "rw":
+            if not writable:
+                raise InvalidInput(
+                    "-o rw: published versions and the catalog are read-only"
+                    " (drafts mount read-write)"
+                )
+            continue
+        if opt not in ALLOWED_OPTIONS:
+            allowed = ", ".join(sorted(ALLOWED_OPTIONS))
+            raise InvalidInput(f"unknown mount option {opt!r} (dlfs accepts: {allowed})")
+        if opt == "ro":
+            read_only = True
+        elif opt not in options:
+            options.append(opt)
+    if read_only:
+        options.append("ro")
     return options
 
 
@@ -409,12 +427,22 @@ def mount(
     returns, and the process exits when the mount is unmounted.
 
     Everything that can be checked is checked before the daemon starts (ref,
-    mountpoint, options, sizes), so a bad input fails with one clear
-    :class:`DlfsError` and starts nothing. Drafts are mounted read-only.
+    mountpoint, options, sizes, a draft already mounted read-write), so a bad input
+    fails with one clear :class:`DlfsError` and starts nothing. A draft is mounted
+    read-write (one writable mount per draft), or read-only with ``-o ro``.
     """
-    opts = mount_options(options)
+    mount_options(options, writable=True)  # syntax first
     size = None if cache_size is None else parse_size(cache_size)
-    exact, _vid, _mode = resolve_ref(home, ref)
+    exact, vid, mode = resolve_ref(home, ref)
+    writable = mode == "draft" and not read_only_requested(options)
+    opts = mount_options(options, writable=writable)
+    if writable and vid is not None:
+        where = draftlock.mounted_at(home, vid)
+        if where is not None:
+            raise Conflict(
+                f"draft {vid} is already mounted read-write {where}: a draft has at most"
+                " one writable mount (unmount it, or mount this one with -o ro)"
+            )
     path = check_mountpoint(home, mountpoint)
     if cache_dir is not None:
         cache_dir = str(Path(cache_dir).expanduser().absolute())

@@ -2,18 +2,19 @@
 
 A :class:`View` answers what a mounted dlfs tree looks like: ``lookup``, ``getattr``,
 ``listing`` (readdir with attributes), ``readlink``, extended attributes, ``open`` /
-``read`` / ``release`` and ``statfs``, plus every write operation (which, for the
-read-only views of this release, raises :class:`dlfs.errors.ReadOnly`). The FUSE
-daemon (``dlfsd``) only adapts these calls to pyfuse3 and maps errors to errno values;
-model tests drive a :class:`View` directly, without a kernel.
+``read`` / ``release`` and ``statfs``, plus every write operation (which, in these
+read-only views, raises :class:`dlfs.errors.ReadOnly`;
+:class:`dlfs.draftview.DraftView` overrides them). The FUSE daemon (``dlfsd``)
+only adapts these calls to pyfuse3 and maps errors to errno values; model tests
+drive a :class:`View` directly, without a kernel.
 
 Two trees can be viewed (see :func:`open_view`):
 
 - one version: its root folder is the mount root. A published version never changes,
   so its nodes say so (``Node.cache``): the kernel may keep entries, attributes,
   negative lookups and file pages for :data:`CACHE_TTL` seconds. A draft is served
-  read-only (writable draft mounts come later) and live: short timeouts, its root
-  re-read from the catalog on every lookup;
+  here read-only (``-o ro``; :mod:`dlfs.draftview` serves drafts read-write) and
+  live: short timeouts, its root re-read from the catalog on every lookup;
 - the whole catalog: ``<dataset>/<version id>/...`` for every published version, and
   each tag as a symlink ``<dataset>/<tag> -> <version id>``. The root and the dataset
   folders are live (:data:`LIVE_TTL`), so new datasets, versions and moved tags appear
@@ -57,7 +58,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from enum import IntEnum
-from typing import NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from dlfs import trees, versions
 from dlfs.catalog import CatalogDB, Row
@@ -169,6 +170,9 @@ class Node(NamedTuple):
     """The version id this node belongs to."""
     dataset: int = 0
     """The numeric id of the dataset this node belongs to."""
+    place: Any = None
+    """Writable draft views only: where the entry is (a :class:`dlfs.draftview.Place`,
+    which follows renames, so an inode keeps naming its entry)."""
 
     @property
     def is_dir(self) -> bool:
@@ -182,6 +186,8 @@ class FsStats(NamedTuple):
     blocks: int
     files: int
     name_max: int
+    free_blocks: int = 0
+    free_files: int = 0
 
 
 def _ns(seconds: float | None) -> int:
@@ -322,6 +328,11 @@ class View:
         if self._root.role == Role.CATALOG:
             return "catalog"
         return "published" if self._root.cache else "draft"
+
+    @property
+    def writable(self) -> bool:
+        """True for a view that accepts writes (a :class:`dlfs.draftview.DraftView`)."""
+        return False
 
     def close(self) -> None:
         """Close cached file descriptors and the catalog connection."""
@@ -573,6 +584,12 @@ class View:
         """Forget a handle (the blob's file stays open in the LRU)."""
         self._files.pop(fh, None)
 
+    def flush(self, fh: int) -> None:
+        """A ``close`` of a handle: nothing to do in a read-only view."""
+
+    def fsync(self, fh: int, datasync: bool) -> None:
+        """``fsync`` of a handle: nothing to do in a read-only view."""
+
     def read_nowait(self, fh: int, offset: int, size: int) -> bytes | None:
         """The bytes :meth:`read` would return, if they can be had without waiting;
         else None, and the caller runs :meth:`read` in a worker thread.
@@ -724,14 +741,14 @@ class View:
         self._report(node, problem)
         raise Corrupt(f"blob {node.blob} is corrupt: {problem}")
 
-    # -- writing (refused: the views of this release are read-only) ----------------
+    # -- writing (refused here; DraftView overrides these) ---------------------------
 
     def _refuse(self, what: str) -> NoReturn:
         if self._root.role == Role.CATALOG:
             raise ReadOnly(f"cannot {what}: the catalog mount is read-only")
         if self._root.cache:
             raise ReadOnly(f"cannot {what}: version {self._root.version} is published")
-        raise ReadOnly(f"cannot {what}: draft mounts are read-only in this release")
+        raise ReadOnly(f"cannot {what}: this draft is mounted read-only (-o ro)")
 
     def create(self, parent: Node, name: str, mode: int, flags: int) -> tuple[int, Node]:
         """Create and open a file: always :class:`ReadOnly` here."""

@@ -40,7 +40,8 @@ def mount(
 
     Returns once the mount is usable; the daemon runs in the background and logs
     under the catalog's logs/ folder. A published version is read-only; a draft
-    (NAME@draft) is mounted read-only too in this release. The whole catalog shows
+    (NAME@draft) is read-write (one writable mount per draft; -o ro for a read-only
+    one): edit it with any tool, then 'dlfs publish'. The whole catalog shows
     MOUNTPOINT/<dataset>/<version id>/, with each tag as a symlink.
     """
     if len(args) > 2:
@@ -57,7 +58,7 @@ def mount(
         foreground=foreground,
     )
     what = f"{record.ref} ({record.version})" if record.ref else "the catalog"
-    note = " read-only" if record.mode == "draft" else ""
+    note = {"draft": " read-only", "writable": " read-write"}.get(record.mode, "")
     click.echo(f"mounted {what}{note} at {record.mountpoint} (pid {record.pid})")
 
 

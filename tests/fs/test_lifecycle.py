@@ -147,11 +147,13 @@ def test_allow_other_is_opt_in(home: Path, published: str, mounter: Mounter, tmp
     assert b"allow_other" in options.stdout
 
 
-def test_a_draft_is_mounted_read_only(home: Path, published: str, mounter: Mounter, tmp_path: Path):
+def test_a_draft_mounts_read_only_with_o_ro(
+    home: Path, published: str, mounter: Mounter, tmp_path: Path
+):
     with Catalog(home) as cat:
         draft = cat.create_version("cats", ["cats@latest"])
         cat.add_bytes(draft.ref, "draft.txt", b"in the draft\n")
-    m = mounter("cats@draft", tmp_path / "mnt")
+    m = mounter("cats@draft", tmp_path / "mnt", "-o", "ro")
     assert (m.path / "draft.txt").read_bytes() == b"in the draft\n"
     assert os.getxattr(m.path, "user.dlfs.state") == b"draft"
     with pytest.raises(OSError) as exc:

@@ -1,0 +1,164 @@
+"""Staging files: where the bytes of a file written through a mount wait for its close.
+
+A writable draft mount (:mod:`dlfs.draftview`) gives each file being written a
+:class:`StagedFile` in its :class:`StagingArea`, a private folder under the local blob
+store's staging folder (``<home>/blobs/.staging/<pid>-mount-*/``, on the same file
+system as the blobs). Writes land there at any offset; the content hash (xxh3-128) is
+kept up to date while the writes are sequential, so a file written front to back is
+hashed as it arrives and never read again; after a random write it is hashed once, by
+streaming the file, when it is stored.
+
+:func:`store_blob` makes the staged bytes a blob: in the local store the staging file
+is *renamed* to ``blobs/ab/<id>`` (no copy; with ``durable``, fsynced first and its
+folder after), or dropped when that blob already exists (identical bytes are stored
+once); other stores get it through an ingest batch.
+
+A daemon that dies leaves its staging folder behind; folders whose process is gone are
+removed by the next mount or ``dlfs add`` (:meth:`LocalStore.clear_staging`): nothing
+in them is referenced by the catalog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from dlfs.errors import Unavailable
+from dlfs.objects import new_hasher
+from dlfs.stores.base import BlobStore
+from dlfs.stores.local import LocalStore
+
+HASH_CHUNK = 4 << 20
+
+
+class StagedFile:
+    """The bytes of one file being written: a staging file and its running hash."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self.size = 0
+        self._hasher: Any = new_hasher()
+        """Hash of the bytes ``[0, size)`` while writes were sequential, else None."""
+
+    def write(self, offset: int, data: bytes) -> int:
+        """Write ``data`` at ``offset`` (past the end leaves a hole of zeros)."""
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            done += os.pwrite(self.fd, view[done:], offset + done)
+        if self._hasher is not None:
+            if offset == self.size:
+                self._hasher.update(data)
+            else:
+                self._hasher = None
+        self.size = max(self.size, offset + done)
+        return done
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes from ``offset``."""
+        return os.pread(self.fd, size, offset)
+
+    def truncate(self, size: int) -> None:
+        """Cut or extend (with zeros) to ``size`` bytes."""
+        os.ftruncate(self.fd, size)
+        if size == 0:
+            self._hasher = new_hasher()
+        elif size != self.size:
+            self._hasher = None
+        self.size = size
+
+    def fill(self, chunks: Iterable[bytes]) -> None:
+        """Append ``chunks`` (the previous content of a file being rewritten)."""
+        for chunk in chunks:
+            self.write(self.size, chunk)
+
+    def digest(self) -> str:
+        """The blob id of the content: from the running hash, or by streaming the file."""
+        if self._hasher is None:
+            hasher = new_hasher()
+            buf = bytearray(min(HASH_CHUNK, max(self.size, 1)))
+            view = memoryview(buf)
+            offset = 0
+            while offset < self.size:
+                n = os.preadv(self.fd, [view[: min(len(buf), self.size - offset)]], offset)
+                if not n:
+                    raise Unavailable(f"staging file {self.path} is shorter than written")
+                hasher.update(view[:n])
+                offset += n
+            self._hasher = hasher
+        return str(self._hasher.hexdigest())
+
+    def close(self) -> None:
+        """Close the file descriptor (the file stays)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def discard(self) -> None:
+        """Close and delete the staging file."""
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+class StagingArea:
+    """One mount's staging folder; :meth:`close` removes it with what is left in it."""
+
+    def __init__(self, store_root: Path) -> None:
+        staging = store_root / ".staging"
+        staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-mount-", dir=staging))
+        self._names = itertools.count()
+
+    def new_file(self) -> StagedFile:
+        """A new, empty staging file."""
+        return StagedFile(self.dir / str(next(self._names)))
+
+    def close(self) -> None:
+        """Remove the staging folder."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def store_blob(store: BlobStore, staged: StagedFile, durable: bool = False) -> tuple[str, bool]:
+    """Store the staged bytes as a blob of ``store``; return ``(blob id, moved)``.
+
+    ``moved`` means the staging file *became* the blob's file (renamed into the local
+    store): it must never be written again, and ``staged`` is closed. Otherwise the
+    staged file is unchanged and may be written on. Without ``durable`` the bytes
+    survive a crash of this process (they are in a file); with it, power loss too.
+    """
+    blob = staged.digest()
+    if isinstance(store, LocalStore):
+        final = store.path(blob)
+        if final.exists():
+            return blob, False
+        if durable:
+            os.fsync(staged.fd)
+        try:
+            final.parent.mkdir(mode=0o700, exist_ok=True)
+            os.rename(staged.path, final)
+        except OSError as exc:
+            raise Unavailable(f"cannot store blob {blob}: {exc.strerror}") from exc
+        staged.close()
+        if durable:
+            _fsync_dir(final.parent)
+        return blob, True
+    with store.batch() as batch:
+        stored, _size = batch.add_file(staged.path)
+        batch.commit()
+    return stored, False
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
