@@ -21,6 +21,13 @@ lint: bootstrap
 	$(VENV)/bin/ruff format --check dlfs daemon tests benchmarks
 	$(VENV)/bin/mypy
 
+# The documentation site (site/), API reference from the docstrings; strict: any
+# warning fails. Installs the docs extra (mkdocs, mkdocstrings) once.
+.PHONY: docs
+docs:
+	@DLFS_EXTRAS=dev,docs bash scripts/bootstrap.sh
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench:
 	@DLFS_EXTRA_DEBS="bindfs" bash scripts/bootstrap.sh
 	$(PY) -m benchmarks $(BENCH_ARGS)

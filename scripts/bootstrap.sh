@@ -2,7 +2,8 @@
 # Installs everything dlfs needs on a fresh Debian machine, and nothing twice.
 #   - Debian packages (as root only): fuse3 libfuse3-dev pkg-config, plus extra ones
 #     named in $DLFS_EXTRA_DEBS (the benchmarks add bindfs, rclone, s3fs).
-#   - a virtualenv in .venv with dlfs installed in editable mode, with its dev extras.
+#   - a virtualenv in .venv with dlfs installed in editable mode, with its dev extras
+#     (or those in $DLFS_EXTRAS, e.g. dev,docs).
 # Idempotent: when everything is there it only runs `dpkg -s` and compares a stamp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,11 +28,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$PY" -m venv .venv
 fi
+# $DLFS_EXTRAS picks the extras (default dev; `make docs` adds docs), each set with its stamp.
+extras="${DLFS_EXTRAS:-dev}"
 stamp=.venv/.dlfs-installed
+[ "$extras" = dev ] || stamp=".venv/.dlfs-installed-${extras//,/-}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: installing dlfs and its dependencies into .venv"
+  echo "bootstrap: installing dlfs and its dependencies ($extras) into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  if ! .venv/bin/python -m pip install -q -e '.[dev]' >.venv/bootstrap.log 2>&1; then
+  if ! .venv/bin/python -m pip install -q -e ".[$extras]" >.venv/bootstrap.log 2>&1; then
     tail -n 30 .venv/bootstrap.log >&2
     exit 1
   fi
