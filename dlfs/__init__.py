@@ -11,6 +11,8 @@ rooted at :class:`DlfsError`::
     ├── AlreadyExists   creating something whose name is taken
     ├── InvalidInput    a bad name, path, tag, JSON value or argument
     ├── ReadOnly        writing to a published version
+    ├── NotPermitted    an operation dlfs never allows (hard links, symlinks in drafts)
+    ├── NotSupported    an extended attribute or flag dlfs does not keep
     ├── Conflict        an operation the current state forbids
     │   ├── NotEmpty        a folder or dataset that must be empty is not
     │   ├── NotADirectory   a path used as a folder names a file
@@ -31,6 +33,8 @@ from dlfs.errors import (
     NotADirectory,
     NotEmpty,
     NotFound,
+    NotPermitted,
+    NotSupported,
     ReadOnly,
     Unavailable,
 )
@@ -51,6 +55,8 @@ __all__ = [
     "NotADirectory",
     "NotEmpty",
     "NotFound",
+    "NotPermitted",
+    "NotSupported",
     "ReadOnly",
     "Unavailable",
     "Version",

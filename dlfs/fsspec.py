@@ -58,6 +58,8 @@ from dlfs.errors import (
     NotADirectory,
     NotEmpty,
     NotFound,
+    NotPermitted,
+    NotSupported,
     ReadOnly,
     Unavailable,
 )
@@ -87,6 +89,8 @@ def _os_error(exc: DlfsError, path: str) -> Exception:
         (NotEmpty, OSError, errno.ENOTEMPTY),
         (AlreadyExists, FileExistsError, errno.EEXIST),
         (ReadOnly, PermissionError, errno.EROFS),
+        (NotPermitted, PermissionError, errno.EPERM),
+        (NotSupported, OSError, errno.ENOTSUP),
         (Corrupt, OSError, errno.EIO),
         (Unavailable, OSError, errno.EIO),
     ]
