@@ -138,3 +138,17 @@ def test_a_bad_ref_or_busy_mountpoint_starts_nothing(
             pytest.fail("mounted twice")
         assert is_mounted(root)  # the refused second mount did not touch the first
     assert not is_mounted(root)
+
+
+def test_a_draft_written_in_the_block_can_be_published_after_it(
+    home: Path, private_tmp: Path, daemons: set[int]
+) -> None:
+    with dlfs.Catalog(home) as cat:
+        ds = cat.create_dataset("notes")
+        with dlfs.mount("notes@draft", home=home) as root:
+            daemon_of(home, root, daemons)
+            (root / "todo").mkdir()
+            (root / "todo" / "a.txt").write_bytes(b"written through the mount")
+        assert not is_mounted(root)
+        published = ds.publish()  # the unmount released the draft
+        assert published.read_bytes("todo/a.txt") == b"written through the mount"
