@@ -1151,10 +1151,11 @@ def mount(
         home = ref.catalog.home.root if home is None else home
         ref = ref.ref
     where = Home.at(home)
-    made = None
+    made: Path | None = None
     if mountpoint is None:
-        made = Path(tempfile.mkdtemp(prefix="dlfs-mount-"))
-    target = made if made is not None else Path(mountpoint)  # type: ignore[arg-type]
+        made = target = Path(tempfile.mkdtemp(prefix="dlfs-mount-"))
+    else:
+        target = Path(mountpoint)
     try:
         record = mounts.mount(
             where,
