@@ -213,8 +213,8 @@ class DlfsFileSystem(AbstractFileSystem):
         """The entries of a folder (a file: its own entry); the root lists datasets."""
         path = self._strip_protocol(path)
         if not path:
-            names = self.catalog.db.dataset_names()
-            infos = [{"name": n, "size": 0, "type": "directory"} for n in names]
+            datasets = self.catalog.datasets()
+            infos = [{"name": d.name, "size": 0, "type": "directory"} for d in datasets]
         else:
             ref, rel = self._split(path)
             with _os_errors(path):

@@ -136,6 +136,9 @@ def test_verbose_fake_and_the_whole_catalog(published: str, home: Path, mnt: Pat
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("mount.dlfs: would mount the whole catalog")
     assert not is_mounted(mnt)
+    # The same helper, as the command the package installs next to `dlfs`.
+    res = run(VENV_BIN / "mount.dlfs", published, mnt, "-fv", "-o", f"home={home}")
+    assert res.returncode == 0 and res.stdout.startswith(f"mount.dlfs: would mount {published}")
     res = run(HELPER, "catalog:", mnt, "-v", "-o", "rw,defaults", DLFS_HOME=str(home))
     assert res.returncode == 0, res.stderr
     assert (
