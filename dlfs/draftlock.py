@@ -9,7 +9,8 @@ Three small files per mounted draft, under ``<home>/mounts/``:
 - ``draft-<id>.writers``: the daemon holds a *shared* ``flock`` on it while any file
   is open for writing in the mount. :func:`publishing` takes it *exclusively*,
   without blocking the daemon: while files are open for writing the publish waits a
-  little (:data:`PUBLISH_WAIT`), then refuses, and nothing changes. While a publish
+  little (:data:`PUBLISH_WAIT`, ``$DLFS_PUBLISH_WAIT``), then refuses, and nothing
+  changes. While a publish
   holds it, opening a file for writing waits for the publish to end (at most
   :data:`WRITE_WAIT`), then sees the draft published and fails with ``EROFS``.
 - ``draft-<id>.published``: written by the publish before its transaction commits,
@@ -37,8 +38,9 @@ from dlfs.errors import Conflict
 from dlfs.home import Home
 from dlfs.stores.local import syncfs
 
-PUBLISH_WAIT = 5.0
-"""Seconds a publish waits for the files open for writing in a mount to be closed."""
+PUBLISH_WAIT = float(os.environ.get("DLFS_PUBLISH_WAIT") or 5.0)
+"""Seconds a publish waits for the files open for writing in a mount to be closed
+(``$DLFS_PUBLISH_WAIT``, default 5)."""
 
 WRITE_WAIT = 10.0
 """Seconds opening a file for writing waits while the draft is being published."""
@@ -177,7 +179,7 @@ class PublishGuard:
 
 
 @contextlib.contextmanager
-def publishing(home: Home, draft: str, wait: float = PUBLISH_WAIT) -> Iterator[PublishGuard]:
+def publishing(home: Home, draft: str, wait: float | None = None) -> Iterator[PublishGuard]:
     """Hold off writers of a mounted ``draft`` for the length of a publish.
 
     Not mounted read-write: nothing to do. Mounted: wait up to ``wait`` seconds for
@@ -195,7 +197,7 @@ def publishing(home: Home, draft: str, wait: float = PUBLISH_WAIT) -> Iterator[P
         yield PublishGuard(home, draft, mounted=False)
         return
     writers = lock_path(home, draft, "writers")
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (PUBLISH_WAIT if wait is None else wait)
     while True:
         fd = _open_locked(writers, fcntl.LOCK_EX)
         if fd is not None:

@@ -86,8 +86,8 @@ from dlfs.errors import (
 from dlfs.home import Home
 from dlfs.names import NAME_MAX, check_annotations, check_metadata, check_name
 from dlfs.objects import DIR, FILE, canonical_json, is_mutable, item_id, new_origin
-from dlfs.staging import StagedFile, StagingArea, store_blob
-from dlfs.stores.local import LocalStore, syncfs
+from dlfs.staging import StagedFile, StagingArea, clear_abandoned, store_blob
+from dlfs.stores.local import syncfs
 from dlfs.view import (
     BLOCK_SIZE,
     LIVE_TTL,
@@ -1094,7 +1094,7 @@ def open_mount_view(
             current = db.version_get(row["id"])
             if current is None or current["state"] != "draft":
                 raise NotFound(f"draft {row['id']} was published or deleted meanwhile")
-            LocalStore(home.blobs).clear_staging()  # left by daemons that died
+            clear_abandoned(home.blobs)  # left by daemons that died
             return DraftView(db, stores or default_stores(home), current, home, lock)
         except BaseException:
             db.close()

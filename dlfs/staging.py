@@ -13,14 +13,15 @@ is *renamed* to ``blobs/ab/<id>`` (no copy; with ``durable``, fsynced first and 
 folder after), or dropped when that blob already exists (identical bytes are stored
 once); other stores get it through an ingest batch.
 
-A daemon that dies leaves its staging folder behind; folders whose process is gone are
-removed by the next mount or ``dlfs add`` (:meth:`LocalStore.clear_staging`): nothing
-in them is referenced by the catalog.
+A daemon that dies leaves its staging folder behind; the next writable mount removes
+every folder whose daemon is gone (:func:`clear_abandoned`): nothing in them is
+referenced by the catalog.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import shutil
@@ -35,6 +36,7 @@ from dlfs.stores.base import BlobStore
 from dlfs.stores.local import LocalStore
 
 HASH_CHUNK = 4 << 20
+LOCK_NAME = ".lock"
 
 
 class StagedFile:
@@ -109,12 +111,20 @@ class StagedFile:
 
 
 class StagingArea:
-    """One mount's staging folder; :meth:`close` removes it with what is left in it."""
+    """One mount's staging folder; :meth:`close` removes it with what is left in it.
+
+    The folder holds a ``.lock`` file its process keeps ``flock``-ed: the kernel
+    drops the lock when the process dies, however it dies, which is how
+    :func:`clear_abandoned` tells abandoned folders (pids are reused, and a killed
+    daemon may linger as a zombie).
+    """
 
     def __init__(self, store_root: Path) -> None:
         staging = store_root / ".staging"
         staging.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-mount-", dir=staging))
+        self._lock = os.open(self.dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         self._names = itertools.count()
 
     def new_file(self) -> StagedFile:
@@ -124,6 +134,40 @@ class StagingArea:
     def close(self) -> None:
         """Remove the staging folder."""
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
+
+
+def clear_abandoned(store_root: Path) -> int:
+    """Remove the staging folders of mounts whose daemon is gone; how many went.
+
+    Nothing in them is referenced by the catalog: a file is recorded only after its
+    bytes left the staging folder.
+    """
+    staging = store_root / ".staging"
+    if not staging.is_dir():
+        return 0
+    removed = 0
+    for entry in os.scandir(staging):
+        if "-mount-" not in entry.name or not entry.is_dir():
+            continue
+        try:
+            fd = os.open(os.path.join(entry.path, LOCK_NAME), os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = -1  # never locked (died while starting) or half removed
+        try:
+            if fd >= 0:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live mount's
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    return removed
 
 
 def store_blob(store: BlobStore, staged: StagedFile, durable: bool = False) -> tuple[str, bool]:
