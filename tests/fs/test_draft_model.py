@@ -21,6 +21,10 @@ from dlfs import Catalog
 
 NAMES = ("a", "b", "c.txt", "d.bin", "sub", "x y")
 STEPS = 150
+KINDS = (
+    *("create", "create", "write", "append", "truncate", "rename", "rename", "unlink"),
+    *("mkdir", "rmdir", "hold", "held_write", "release"),
+)
 
 
 def tree(root: Path) -> dict[str, tuple[str, int, bytes]]:
@@ -86,10 +90,7 @@ def plan(rnd: random.Random, model: Path, held: list[int]) -> tuple[str, Callabl
     data = rnd.randbytes(rnd.choice([0, 1, 100, 5000, 70_000]))
     offset = rnd.choice([0, 1, 50, 4096, 80_000])
     size = rnd.choice([0, 1, 30, 3000, 90_000])
-    kind = rnd.choice(
-        ["create", "create", "write", "append", "truncate", "rename", "rename", "unlink"]
-        + ["mkdir", "rmdir", "hold", "held_write", "release"]
-    )
+    kind = rnd.choice(KINDS)
     if kind == "create":
         path = new_path() if rnd.random() < 0.7 else any_path()
         return f"create {path} ({len(data)})", lambda s: (s.root / path).write_bytes(data)

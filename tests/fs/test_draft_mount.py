@@ -386,7 +386,7 @@ def test_publish_while_mounted(home: Path, draft: Mount):
     assert len(os.listdir(mnt / "validation")) == 8
     assert errno_of(lambda: (mnt / "after.txt").write_bytes(b"x")) == errno.EROFS
     assert errno_of(lambda: (mnt / "closed.txt").unlink()) == errno.EROFS
-    assert errno_of(lambda: open(mnt / "closed.txt", "r+b")) == errno.EROFS
+    assert errno_of(lambda: os.open(mnt / "closed.txt", os.O_RDWR)) == errno.EROFS
 
 
 def test_deleting_a_mounted_draft_is_refused(home: Path, draft: Mount):
