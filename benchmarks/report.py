@@ -104,6 +104,8 @@ def num(v: float | None) -> str:
         return "-"
     if v >= 100:
         return f"{v:,.0f}"
+    if v < 1:
+        return f"{v:.3f}"
     return f"{v:.2f}" if v < 10 else f"{v:.1f}"
 
 
