@@ -7,7 +7,8 @@ Design:
 
 - One file, ``catalog.db`` under the catalog home, in WAL mode with
   ``synchronous=FULL``: a committed command survives a crash or power loss, and
-  readers (the daemon) never block the writer.
+  readers (the daemon) never block the writer. (A writable draft mount commits each
+  closed file with ``NORMAL``: see :mod:`dlfs.draftview`.)
 - ``PRAGMA user_version`` holds the schema version; :data:`MIGRATIONS` lists named
   steps that bring an older file up to date, each in its own transaction.
 - A command runs in one ``BEGIN IMMEDIATE`` transaction (:meth:`CatalogDB.transaction`),

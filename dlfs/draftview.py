@@ -951,24 +951,23 @@ class DraftView(View):
         place = _place_of(node)
         if size is not None:
             self._check_writable("truncate a file")
-            f = self._open.get(place)
-            if f is None:  # truncate(2) of a file nobody has open: commit at once
-                self._begin_writing("truncate a file")
-                try:
+            self._begin_writing("truncate a file")
+            try:
+                f = self._open.get(place)
+                transient = f is None  # truncate(2) of a file nobody has open
+                if f is None:
                     row = self._file_row(place)
                     f = OpenFile(place, row["blob"], row["size"], _ns(row["mtime"]), True)
                     self._open[place] = f
-                    try:
-                        self._truncate(f, size)
+                try:
+                    self._truncate(f, size)
+                    if f.writers == 0:  # no close will come to commit it
                         self._commit(f)
-                    finally:
-                        self._close_file(f)
                 finally:
-                    self._end_writing()
-            else:
-                self._truncate(f, size)
-                if f.writers == 0:
-                    self._commit(f)
+                    if transient:
+                        self._close_file(f)
+            finally:
+                self._end_writing()
         if mtime_ns is not None:
             self._set_mtime(place, mtime_ns)
         return self.getattr(node)
@@ -1055,12 +1054,12 @@ class DraftView(View):
         if self._staging is not None:
             self._staging.close()
         try:
-            if self.home.blobs.exists():
-                syncfs(self.home.blobs)
             self.db.sync_wal()
         finally:
             self._locks.release()
             super().close()
+        if self.home.blobs.exists():  # last: it may take a while, and all else is done
+            syncfs(self.home.blobs)
 
 
 def open_mount_view(

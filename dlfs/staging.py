@@ -37,6 +37,8 @@ from dlfs.stores.local import LocalStore
 
 HASH_CHUNK = 4 << 20
 LOCK_NAME = ".lock"
+_SHARDS: set[Path] = set()
+"""Shard folders of local stores known to exist (``blobs/ab``): made once."""
 
 
 class StagedFile:
@@ -186,7 +188,9 @@ def store_blob(store: BlobStore, staged: StagedFile, durable: bool = False) -> t
         if durable:
             os.fsync(staged.fd)
         try:
-            final.parent.mkdir(mode=0o700, exist_ok=True)
+            if final.parent not in _SHARDS:
+                final.parent.mkdir(mode=0o700, exist_ok=True)
+                _SHARDS.add(final.parent)
             os.rename(staged.path, final)
         except OSError as exc:
             raise Unavailable(f"cannot store blob {blob}: {exc.strerror}") from exc
