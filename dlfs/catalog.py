@@ -557,6 +557,16 @@ class CatalogDB:
             return None
         return int(row[0]), int(row[1])
 
+    def child_totals(self, tree: str) -> dict[str, tuple[int, int]]:
+        """``{sub-folder id: (files, bytes)}`` for the immutable sub-folders of a folder,
+        in one query (publish needs them for every unchanged sibling)."""
+        rows = self._all(
+            "SELECT e.ref, t.files, t.bytes FROM tree_entries e JOIN trees t ON t.id = e.ref"
+            " WHERE e.tree = ? AND e.kind = 1 AND t.files IS NOT NULL",
+            (tree,),
+        )
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
     def tree_delete(self, tree: str) -> None:
         """Delete a (mutable) tree's entries and its record."""
         self.conn.execute("DELETE FROM tree_entries WHERE tree = ?", (tree,))

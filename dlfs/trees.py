@@ -232,11 +232,12 @@ def freeze(db: CatalogDB, tree: str) -> tuple[str, int, int]:
         files, nbytes = totals(db, tree)
         return tree, files, nbytes
     entries = db.raw_entries(tree)
+    known = db.child_totals(tree)
     files = nbytes = 0
     final: list[tuple[str, int, str]] = []
     for name, kind, ref, size in entries:
         if kind == DIR:
-            child, f, b = freeze(db, ref)
+            child, f, b = (ref, *known[ref]) if ref in known else freeze(db, ref)
             if child != ref:
                 db.entries_put(tree, [(name, DIR, child, 0)])
             files += f
