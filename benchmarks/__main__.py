@@ -1,11 +1,14 @@
 """``python -m benchmarks``: run the benches, print the tables, save ``results.json``.
 
 Sections, in order: ``foundation`` (publish cost, ``dlfs add`` vs ``cp -r``),
-``reads`` (plain / bindfs / passthrough / dlfs, cold and warm) and, when
-``benchmarks/bench_versioning.py`` exists, ``versioning`` (clone/merge/diff, its own
-``main()``). Results are written after each section, so a failed run keeps what it
-measured; ``--report FILE`` prints the tables of a saved run again (markdown with
-``--markdown``).
+``reads`` (plain / bindfs / passthrough / dlfs, cold and warm), then the benches other
+modules of this package own, each run through its ``main()`` when its module exists:
+``versioning`` (clone/merge/diff, ``bench_versioning.py``), ``writes`` (writing into a
+draft mount, ``bench_writes.py``) and ``s3`` (reading S3 through a mount,
+``bench_s3.py``). They get ``DLFS_BENCH_DIR`` (the bench-data dir) and, with
+``--quick``, ``DLFS_BENCH_QUICK=1``. Results are written after each section, so a
+failed run keeps what it measured; ``--report FILE`` prints the tables of a saved run
+again (markdown with ``--markdown``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from typing import Any
 
 from benchmarks import config, foundation, reads, report, system
 
-SECTIONS = ("foundation", "reads", "versioning")
+EXTRA = {
+    "versioning": ("benchmarks.bench_versioning", "clone/merge/diff"),
+    "writes": ("benchmarks.bench_writes", "writes into a draft mount"),
+    "s3": ("benchmarks.bench_s3", "reading S3 through a mount"),
+}
+SECTIONS = ("foundation", "reads", *EXTRA)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,18 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _versioning(quick: bool) -> dict[str, Any] | None:
-    """Run ``benchmarks.bench_versioning.main()`` if that module exists."""
-    if importlib.util.find_spec("benchmarks.bench_versioning") is None:
-        print(
-            "bench: clone/merge/diff: benchmarks/bench_versioning.py not there yet", file=sys.stderr
-        )
+def _extra(section: str, data_dir: Path, quick: bool) -> dict[str, Any] | None:
+    """Run another module's bench through its ``main()``, if that module exists."""
+    name, title = EXTRA[section]
+    if importlib.util.find_spec(name) is None:
+        print(f"bench: {title}: {name} is not there yet", file=sys.stderr)
         return None
-    print("== clone/merge/diff ==", flush=True)
-    module = importlib.import_module("benchmarks.bench_versioning")
-    argv, sys.argv = sys.argv, ["benchmarks.bench_versioning"]
+    print(f"== {title} ==", flush=True)
+    module = importlib.import_module(name)
+    os.environ["DLFS_BENCH_DIR"] = str(data_dir)
     if quick:
         os.environ["DLFS_BENCH_QUICK"] = "1"
+    argv, sys.argv = sys.argv, [name]
     try:
         out = module.main()
     except SystemExit as exc:
@@ -134,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 elif section == "reads":
                     results["reads"] = reads.run(cfg, scratch, args.reimport)
                 else:
-                    results["versioning"] = _versioning(args.quick)
+                    results[section] = _extra(section, cfg.data_dir, args.quick)
             except Exception:
                 failed = True
                 traceback.print_exc()
