@@ -252,14 +252,42 @@ def machine_table(results: dict[str, Any], markdown: bool = False) -> str:
 def rows_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
     """A list of flat dicts (e.g. the clone/merge/diff section's) as a table."""
     header = list(rows[0])
-    body = [
-        [
-            num(v) if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
-            for v in r.values()
-        ]
-        for r in rows
-    ]
+    body = [[_cell(v) for v in r.values()] for r in rows]
     return _table(header, body, markdown)
+
+
+EXTRA_TITLES = {
+    "versioning": "clone/merge/diff",
+    "writes": "writes into a draft mount",
+    "s3": "reading S3 through a mount",
+}
+
+
+def extra_table(section: Any, markdown: bool = False) -> str | None:
+    """The figures another module's bench returned, if they have a known shape: a
+    list of ``rows``, or ``medians`` / ``results`` as {target: {figure: value}}."""
+    if not isinstance(section, dict):
+        return None
+    if isinstance(section.get("rows"), list) and section["rows"]:
+        return rows_table(section["rows"], markdown)
+    for key in ("medians", "results"):
+        per_target = section.get(key)
+        if isinstance(per_target, dict) and all(isinstance(v, dict) for v in per_target.values()):
+            targets = list(per_target)
+            figures = list(dict.fromkeys(f for v in per_target.values() for f in v))
+            body = [[f, *[_cell(per_target[t].get(f)) for t in targets]] for f in figures]
+            return _table(["figure", *targets], body, markdown)
+    return None
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return "-" if v is None else str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return num(v)
+    return str(v)
 
 
 def render(results: dict[str, Any], markdown: bool = False) -> str:
@@ -287,8 +315,9 @@ def render(results: dict[str, Any], markdown: bool = False) -> str:
             parts.append(checks_table(reads, markdown))
             passed = sum(c["pass"] for c in reads["checks"])
             parts.append(f"dlfs targets met: {passed}/{len(reads['checks'])}")
-    versioning = results.get("versioning")
-    if isinstance(versioning, dict) and versioning.get("rows"):
-        parts.append("== clone/merge/diff ==" if not markdown else "### Clone, merge, diff")
-        parts.append(rows_table(versioning["rows"], markdown))
+    for section, title in EXTRA_TITLES.items():
+        table = extra_table(results.get(section), markdown)
+        if table:
+            parts.append(f"== {title} ==" if not markdown else f"### {title}")
+            parts.append(table)
     return "\n\n".join(parts)
