@@ -290,9 +290,7 @@ def mv(c: Context, ref: str, paths: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("ref")
 @click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "--new-lineage", is_flag=True, help="Give the copies new lineage (merge keeps both)."
-)
+@click.option("--new-lineage", is_flag=True, help="Give the copies new lineage (merge keeps both).")
 @pass_ctx
 def cp(c: Context, ref: str, paths: tuple[str, ...], new_lineage: bool) -> None:
     """Copy items in a draft as pointers (no bytes copied): cp REF SRC... DST."""
