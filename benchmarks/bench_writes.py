@@ -241,6 +241,11 @@ def print_table(result: dict[str, Any]) -> None:
             f"{target:8} {m['small_s']:8.2f} {files / m['small_s']:8.0f}"
             f" {m['large_s']:8.2f} {large / m['large_s']:7.0f} {pub}"
         )
+    for target, runs in result["samples"].items():
+        if len(runs) > 1:
+            small = ", ".join(f"{r['small_s']:.2f}" for r in runs)
+            big = ", ".join(f"{r['large_s']:.2f}" for r in runs)
+            print(f"  {target} rounds: small {small} s; large {big} s")
     ratio = result.get("dlfs_vs_bindfs")
     if ratio:
         print(

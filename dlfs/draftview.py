@@ -590,6 +590,7 @@ class DraftView(View):
         place = _place_of(node)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
         f = self._open.get(place)
+        made = None
         if writable:
             self._begin_writing("open for writing")
         try:
@@ -597,13 +598,15 @@ class DraftView(View):
                 row = self._file_row(place)
                 current = self._node(place.parent or self._root_place, row)
                 if writable:
-                    f = OpenFile(place, current.blob, current.size, current.mtime_ns, True)
+                    f = made = OpenFile(place, current.blob, current.size, current.mtime_ns, True)
                     self._open[place] = f
             else:
                 current = self._open_node(f)
             if writable and f is not None and flags & os.O_TRUNC:
                 self._truncate(f, 0)
         except BaseException:
+            if made is not None:
+                self._close_file(made)
             if writable:
                 self._end_writing()
             raise

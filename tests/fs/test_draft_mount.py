@@ -218,6 +218,11 @@ def test_open_files_follow_renames(home: Path, draft: Mount):
     assert os.listdir(mnt / "moved") == []
     with Catalog(home) as cat:
         assert cat.ls("cats@draft", "moved") == []
+    # A working directory inside a folder that moves keeps working.
+    script = "mv ../moved ../elsewhere && echo written > here.txt && ls"
+    out = subprocess.run(["sh", "-c", script], cwd=mnt / "moved", capture_output=True)
+    assert out.returncode == 0 and out.stdout == b"here.txt\n"
+    assert (mnt / "elsewhere" / "here.txt").read_bytes() == b"written\n"
 
 
 def test_links_and_special_files_are_refused(draft: Mount):
@@ -387,6 +392,8 @@ def test_publish_while_mounted(home: Path, draft: Mount):
     assert errno_of(lambda: (mnt / "after.txt").write_bytes(b"x")) == errno.EROFS
     assert errno_of(lambda: (mnt / "closed.txt").unlink()) == errno.EROFS
     assert errno_of(lambda: os.open(mnt / "closed.txt", os.O_RDWR)) == errno.EROFS
+    [record] = dlfs(home, "mounts", "--json").json()  # type: ignore[misc]
+    assert record["mode"] == "writable" and record["state"] == "ok"
 
 
 def test_deleting_a_mounted_draft_is_refused(home: Path, draft: Mount):
