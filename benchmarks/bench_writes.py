@@ -260,17 +260,21 @@ def print_table(result: dict[str, Any]) -> None:
         )
 
 
-def main() -> dict[str, Any]:
-    """Run the benchmark, print its table, and return the figures (for ``make bench``)."""
+def measure() -> dict[str, Any]:
+    """Run the benchmark with the settings of the environment; return the figures."""
     quick = os.environ.get("DLFS_BENCH_QUICK") == "1"
     files = _int("DLFS_BENCH_WRITE_FILES", 2_000 if quick else 20_000)
     large_mib = _int("DLFS_BENCH_WRITE_LARGE_MIB", 256 if quick else 1_024)
     rounds = _int("DLFS_BENCH_WRITE_ROUNDS", 1 if quick else 3)
     base = Path(os.environ.get("DLFS_BENCH_DIR") or tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
-    result = run(files, large_mib, rounds, base)
-    print_table(result)
-    return result
+    return run(files, large_mib, rounds, base)
+
+
+def main() -> None:
+    """Run the benchmark and print its table (``make bench`` calls this; use
+    :func:`measure` for the figures as a dict)."""
+    print_table(measure())
 
 
 if __name__ == "__main__":

@@ -482,6 +482,7 @@ class DraftView(View):
     # -- reading the tree -------------------------------------------------------------
 
     def lookup(self, parent: Node, name: str) -> Node:
+        """The node of ``name``: files being written (even not yet committed) included."""
         try:
             size = len(name.encode("utf-8"))
         except UnicodeEncodeError:
@@ -502,6 +503,7 @@ class DraftView(View):
         return self._node(folder, row)
 
     def getattr(self, node: Node) -> Node:
+        """Fresh attributes, from the catalog or the open file (its staged size)."""
         self._sync()
         place = _place_of(node)
         if node.role == Role.VERSION:
@@ -518,6 +520,8 @@ class DraftView(View):
         return node if row is None else self._node(place.parent, row)
 
     def listing(self, node: Node) -> Listing:
+        """The folder's entries from the catalog, then the files created here and not
+        yet committed."""
         if node.role == Role.FILE:
             raise NotADirectory("not a folder")
         self._sync()
@@ -540,6 +544,8 @@ class DraftView(View):
         return Listing([], fetch)
 
     def getxattr(self, node: Node, name: str) -> bytes:
+        """As :meth:`View.getxattr`, from the current item; ``user.dlfs.state`` of the
+        root says ``published`` once the draft was."""
         if not name.startswith(XATTR_PREFIX):
             raise NoAttribute(name)
         self._sync()
@@ -570,6 +576,7 @@ class DraftView(View):
         return str(item[column]).encode()
 
     def statfs(self) -> FsStats:
+        """The draft's size and file count, and the free space of the blob store."""
         self._sync()
         now = time.monotonic()
         if self._statfs is None or now - self._statfs[0] > STATFS_TTL:
@@ -584,6 +591,7 @@ class DraftView(View):
     # -- opening, reading, writing ----------------------------------------------------
 
     def open(self, node: Node, flags: int) -> int:
+        """Open a file; for writing, it gets (or joins) its :class:`OpenFile`."""
         if node.role != Role.FILE:
             raise IsADirectory("is a folder") if node.is_dir else InvalidInput("not a file")
         self._sync()
@@ -620,6 +628,7 @@ class DraftView(View):
         return fh
 
     def create(self, parent: Node, name: str, mode: int, flags: int) -> tuple[int, Node]:
+        """Create and open a new file (in the mount only, until its first commit)."""
         _check_new_name(name)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
@@ -648,6 +657,8 @@ class DraftView(View):
         return fh, node
 
     def read_nowait(self, fh: int, offset: int, size: int) -> bytes | None:
+        """As :meth:`View.read_nowait`; a file open for writing is read from its staged
+        bytes, whichever handle reads it."""
         f, _writable = self._handles[fh]
         node = self._files[fh]
         if f is None:
@@ -660,6 +671,7 @@ class DraftView(View):
         return super().read_nowait(fh, offset, size)
 
     def write(self, fh: int, offset: int, data: bytes) -> int:
+        """Write to the staging file (made on the first write, from the current bytes)."""
         f, writable = self._handles[fh]
         if f is None or not writable:
             raise InvalidInput("the file is not open for writing")
@@ -787,6 +799,7 @@ class DraftView(View):
     # -- changing the tree ------------------------------------------------------------
 
     def mkdir(self, parent: Node, name: str, mode: int) -> Node:
+        """Make a folder (one transaction)."""
         _check_new_name(name)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
@@ -804,6 +817,7 @@ class DraftView(View):
         return self._node(folder, row)
 
     def mknod(self, parent: Node, name: str, mode: int, rdev: int) -> Node:
+        """An empty regular file; anything else is :class:`NotPermitted`."""
         if not stat.S_ISREG(mode):
             raise NotPermitted("datasets hold regular files and folders only")
         fh, _node = self.create(parent, name, mode, os.O_WRONLY)
@@ -811,12 +825,16 @@ class DraftView(View):
         return self.lookup(parent, name)
 
     def symlink(self, parent: Node, name: str, target: str) -> Node:
+        """Refused: :class:`NotPermitted` (``EPERM``)."""
         raise NotPermitted("datasets hold no symbolic links")
 
     def link(self, node: Node, parent: Node, name: str) -> Node:
+        """Refused: :class:`NotPermitted` (``EPERM``)."""
         raise NotPermitted("datasets hold no hard links (copy the file, or 'dlfs cp')")
 
     def unlink(self, parent: Node, name: str) -> None:
+        """Remove a file; if it is open, its handles keep working on bytes that go away
+        when it is closed."""
         folder = _place_of(parent)
         place = self._existing_place(folder, name)
         f = self._open.get(place) if place is not None else None
@@ -833,6 +851,7 @@ class DraftView(View):
             self._detach(place)
 
     def rmdir(self, parent: Node, name: str) -> None:
+        """Remove an empty folder (:class:`NotEmpty` otherwise)."""
         folder = _place_of(parent)
         with self._write("remove a folder"):
             row = self.db.entry(self._dir_tree(folder), name)
@@ -853,6 +872,8 @@ class DraftView(View):
         self._epoch += 1
 
     def rename(self, parent: Node, name: str, new_parent: Node, new_name: str, flags: int) -> None:
+        """Move a file or folder, replacing a file or an empty folder (POSIX rules);
+        open files and places follow it."""
         if flags & RENAME_EXCHANGE:
             raise InvalidInput("exchanging two entries (RENAME_EXCHANGE) is not supported")
         _check_new_name(new_name)
@@ -946,6 +967,8 @@ class DraftView(View):
         mode: int | None = None,
         mtime_ns: int | None = None,
     ) -> Node:
+        """Truncate or extend a file, set its mtime (see the module docstring); modes
+        are accepted and ignored."""
         self._sync()
         if node.role != Role.FILE:
             if size is not None:
@@ -990,6 +1013,8 @@ class DraftView(View):
         # else: an item from elsewhere; its time is shared, so it stays (documented)
 
     def setxattr(self, node: Node, name: str, value: bytes) -> None:
+        """Set ``user.dlfs.metadata`` (a JSON object) or ``user.dlfs.annotations`` (a
+        JSON list) of a file: a new item with the same bytes and lineage."""
         if name not in (X_METADATA, X_ANNOTATIONS):
             if name.startswith(XATTR_PREFIX):
                 raise NotPermitted(f"{name} is read-only; set user.dlfs.metadata or annotations")
@@ -1006,6 +1031,7 @@ class DraftView(View):
             self._set_item(node, annotations=canonical_json(check_annotations(parsed)))
 
     def removexattr(self, node: Node, name: str) -> None:
+        """Reset metadata to ``{}`` or annotations to ``[]``."""
         if node.role != Role.FILE or name not in (X_METADATA, X_ANNOTATIONS):
             raise NoAttribute(name)
         if name == X_METADATA:
