@@ -10,13 +10,15 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from fsutil import ANNOTATIONS, META, Mount, Mounter, dlfs, is_mounted
 
-from dlfs import Catalog
+from dlfs import Catalog, draftlock
+from dlfs.errors import Conflict
 from dlfs.home import Home
 
 
@@ -428,3 +430,33 @@ def test_cp_r_into_the_draft_then_publish(home: Path, draft: Mount, source: Path
         v = cat.publish("cats")
         assert v.read_bytes("copy/big/large.bin") == (source / "big" / "large.bin").read_bytes()
         assert v.read_bytes("copy/names/" + "n" * 255) == b"longest name\n"
+
+
+def test_the_draft_locks(home: Path):
+    """The protocol of dlfs.draftlock, without a mount: one holder of a draft's mount
+    lock; a publish waits for writers, then refuses; a crashed holder frees it all."""
+    where, draft_id = Home.at(home), "d" * 40
+    lock = draftlock.MountLock.acquire(where, draft_id, "/mnt/x")
+    try:
+        assert draftlock.mounted_at(where, draft_id) == f"at /mnt/x (pid {os.getpid()})"
+        with pytest.raises(Conflict, match="already mounted read-write at /mnt/x"):
+            draftlock.MountLock.acquire(where, draft_id, "/mnt/y")
+        lock.start_writing()
+        threading.Timer(0.3, lock.stop_writing).start()  # the last writer closes soon
+        start = time.monotonic()
+        with draftlock.publishing(where, draft_id, wait=5) as guard:
+            assert guard.mounted and time.monotonic() - start >= 0.25
+            guard.published(draft_id, "n" * 40)
+        assert lock.published_as() == "n" * 40
+        lock.start_writing()
+        with (
+            pytest.raises(Conflict, match="files are open for writing"),
+            draftlock.publishing(where, draft_id, wait=0.1),
+        ):
+            pass
+    finally:
+        lock.release()
+    assert draftlock.mounted_at(where, draft_id) is None
+    assert list(where.mounts.iterdir()) == []
+    with draftlock.publishing(where, draft_id) as guard:
+        assert not guard.mounted
