@@ -18,10 +18,11 @@ Three small files per mounted draft, under ``<home>/mounts/``:
   version (the draft's id changes at publish). The daemon reads it only once its
   draft id is gone from the catalog, so a publish that rolled back is ignored.
 
-Files are removed by the daemon when it exits; a crashed daemon's files stay until
-the draft is mounted again (they hold nothing: a lock on a file nobody has open is
-free). :func:`publishing` never removes them (a daemon starting meanwhile could lose
-its lock), and a lock holder re-checks that the path still names its file.
+Files are removed by the daemon when it exits; a crashed daemon's files stay (they
+hold nothing: a lock on a file nobody has open is free) until the draft is mounted
+again or published. Files are only removed by whoever holds their lock, and a lock
+holder re-checks that the path still names its file, so two mounts can never both
+think they hold a draft.
 """
 
 from __future__ import annotations
@@ -191,9 +192,13 @@ def publishing(home: Home, draft: str, wait: float | None = None) -> Iterator[Pu
     if not path.exists():
         yield PublishGuard(home, draft, mounted=False)
         return
-    probe = _open_locked(path, fcntl.LOCK_SH)
-    if probe is not None:  # nobody holds it: no live mount (files of a crashed one)
-        os.close(probe)
+    probe = _open_locked(path, fcntl.LOCK_EX)
+    if probe is not None:  # nobody holds it: the files of a crashed mount
+        try:  # removed while locked: a daemon starting now gets a new file
+            for kind in ("published", "writers", "lock"):
+                lock_path(home, draft, kind).unlink(missing_ok=True)
+        finally:
+            os.close(probe)
         yield PublishGuard(home, draft, mounted=False)
         return
     writers = lock_path(home, draft, "writers")
