@@ -162,8 +162,7 @@ def _check(src: Path, dst: Path, files: int) -> None:
 
 def _publish(home: Path) -> tuple[float, int]:
     with Catalog(home) as cat:
-        changed = cat.db.conn.execute("SELECT count(*) FROM trees WHERE draft IS NOT NULL")
-        folders = int(changed.fetchone()[0])
+        folders = cat.db.draft_tree_count(cat.draft("cats").id)
         start = time.perf_counter()
         cat.publish("cats")
         return time.perf_counter() - start, folders

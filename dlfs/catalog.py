@@ -888,6 +888,11 @@ class CatalogDB:
         )
         return cur.rowcount == 1
 
+    def draft_tree_count(self, draft: str) -> int:
+        """How many mutable folders a draft has: what its publish will freeze."""
+        row = self._one("SELECT count(*) FROM trees WHERE draft = ?", (draft,))
+        return int(row[0]) if row else 0
+
     def item_set_mtime(self, item: str, mtime: float) -> None:
         """Change the mtime kept beside an item (not part of its id)."""
         self.conn.execute("UPDATE items SET mtime = ? WHERE id = ?", (mtime, item))
