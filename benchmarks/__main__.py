@@ -5,10 +5,13 @@ Sections, in order: ``foundation`` (publish cost, ``dlfs add`` vs ``cp -r``),
 modules of this package own, each run through its ``main()`` when its module exists:
 ``versioning`` (clone/merge/diff, ``bench_versioning.py``), ``writes`` (writing into a
 draft mount, ``bench_writes.py``) and ``s3`` (reading S3 through a mount,
-``bench_s3.py``). They get ``DLFS_BENCH_DIR`` (the bench-data dir) and, with
-``--quick``, ``DLFS_BENCH_QUICK=1``. Results are written after each section, so a
-failed run keeps what it measured; ``--report FILE`` prints the tables of a saved run
-again (markdown with ``--markdown``).
+``bench_s3.py``); a module with ``measure()`` and ``print_table()`` is run through
+those instead, so its figures reach ``results.json``. They get ``DLFS_BENCH_DIR``
+(the bench-data dir) and, with ``--quick``, ``DLFS_BENCH_QUICK=1``.
+
+Results are written after each section, so a failed run keeps what it measured;
+``--report FILE`` prints the tables of a saved run again (markdown with
+``--markdown``).
 """
 
 from __future__ import annotations
@@ -74,7 +77,11 @@ def _extra(section: str, data_dir: Path, quick: bool) -> dict[str, Any] | None:
         os.environ["DLFS_BENCH_QUICK"] = "1"
     argv, sys.argv = sys.argv, [name]
     try:
-        out = module.main()
+        if hasattr(module, "measure") and hasattr(module, "print_table"):
+            out = module.measure()  # the figures as a dict, for results.json
+            module.print_table(out)
+        else:
+            out = module.main()
     except SystemExit as exc:
         out = {"exit": exc.code}
     finally:
