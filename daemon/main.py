@@ -149,6 +149,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         mounts.mount_options(args.options, writable=True)  # bad options fail first
         stores = default_stores(home, args.cache_dir, args.cache_size)
         read_only = mounts.read_only_requested(args.options)
+        warm_catalog(home)
         view = open_mount_view(home, args.ref, stores, mountpoint, read_only)
         options = mounts.mount_options(args.options, writable=view.writable)
     except DlfsError as exc:
@@ -193,6 +194,31 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         release(view)
         log.info("unmounted %s", mountpoint)
     return 1 if outcome else 0
+
+
+WARM_CATALOG_MAX = 512 << 20
+"""Catalog files up to this size are read ahead when a mount starts."""
+
+
+def warm_catalog(home: Home) -> None:
+    """Ask the kernel to read the catalog (and its WAL) ahead, so the lookups of a cold
+    mount, made on the event loop, find its pages in memory instead of each waiting
+    for a random 4 KiB read. Bounded by :data:`WARM_CATALOG_MAX`; never fails."""
+    budget = WARM_CATALOG_MAX
+    for path in (home.catalog_path, f"{home.catalog_path}-wal"):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            size = min(os.fstat(fd).st_size, budget)
+            if size > 0:
+                os.posix_fadvise(fd, 0, size, os.POSIX_FADV_WILLNEED)
+                budget -= size
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def release(view: View) -> None:

@@ -689,7 +689,8 @@ class Catalog:
         return {"blobs_removed": len(removed)}
 
     def fsck(self, progress: Progress | None = None) -> list[str]:
-        """Check every recorded local blob against its hash; return the problems found."""
+        """Check every recorded local blob against its hash (and its block manifest, if
+        it has one); return the problems found."""
         problems = []
         local = self.store("local")
         for blob in self.db.blobs_all():
@@ -697,6 +698,8 @@ class Catalog:
                 continue
             if not local.verify(blob["id"]):
                 problems.append(f"blob {blob['id']} is missing or corrupt")
+            elif isinstance(local, LocalStore) and (problem := local.check_manifest(blob["id"])):
+                problems.append(problem)
             if progress is not None:
                 progress(blob["size"])
         return problems

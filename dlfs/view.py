@@ -30,7 +30,14 @@ Reading never returns wrong bytes. The first time a local blob is read in this
 process its whole content is hashed (xxh3-128) through the file descriptor that will
 serve it; a mismatch or a missing blob raises :class:`Corrupt` / :class:`Unavailable`
 (EIO for that file only), logged once. A reopened blob whose file identity (device,
-inode, size, mtime) is unchanged is not hashed again. Remote stores (S3, linked
+inode, size, mtime) is unchanged is not hashed again. A large blob with a block
+manifest (``<id>.blocks``, written at import, see :mod:`dlfs.stores.manifest`) is
+verified block by block instead, each block (4 MiB) on its first read, while worker
+threads hash the next blocks ahead of the reader (:data:`READAHEAD_BLOCKS`, read
+ahead with ``POSIX_FADV_WILLNEED``): a cold sequential read streams instead of waiting
+for the whole blob. A damaged manifest, or one whose size does not match, makes the
+blob :class:`Corrupt`; a bad block gives :class:`Corrupt` for reads of that block
+only; a large blob without a manifest is hashed whole. Remote stores (S3, linked
 buckets) check every block they return against its hash themselves.
 
 Where reads run: verified local blobs are served by ``os.pread`` on file descriptors
@@ -57,6 +64,7 @@ import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from enum import IntEnum
 from typing import Any, NamedTuple, NoReturn
 
@@ -73,9 +81,10 @@ from dlfs.errors import (
 )
 from dlfs.home import Home
 from dlfs.names import NAME_MAX
-from dlfs.objects import DIR, VERSION_ID_RE, new_hasher
+from dlfs.objects import DIR, VERSION_ID_RE, blob_id, new_hasher
 from dlfs.stores.base import BlobStore
 from dlfs.stores.local import LocalStore
+from dlfs.stores.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +115,19 @@ LISTING_PAGE = 8192
 LISTING_CACHE = 262_144
 """Entries of immutable folders kept in memory once listed (the kernel does not cache
 listings through pyfuse3, so every ``ls`` or walk lists again)."""
+
+LARGE_CACHE = 64
+"""How many large blobs verified block by block stay open (with their block states)."""
+
+READAHEAD_BLOCKS = 8
+"""Blocks of a large blob hashed ahead of its reader, by :data:`VERIFY_THREADS`."""
+
+VERIFY_THREADS = 2
+
+COLD_SKIP = 32
+"""After a small blob's first read found bytes missing from the page cache, the next
+this many first reads go straight to a worker thread (no ``open`` on the event loop,
+where a cold directory lookup would stall every other request)."""
 
 CHECKED_MAX = 1_000_000
 """How many verification results (good or bad) are remembered."""
@@ -317,6 +339,10 @@ class View:
         self._blob_locks: dict[str, tuple[threading.Lock, int]] = {}
         # Verification results: blob id -> ((dev, ino, size, mtime_ns), good).
         self._checked: dict[str, tuple[tuple[int, int, int, int], bool]] = {}
+        # Large blobs verified block by block: blob id -> its file, least recent first.
+        self._large: OrderedDict[str, _BlockFile] = OrderedDict()
+        self._pool: ThreadPoolExecutor | None = None
+        self._cold_skip = 0
         self._reported: set[str] = set()
         # Complete listings of immutable folders: (tree, version) -> entries.
         self._listings: OrderedDict[tuple[str, str], list[tuple[str, Node]]] = OrderedDict()
@@ -340,6 +366,11 @@ class View:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._large.clear()
         self.db.close()
 
     # -- nodes ----------------------------------------------------------------------
@@ -606,14 +637,30 @@ class View:
             return b""
         size = min(size, end - offset)
         blob = node.blob
+        bf = None
         with self._lock:
             fd = self._fds.get(blob)
             if fd is not None:
                 self._fds.move_to_end(blob)
                 data = os.pread(fd, size, offset)
-        if fd is None:
+            else:
+                bf = self._large.get(blob)
+        if bf is not None:
+            last = (offset + size - 1) // bf.manifest.block_size
+            if not bf.ready(offset // bf.manifest.block_size, last):
+                return None
+            if last + READAHEAD_BLOCKS // 2 >= bf.ahead:
+                self._read_ahead(bf, last)
+            data = os.pread(bf.fd, size, offset)
+        elif fd is None:
             store = self._store(node.dataset)  # resolved here: read() may run in a thread
-            if end > INLINE_VERIFY_MAX or not self._ensure(node, store, wait=False):
+            if end > INLINE_VERIFY_MAX:
+                return None
+            if self._cold_skip > 0:
+                self._cold_skip -= 1
+                return None
+            if not self._ensure(node, store, wait=False):
+                self._cold_skip = COLD_SKIP
                 return None
             return self.read(fh, offset, size)
         if len(data) != size:
@@ -640,6 +687,12 @@ class View:
                     self._fds.move_to_end(blob)
                     data = os.pread(fd, size, offset)
                     break
+                bf = self._large.get(blob)
+                if bf is not None:
+                    self._large.move_to_end(blob)
+            if bf is not None:
+                data = self._read_blocks(node, bf, offset, size)
+                break
             store = self._store(node.dataset)
             if store.local_path(blob) is None:
                 # Remote readers check every block against its hash before returning it.
@@ -651,6 +704,34 @@ class View:
         if len(data) != size:
             raise Corrupt(f"blob {blob} is shorter than the catalog says ({end} bytes)")
         return data
+
+    def _read_blocks(self, node: Node, bf: _BlockFile, offset: int, size: int) -> bytes:
+        """Bytes of a large blob, each block they touch verified first (blocking)."""
+        block_size = bf.manifest.block_size
+        first, last = offset // block_size, (offset + size - 1) // block_size
+        for index in range(first, last + 1):
+            if not bf.verify(index):
+                self._bad(node, f"block {index} does not match its manifest")
+        self._read_ahead(bf, last)
+        return os.pread(bf.fd, size, offset)
+
+    def _read_ahead(self, bf: _BlockFile, index: int) -> None:
+        """Have worker threads hash the blocks after ``index`` (never blocks)."""
+        todo = bf.claim_ahead(index, READAHEAD_BLOCKS)
+        if not todo:
+            return
+        with self._lock:
+            pool = self._pool
+            if pool is None:
+                pool = self._pool = ThreadPoolExecutor(VERIFY_THREADS, "dlfs-verify")
+        for j in todo:
+            start, length = bf.manifest.span(j)
+            os.posix_fadvise(bf.fd, start, length, os.POSIX_FADV_WILLNEED)
+        for j in todo:
+            try:
+                pool.submit(bf.hash_claimed, j)
+            except RuntimeError:  # shut down: the reader hashes it itself
+                bf.unclaim(j)
 
     def _store(self, dataset: int) -> BlobStore:
         store = self._dataset_stores.get(dataset)
@@ -692,7 +773,7 @@ class View:
         path = store.local_path(blob)
         if path is None:
             return wait  # remote: nothing to open; reading goes through the store
-        if blob in self._fds:
+        if blob in self._fds or blob in self._large:
             return True
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -705,6 +786,18 @@ class View:
         try:
             st = os.fstat(fd)
             identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            manifest_path = getattr(store, "manifest_path", None)
+            if manifest_path is not None and st.st_size > getattr(store, "block_size", 0):
+                if not wait:
+                    os.close(fd)
+                    return False
+                manifest = self._load_manifest(node, manifest_path(blob), st.st_size)
+                if manifest is not None:
+                    with self._lock:
+                        self._large[blob] = _BlockFile(fd, manifest)
+                        while len(self._large) > LARGE_CACHE:
+                            self._large.popitem(last=False)
+                    return True
             known = self._checked.get(blob)
             if known is not None and known[0] == identity:
                 good = known[1]
@@ -731,6 +824,24 @@ class View:
         if old is not None:
             os.close(old)
         return True
+
+    def _load_manifest(self, node: Node, path: Any, size: int) -> Manifest | None:
+        """The block manifest of a large local blob; None if it has none (hash it
+        whole); :class:`Corrupt` if it is damaged or does not fit the blob."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._bad(node, f"its block manifest cannot be read: {exc}")
+        try:
+            manifest = Manifest.decode(node.blob, data)
+        except Corrupt:
+            self._bad(node, "its block manifest is damaged")
+        if manifest.size != size or size != node.size:
+            self._bad(node, f"its block manifest says {manifest.size} bytes, the file has {size}")
+        return manifest
 
     def _report(self, node: Node, problem: str) -> None:
         if node.blob not in self._reported:
@@ -803,6 +914,85 @@ class View:
     def removexattr(self, node: Node, name: str) -> None:
         """Remove an extended attribute: always :class:`ReadOnly` here."""
         self._refuse("remove extended attributes")
+
+
+_UNKNOWN, _GOOD, _BAD = 0, 1, 2
+
+
+class _BlockFile:
+    """A large local blob verified block by block against its manifest.
+
+    Owns its file descriptor (closed when the last reference goes: a worker thread
+    may still be hashing a block after the blob left the view's LRU). Each block is
+    hashed once; a thread that needs a block another thread is hashing waits for it.
+    """
+
+    def __init__(self, fd: int, manifest: Manifest) -> None:
+        self.fd = fd
+        self.manifest = manifest
+        self.state = bytearray(manifest.blocks)
+        self.ahead = 0
+        """Blocks below this have been claimed for hashing (or hashed)."""
+        self._pending: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def __del__(self) -> None:
+        os.close(self.fd)
+
+    def ready(self, first: int, last: int) -> bool:
+        """True when blocks ``first`` to ``last`` were all verified good."""
+        state = self.state
+        return all(state[i] == _GOOD for i in range(first, last + 1))
+
+    def verify(self, index: int) -> bool:
+        """Whether block ``index`` matches its hash; hashes it (or waits for the
+        thread hashing it) the first time."""
+        while True:
+            with self._lock:
+                state = self.state[index]
+                if state != _UNKNOWN:
+                    return state == _GOOD
+                event = self._pending.get(index)
+                if event is None:
+                    event = self._pending[index] = threading.Event()
+                    mine = True
+                else:
+                    mine = False
+            if mine:
+                self.hash_claimed(index)
+            else:
+                event.wait()
+
+    def claim_ahead(self, index: int, count: int) -> list[int]:
+        """Claim the unhashed blocks among the ``count`` after ``index``."""
+        end = min(self.manifest.blocks, index + 1 + count)
+        todo = []
+        with self._lock:
+            for j in range(max(self.ahead, index + 1), end):
+                if self.state[j] == _UNKNOWN and j not in self._pending:
+                    self._pending[j] = threading.Event()
+                    todo.append(j)
+            self.ahead = max(self.ahead, end)
+        return todo
+
+    def unclaim(self, index: int) -> None:
+        with self._lock:
+            event = self._pending.pop(index, None)
+        if event is not None:
+            event.set()
+
+    def hash_claimed(self, index: int) -> None:
+        """Hash block ``index``, claimed by this thread, and record the result (an
+        I/O error leaves it unknown: the next reader tries again)."""
+        start, length = self.manifest.span(index)
+        try:
+            data = os.pread(self.fd, length, start)
+            good = len(data) == length and blob_id(data) == self.manifest.hashes[index]
+            self.state[index] = _GOOD if good else _BAD
+        except OSError:
+            log.warning("reading block %d of blob %s failed", index, self.manifest.blob)
+        finally:
+            self.unclaim(index)
 
 
 HASH_CHUNK = 4 << 20

@@ -87,3 +87,37 @@ def test_add_refuses_to_put_a_file_over_a_folder(catalog: Catalog, tmp_path: Pat
     with pytest.raises(NotFound, match="no such file"):
         catalog.add("cats", [tmp_path / "missing"])
     assert {f.path for f in catalog.draft("cats").files()} == {"x/y"}
+
+
+def test_large_blobs_get_a_block_manifest_that_fsck_checks(
+    catalog: Catalog, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dlfs.stores.manifest import Manifest, hash_file_blocks
+
+    block = 64 * 1024
+    monkeypatch.setattr("dlfs.stores.local.BLOCK_SIZE", block)
+    large = os.urandom(3 * block + 5)
+    tree = make_tree(tmp_path / "src", {"large.bin": large, "small.bin": b"s" * block})
+    catalog.create_dataset("big")
+    catalog.add("big", [tree])
+    blobs = {f.path: f.blob for f in catalog.draft("big").files()}
+    shard = home / "blobs" / blobs["large.bin"][:2]
+    manifest = Manifest.decode(
+        blobs["large.bin"], (shard / f"{blobs['large.bin']}.blocks").read_bytes()
+    )
+    whole, hashes = hash_file_blocks(shard / blobs["large.bin"], block)
+    assert (manifest.size, manifest.block_size, manifest.hashes) == (
+        len(large),
+        block,
+        tuple(hashes),
+    )
+    assert whole == blobs["large.bin"]
+    small = home / "blobs" / blobs["small.bin"][:2] / f"{blobs['small.bin']}.blocks"
+    assert not small.exists()  # one block: its id is its hash
+    assert blob_files(home) == {*blobs.values(), f"{blobs['large.bin']}.blocks"}
+    assert catalog.fsck() == []
+    forged = Manifest(manifest.blob, manifest.size, block, (hashes[1], *hashes[1:]))
+    (shard / f"{blobs['large.bin']}.blocks").write_bytes(forged.encode())
+    assert catalog.fsck() == [
+        f"the block manifest of blob {blobs['large.bin']} does not match its bytes"
+    ]

@@ -506,3 +506,96 @@ def test_a_big_version_is_opened_lazily(
     queries.clear()
     names = [n for _p, n, _node in v.listing(folder).entries_from(0)]
     assert names == [str(i) for i in range(10)] and len(queries) == 1
+
+
+# -- large blobs: verified block by block ----------------------------------------------
+
+BLOCK = 64 * 1024
+LARGE = os.urandom(5 * BLOCK + 123)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local stores made from now on cut blobs in blocks of 64 KiB."""
+    monkeypatch.setattr("dlfs.stores.local.BLOCK_SIZE", BLOCK)
+
+
+@pytest.fixture
+def large(small_blocks: None, catalog: Catalog) -> str:
+    catalog.create_dataset("dogs")
+    catalog.add_bytes("dogs", "large.bin", LARGE)
+    return catalog.publish("dogs").ref
+
+
+def test_large_blob_gets_a_manifest_and_streams(
+    large: str, open_views: Callable[..., View], home: Path, catalog: Catalog
+):
+    blob = catalog.item(large, "large.bin").blob
+    manifest = home / "blobs" / blob[:2] / f"{blob}.blocks"
+    assert manifest.exists()
+    v = open_views(large)
+    fh = v.open(resolve(v, "large.bin"), os.O_RDONLY)
+    assert v.read_nowait(fh, 0, 10) is None  # first block: a worker thread
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(v.read, fh, 0, 10).result() == LARGE[:10]
+    assert read_all(v, resolve(v, "large.bin"), chunk=10_000) == LARGE
+    assert v.read_nowait(fh, 3 * BLOCK + 5, 10) == LARGE[3 * BLOCK + 5 : 3 * BLOCK + 15]
+
+
+def test_corrupt_block_fails_only_its_reads(
+    large: str, open_views: Callable[..., View], home: Path, catalog: Catalog
+):
+    path = blob_file(home, catalog.item(large, "large.bin").blob)
+    damaged = bytearray(LARGE)
+    damaged[2 * BLOCK + 7] ^= 1
+    path.write_bytes(bytes(damaged))
+    v = open_views(large)
+    node = resolve(v, "large.bin")
+    fh = v.open(node, os.O_RDONLY)
+    for offset in (2 * BLOCK, 3 * BLOCK - 10, 2 * BLOCK - 5):  # block 2, or touching it
+        with pytest.raises(Corrupt):
+            read_like_the_daemon(v, fh, offset, 10)
+    assert read_like_the_daemon(v, fh, 0, 100) == LARGE[:100]
+    assert read_like_the_daemon(v, fh, 4 * BLOCK, 100) == LARGE[4 * BLOCK : 4 * BLOCK + 100]
+    assert read_like_the_daemon(v, fh, 2 * BLOCK - 10, 10) == LARGE[2 * BLOCK - 10 : 2 * BLOCK]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "missing-hash", "wrong-size"])
+def test_damaged_manifest_makes_the_blob_corrupt(
+    large: str, open_views: Callable[..., View], home: Path, catalog: Catalog, damage: str
+):
+    from dlfs.stores.manifest import Manifest
+
+    blob = catalog.item(large, "large.bin").blob
+    manifest = home / "blobs" / blob[:2] / f"{blob}.blocks"
+    if damage == "garbage":
+        manifest.write_bytes(manifest.read_bytes()[:-3])
+    elif damage == "missing-hash":
+        doc = json.loads(manifest.read_bytes())
+        doc["hashes"].pop()
+        manifest.write_text(json.dumps(doc))
+    else:  # a valid manifest of another size
+        good = Manifest.decode(blob, manifest.read_bytes())
+        other = Manifest(blob, good.size - 1, good.block_size, good.hashes)
+        manifest.write_bytes(other.encode())
+    v = open_views(large)
+    fh = v.open(resolve(v, "large.bin"), os.O_RDONLY)
+    with pytest.raises(Corrupt):
+        read_like_the_daemon(v, fh, 0, 10)
+
+
+def test_large_blob_without_manifest_is_hashed_whole(
+    large: str, open_views: Callable[..., View], home: Path, catalog: Catalog
+):
+    blob = catalog.item(large, "large.bin").blob
+    (home / "blobs" / blob[:2] / f"{blob}.blocks").unlink()
+    v = open_views(large)
+    assert read_all(v, resolve(v, "large.bin")) == LARGE
+    path = blob_file(home, blob)
+    damaged = bytearray(LARGE)
+    damaged[-1] ^= 1
+    path.write_bytes(bytes(damaged))
+    fresh = open_views(large)
+    fh = fresh.open(resolve(fresh, "large.bin"), os.O_RDONLY)
+    with pytest.raises(Corrupt):
+        read_like_the_daemon(fresh, fh, 0, 10)

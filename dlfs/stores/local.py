@@ -5,6 +5,11 @@ staging file under ``<home>/blobs/.staging``; :meth:`LocalBatch.commit` flushes 
 file system once (``syncfs``, far cheaper than an ``fsync`` per file), renames every
 staged file to its final name, then flushes again so the renames are durable. A blob
 that already exists is never rewritten: identical bytes are stored once.
+
+A blob larger than one block (``block_size``, 4 MiB) also gets a block manifest,
+``<id>.blocks`` beside it (:class:`dlfs.stores.manifest.Manifest`), computed in the
+same pass as the blob id and renamed into place before the blob, so that readers
+verify it block by block (see :mod:`dlfs.view`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from typing import BinaryIO
 from dlfs.errors import Corrupt, NotFound
 from dlfs.objects import new_hasher
 from dlfs.stores.base import CHUNK, BlobStore, IngestBatch
+from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash_file_blocks
+
+BLOCK_SIZE = DEFAULT_BLOCK_SIZE
+"""The block size of new local stores (tests set it smaller)."""
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -42,9 +51,11 @@ class LocalStore(BlobStore):
 
     url = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, block_size: int | None = None) -> None:
         self.root = root
         self.staging = root / ".staging"
+        self.block_size = block_size or BLOCK_SIZE
+        """Blobs larger than this get a block manifest of blocks of this size."""
 
     def path(self, blob: str) -> Path:
         """Where blob ``blob`` lives (whether or not it exists)."""
@@ -52,6 +63,10 @@ class LocalStore(BlobStore):
 
     def local_path(self, blob: str) -> Path | None:
         return self.path(blob)
+
+    def manifest_path(self, blob: str) -> Path:
+        """Where the block manifest of a large blob ``blob`` lives."""
+        return self.root / blob[:2] / f"{blob}.blocks"
 
     def has(self, blob: str) -> bool:
         return self.path(blob).exists()
@@ -92,9 +107,32 @@ class LocalStore(BlobStore):
             return False
         return bool(hasher.hexdigest() == blob)
 
+    def check_manifest(self, blob: str) -> str | None:
+        """What is wrong with the block manifest of ``blob`` (None: nothing). A blob
+        larger than one block may lack one (imported before manifests existed): it is
+        then hashed whole when read."""
+        try:
+            data = self.manifest_path(blob).read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            manifest = Manifest.decode(blob, data)
+        except Corrupt:
+            return f"the block manifest of blob {blob} is damaged"
+        try:
+            _whole, hashes = hash_file_blocks(self.path(blob), manifest.block_size)
+            size = self.path(blob).stat().st_size
+        except FileNotFoundError:
+            return None  # the blob itself is reported missing
+        if size != manifest.size or tuple(hashes) != manifest.hashes:
+            return f"the block manifest of blob {blob} does not match its bytes"
+        return None
+
     def delete(self, blob: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(blob).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.manifest_path(blob).unlink()
 
     def blob_ids(self) -> Iterator[str]:
         """Every blob id stored, in no particular order."""
@@ -135,7 +173,7 @@ class LocalBatch(IngestBatch):
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
-        self._staged: dict[str, Path] = {}
+        self._staged: dict[str, tuple[Path, Path | None]] = {}
         self._dir: Path | None = None
         self._lock = threading.Lock()
 
@@ -151,8 +189,7 @@ class LocalBatch(IngestBatch):
             return self.add_stream(src)
 
     def add_stream(self, stream: BinaryIO) -> tuple[str, int]:
-        hasher = new_hasher()
-        size = 0
+        hasher = BlockHasher(self.store.block_size)
         fd, tmp = tempfile.mkstemp(dir=self._staging_dir())
         try:
             with os.fdopen(fd, "wb") as out:
@@ -165,17 +202,21 @@ class LocalBatch(IngestBatch):
                     chunk = view[:n]
                     hasher.update(chunk)
                     out.write(chunk)
-                    size += n
         except BaseException:
             os.unlink(tmp)
             raise
-        blob = str(hasher.hexdigest())
+        blob, _hashes = hasher.finish()
+        size = hasher.size
+        manifest = hasher.manifest(blob)
+        blocks = Path(f"{tmp}.blocks") if manifest is not None else None
         with self._lock:
             duplicate = blob in self._staged or self.store.has(blob)
             if not duplicate:
-                self._staged[blob] = Path(tmp)
+                self._staged[blob] = (Path(tmp), blocks)
         if duplicate:
             os.unlink(tmp)
+        elif manifest is not None and blocks is not None:
+            blocks.write_bytes(manifest.encode())
         return blob, size
 
     def commit(self) -> None:
@@ -183,9 +224,11 @@ class LocalBatch(IngestBatch):
             self.abort()
             return
         syncfs(self.store.root)
-        for blob, tmp in self._staged.items():
+        for blob, (tmp, blocks) in self._staged.items():
             final = self.store.path(blob)
             final.parent.mkdir(mode=0o700, exist_ok=True)
+            if blocks is not None:  # the manifest first: a blob never lacks it
+                os.rename(blocks, self.store.manifest_path(blob))
             os.rename(tmp, final)
         syncfs(self.store.root)
         self._staged.clear()

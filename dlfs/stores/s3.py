@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import logging
 import os
 import re
@@ -57,7 +56,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from dlfs.errors import Corrupt, DlfsError, InvalidInput, NotFound, Unavailable
-from dlfs.objects import BLOB_ID_RE, blob_id, canonical_json, new_hasher
+from dlfs.objects import BLOB_ID_RE, blob_id
 from dlfs.stores.base import CHUNK, BlobStore, IngestBatch
 from dlfs.stores.cache import (
     DEFAULT_BLOCK_SIZE,
@@ -66,6 +65,7 @@ from dlfs.stores.cache import (
     CachedReader,
     Plan,
 )
+from dlfs.stores.manifest import BlockHasher, Manifest, hash_file_blocks
 from dlfs.stores.retry import BadBody, RetryPolicy, TemporaryFailure, retrying
 from dlfs.stores.urls import S3Url, parse_s3_url
 
@@ -349,46 +349,6 @@ def _ts(value: Any) -> float:
     return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
 
 
-# -- block manifests ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """The per-block hashes of one large blob."""
-
-    blob: str
-    size: int
-    block_size: int
-    hashes: tuple[str, ...]
-
-    def encode(self) -> bytes:
-        """JSON with a checksum of its own fields."""
-        body = {
-            "format": 1,
-            "blob": self.blob,
-            "size": self.size,
-            "block_size": self.block_size,
-            "hashes": list(self.hashes),
-        }
-        return canonical_json({**body, "check": blob_id(canonical_json(body).encode())}).encode()
-
-    @classmethod
-    def decode(cls, blob: str, data: bytes) -> Manifest:
-        """Parse and check a manifest; :class:`BadBody` if it is damaged."""
-        try:
-            doc = json.loads(data)
-            check = doc.pop("check")
-            ok = check == blob_id(canonical_json(doc).encode())
-            m = cls(doc["blob"], int(doc["size"]), int(doc["block_size"]), tuple(doc["hashes"]))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise BadBody(f"the block manifest of blob {blob} is damaged") from exc
-        if not ok or m.blob != blob or m.block_size <= 0:
-            raise BadBody(f"the block manifest of blob {blob} is damaged")
-        if len(m.hashes) != max(1, -(-m.size // m.block_size)):
-            raise BadBody(f"the block manifest of blob {blob} is damaged")
-        return m
-
-
 # -- the store ----------------------------------------------------------------------
 
 
@@ -490,7 +450,7 @@ class S3Store(BlobStore):
         if self.has(blob):
             return False
         if verify or (hashes is None and size > self.block_size):
-            whole, hashes = _hash_file_blocks(path, self.block_size)
+            whole, hashes = hash_file_blocks(path, self.block_size)
             if whole != blob or path.stat().st_size != size:
                 raise Corrupt(f"blob {blob}: {path} does not hold its bytes")
         if size > self.block_size:
@@ -697,11 +657,7 @@ class S3Batch(IngestBatch):
 
     def add_stream(self, stream: BinaryIO) -> tuple[str, int]:
         block_size = self.store.block_size
-        whole = new_hasher()
-        block = new_hasher()
-        in_block = 0
-        hashes: list[str] = []
-        size = 0
+        hasher = BlockHasher(block_size)
         fd, tmp = tempfile.mkstemp(dir=self._staging_dir())
         try:
             with os.fdopen(fd, "wb") as out:
@@ -709,25 +665,13 @@ class S3Batch(IngestBatch):
                 view = memoryview(buf)
                 while n := stream.readinto(view):  # type: ignore[attr-defined]
                     chunk = view[:n]
-                    whole.update(chunk)
+                    hasher.update(chunk)
                     out.write(chunk)
-                    size += n
-                    pos = 0
-                    while pos < n:
-                        take = min(n - pos, block_size - in_block)
-                        block.update(chunk[pos : pos + take])
-                        in_block += take
-                        pos += take
-                        if in_block == block_size:
-                            hashes.append(block.hexdigest())
-                            block.reset()
-                            in_block = 0
-            if in_block:
-                hashes.append(block.hexdigest())
+            blob, hashes = hasher.finish()
         except BaseException:
             os.unlink(tmp)
             raise
-        blob = str(whole.hexdigest())
+        size = hasher.size
         with self._lock:
             duplicate = blob in self._staged
             if not duplicate:
@@ -766,16 +710,6 @@ class S3Batch(IngestBatch):
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-
-def _hash_file_blocks(path: Path, block_size: int) -> tuple[str, list[str]]:
-    whole = new_hasher()
-    hashes = []
-    with open(path, "rb") as f:
-        while data := f.read(block_size):
-            whole.update(data)
-            hashes.append(blob_id(data))
-    return str(whole.hexdigest()), hashes
 
 
 def _clear_dead_staging(staging: Path) -> None:
