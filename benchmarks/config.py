@@ -62,6 +62,7 @@ class Config:
     read: ReadSpec
     add: AddSpec
     publish_sizes: tuple[tuple[int, int], ...]  # (items, folders)
+    publish_nested: tuple[int, ...]  # item counts of the nested layout (folders of <= 100)
     publish_changes: int
     latency_sample: int
     add_cache: str  # "cold" or "warm"
@@ -104,6 +105,13 @@ def load(quick: bool = False, targets: tuple[str, ...] | None = None) -> Config:
         read=read,
         add=add,
         publish_sizes=tuple(_pair(s) for s in sizes.split(",")),
+        publish_nested=tuple(
+            int(n)
+            for n in (
+                os.environ.get("DLFS_BENCH_PUBLISH_NESTED")
+                or ("10000,1000" if q else "100000,1000")
+            ).split(",")
+        ),
         publish_changes=_int("DLFS_BENCH_PUBLISH_CHANGES", 10),
         latency_sample=_int("DLFS_BENCH_LATENCY_SAMPLE", 200 if q else 1_000),
         add_cache=add_cache,

@@ -170,10 +170,32 @@ def add_tree(data_dir: Path, spec: AddSpec) -> Path:
 class PublishSpec:
     items: int
     folders: int
+    fanout: int = 0  # > 0: nested folders of at most ``fanout`` entries each
 
 
 def publish_path(spec: PublishSpec, index: int) -> str:
-    return f"p{index * spec.folders // spec.items:05d}/i{index:06d}.txt"
+    """Flat: ``folders`` folders of items/folders files. Nested: every folder holds at
+    most ``fanout`` entries, with as many levels as that needs (a balanced tree)."""
+    if spec.fanout <= 0:
+        return f"p{index * spec.folders // spec.items:05d}/i{index:06d}.txt"
+    parts = []
+    group = index // spec.fanout
+    while True:
+        parts.append(f"n{group % spec.fanout:03d}")
+        group //= spec.fanout
+        if group == 0:
+            break
+    levels = max(1, _levels(spec.items, spec.fanout) - 1)
+    parts += ["n000"] * (levels - len(parts))
+    return "/".join(reversed(parts)) + f"/i{index:06d}.txt"
+
+
+def _levels(items: int, fanout: int) -> int:
+    levels, capacity = 1, fanout
+    while capacity < items:
+        levels += 1
+        capacity *= fanout
+    return levels
 
 
 def build_publish(spec: PublishSpec, root: Path) -> None:
@@ -186,5 +208,5 @@ def build_publish(spec: PublishSpec, root: Path) -> None:
 
 def publish_tree(data_dir: Path, spec: PublishSpec) -> Path:
     """``items`` one-line files in ``folders`` folders, generated on first use."""
-    kind = f"publish{spec.items}x{spec.folders}"
+    kind = f"publish{spec.items}x{spec.folders}" + (f"n{spec.fanout}" if spec.fanout else "")
     return cached(data_dir, kind, spec, lambda root: build_publish(spec, root))

@@ -48,13 +48,30 @@ def publish_cost(cfg: Config, scratch: Path) -> dict[str, Any]:
     }
     (big, big_f), (small, small_f) = cfg.publish_sizes[0], cfg.publish_sizes[1]
     ratio = sizes[f"{big}:{big_f}"]["publish_ms"] / sizes[f"{small}:{small_f}"]["publish_ms"]
-    return {"changes": cfg.publish_changes, "sizes": sizes, "ratio": ratio}
+    nested = {
+        f"{items}:n{NESTED_FANOUT}": _publish(cfg, scratch, items, 0, NESTED_FANOUT)
+        for items in cfg.publish_nested
+    }
+    times = [r["publish_ms"] for r in nested.values()]
+    return {
+        "changes": cfg.publish_changes,
+        "sizes": sizes,
+        "ratio": ratio,
+        "nested": nested,
+        "nested_ratio": times[0] / times[1] if len(times) > 1 else None,
+    }
 
 
-def _publish(cfg: Config, scratch: Path, items: int, folders: int) -> dict[str, Any]:
+NESTED_FANOUT = 100
+"""Folder size of the nested layout: a balanced tree with at most 100 entries a folder."""
+
+
+def _publish(
+    cfg: Config, scratch: Path, items: int, folders: int, fanout: int = 0
+) -> dict[str, Any]:
     from dlfs.api import Catalog
 
-    spec = dataset.PublishSpec(items, folders)
+    spec = dataset.PublishSpec(items, folders, fanout)
     tree = dataset.publish_tree(cfg.data_dir, spec)
     home = Path(tempfile.mkdtemp(prefix="publish-", dir=scratch))
     changes = min(cfg.publish_changes, items)
@@ -91,7 +108,7 @@ def _publish(cfg: Config, scratch: Path, items: int, folders: int) -> dict[str, 
         shutil.rmtree(home, ignore_errors=True)
     out = {
         "items": items,
-        "folders": folders,
+        "folders": folders if not fanout else f"nested, <= {fanout} a folder",
         "import_s": imported,
         "child_ms": statistics.median(child_s),
         "publish_ms": statistics.median(publish_s),
@@ -99,7 +116,7 @@ def _publish(cfg: Config, scratch: Path, items: int, folders: int) -> dict[str, 
         "publish_cli_ms": cli_ms,
     }
     _log(
-        f"publish: {items:,} items in {folders:,} folders: import {imported:.1f} s,"
+        f"publish: {items:,} items in {out['folders']} folders: import {imported:.1f} s,"
         f" child {out['child_ms']:.1f} ms, publish {out['publish_ms']:.1f} ms"
         f" (CLI {cli_ms:.0f} ms)"
     )

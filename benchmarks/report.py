@@ -181,13 +181,13 @@ def foundation_tables(found: dict[str, Any], markdown: bool = False) -> str:
         rows = [
             [
                 f"{r['items']:,}",
-                f"{r['folders']:,}",
+                r["folders"] if isinstance(r["folders"], str) else f"{r['folders']:,}",
                 f"{r['import_s']:.1f}",
                 f"{r['child_ms']:.1f}",
                 f"{r['publish_ms']:.1f}",
                 f"{r['publish_cli_ms']:.0f}",
             ]
-            for r in pub["sizes"].values()
+            for r in [*pub["sizes"].values(), *pub.get("nested", {}).values()]
         ]
         header = [
             "items",
@@ -204,6 +204,14 @@ def foundation_tables(found: dict[str, Any], markdown: bool = False) -> str:
             f" {_ratio(pub['ratio'])} (wanted: about equal, <= 1.50x):"
             f" {'PASS' if pub['ratio'] <= 1.5 else 'FAIL'}"
         )
+        if pub.get("nested_ratio"):
+            big, small = list(pub["nested"].values())[:2]
+            parts.append(
+                f"nested layout (folders of <= 100 entries), publish time, {big['items']:,}"
+                f" items / {small['items']:,} items: {_ratio(pub['nested_ratio'])}"
+                " (O(changed folders x folder size): about equal when folders are of a"
+                " bounded size)"
+            )
     add = found.get("add")
     if add:
         rows = [
