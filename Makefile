@@ -29,7 +29,7 @@ docs:
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench:
-	@DLFS_EXTRA_DEBS="bindfs" bash scripts/bootstrap.sh
+	@DLFS_EXTRA_DEBS="bindfs rclone s3fs" bash scripts/bootstrap.sh
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
