@@ -48,7 +48,11 @@ are in the page cache, hashed with ``RWF_NOWAIT`` reads) and returns None for th
 rest, which the daemon runs in worker threads through :meth:`View.read`: bytes that
 must come from the disk (so concurrent readers keep several disk requests in
 flight), hashing a large blob (read ahead with ``POSIX_FADV_WILLNEED``), and remote
-stores.
+stores. A small blob verified in a worker thread is read once: the buffer that was
+hashed serves the read that asked for it. When a first read found a small blob's
+bytes missing from the page cache, the next :data:`COLD_SKIP` first reads go to a
+thread at once, without trying: on a cold mount the ``open`` of the blob file would
+wait for the disk on the event loop.
 
 Threading: a :class:`View` belongs to one thread (the daemon's event loop) because
 its catalog connection does; only :meth:`View.read` may also run in worker threads,
@@ -128,6 +132,8 @@ COLD_SKIP = 32
 """After a small blob's first read found bytes missing from the page cache, the next
 this many first reads go straight to a worker thread (no ``open`` on the event loop,
 where a cold directory lookup would stall every other request)."""
+
+FRESH_MAX = 64
 
 CHECKED_MAX = 1_000_000
 """How many verification results (good or bad) are remembered."""
@@ -343,6 +349,8 @@ class View:
         self._large: OrderedDict[str, _BlockFile] = OrderedDict()
         self._pool: ThreadPoolExecutor | None = None
         self._cold_skip = 0
+        # Small blobs just verified in read(): blob id -> their bytes, served once.
+        self._fresh: dict[str, bytes] = {}
         self._reported: set[str] = set()
         # Complete listings of immutable folders: (tree, version) -> entries.
         self._listings: OrderedDict[tuple[str, str], list[tuple[str, Node]]] = OrderedDict()
@@ -699,6 +707,11 @@ class View:
                 data = store.read(blob, offset, size)
                 break
             self._ensure(node, store)
+            with self._lock:
+                fresh = self._fresh.pop(blob, None)
+            if fresh is not None:
+                data = fresh[offset : offset + size]
+                break
         else:
             raise Unavailable(f"blob {blob}: its file keeps being evicted from the fd cache")
         if len(data) != size:
@@ -802,7 +815,19 @@ class View:
             if known is not None and known[0] == identity:
                 good = known[1]
             else:
-                digest = _hash_fd(fd, st.st_size, wait)
+                digest = None
+                if wait and st.st_size <= INLINE_VERIFY_MAX:
+                    # One read both verifies and serves: read() takes the buffer.
+                    whole = os.pread(fd, st.st_size, 0)
+                    if len(whole) == st.st_size:
+                        digest = blob_id(whole)
+                        if digest == blob:
+                            with self._lock:
+                                self._fresh[blob] = whole
+                                while len(self._fresh) > FRESH_MAX:
+                                    self._fresh.pop(next(iter(self._fresh)))
+                if digest is None:
+                    digest = _hash_fd(fd, st.st_size, wait)
                 if digest is None:  # not cached: hash it in a thread
                     os.close(fd)
                     return False
