@@ -738,10 +738,10 @@ class DraftView(View):
         """Give ``f`` a staging file holding its current content."""
         staged = self._staging_area().new_file()
         try:
-            if f.size:
+            if f.size:  # iter_bytes checks the bytes against their hash
                 staged.fill(self._store(self._dataset).iter_bytes(f.blob))
-                if staged.size != f.size or staged.digest() != f.blob:
-                    raise Corrupt(f"blob {f.blob} does not match its hash: not copied")
+                if staged.size != f.size:
+                    raise Corrupt(f"blob {f.blob} is not {f.size} bytes long: not copied")
         except BaseException:
             staged.discard()
             raise

@@ -10,8 +10,10 @@ streaming the file, when it is stored.
 
 :func:`store_blob` makes the staged bytes a blob: in the local store the staging file
 is *renamed* to ``blobs/ab/<id>`` (no copy; with ``durable``, fsynced first and its
-folder after), or dropped when that blob already exists (identical bytes are stored
-once); other stores get it through an ingest batch.
+folder after), after the block manifest of a blob larger than one block (computed
+with the running hash, see :mod:`dlfs.stores.manifest`); nothing is stored when that
+blob already exists (identical bytes are stored once). Other stores get the file
+through an ingest batch.
 
 A daemon that dies leaves its staging folder behind; the next writable mount removes
 every folder whose daemon is gone (:func:`clear_abandoned`): nothing in them is
@@ -28,12 +30,12 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from dlfs.errors import Unavailable
 from dlfs.objects import new_hasher
 from dlfs.stores.base import BlobStore
 from dlfs.stores.local import LocalStore
+from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, Manifest
 
 HASH_CHUNK = 4 << 20
 LOCK_NAME = ".lock"
@@ -41,15 +43,53 @@ _SHARDS: set[Path] = set()
 """Shard folders of local stores known to exist (``blobs/ab``): made once."""
 
 
+class _RunningHash:
+    """The blob id and the per-block hashes of a stream, readable at any point (the
+    stream may go on after a commit: xxh3 digests do not end the hash)."""
+
+    def __init__(self, block_size: int) -> None:
+        self.block_size = block_size
+        self.size = 0
+        self._whole = new_hasher()
+        self._blocks: list[str] = []
+        self._block = new_hasher()
+        self._in_block = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._whole.update(data)
+        self.size += len(data)
+        pos = 0
+        while pos < len(data):
+            take = min(len(data) - pos, self.block_size - self._in_block)
+            self._block.update(data[pos : pos + take])
+            self._in_block += take
+            pos += take
+            if self._in_block == self.block_size:
+                self._blocks.append(str(self._block.hexdigest()))
+                self._block.reset()
+                self._in_block = 0
+
+    def blob(self) -> str:
+        return str(self._whole.hexdigest())
+
+    def manifest(self) -> Manifest | None:
+        """The block manifest (None for a stream no larger than one block)."""
+        if self.size <= self.block_size:
+            return None
+        tail = [str(self._block.hexdigest())] if self._in_block else []
+        return Manifest(self.blob(), self.size, self.block_size, (*self._blocks, *tail))
+
+
 class StagedFile:
     """The bytes of one file being written: a staging file and its running hash."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self.size = 0
-        self._hasher: Any = new_hasher()
-        """Hash of the bytes ``[0, size)`` while writes were sequential, else None."""
+        self.block_size = block_size
+        self._hash: _RunningHash | None = _RunningHash(block_size)
+        """The hash of the bytes ``[0, size)`` while writes were sequential, else None."""
 
     def write(self, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset`` (past the end leaves a hole of zeros)."""
@@ -57,11 +97,11 @@ class StagedFile:
         done = 0
         while done < len(view):
             done += os.pwrite(self.fd, view[done:], offset + done)
-        if self._hasher is not None:
+        if self._hash is not None:
             if offset == self.size:
-                self._hasher.update(data)
+                self._hash.update(data)
             else:
-                self._hasher = None
+                self._hash = None
         self.size = max(self.size, offset + done)
         return done
 
@@ -73,9 +113,9 @@ class StagedFile:
         """Cut or extend (with zeros) to ``size`` bytes."""
         os.ftruncate(self.fd, size)
         if size == 0:
-            self._hasher = new_hasher()
+            self._hash = _RunningHash(self.block_size)
         elif size != self.size:
-            self._hasher = None
+            self._hash = None
         self.size = size
 
     def fill(self, chunks: Iterable[bytes]) -> None:
@@ -83,21 +123,29 @@ class StagedFile:
         for chunk in chunks:
             self.write(self.size, chunk)
 
+    def _hashed(self, block_size: int) -> _RunningHash:
+        """The running hash, or one made by streaming the file once."""
+        if self._hash is not None and self._hash.block_size == block_size:
+            return self._hash
+        hasher = _RunningHash(block_size)
+        buf = bytearray(min(HASH_CHUNK, max(self.size, 1)))
+        view = memoryview(buf)
+        while hasher.size < self.size:
+            want = min(len(buf), self.size - hasher.size)
+            n = os.preadv(self.fd, [view[:want]], hasher.size)
+            if not n:
+                raise Unavailable(f"staging file {self.path} is shorter than written")
+            hasher.update(view[:n])
+        self._hash = hasher
+        return hasher
+
     def digest(self) -> str:
         """The blob id of the content: from the running hash, or by streaming the file."""
-        if self._hasher is None:
-            hasher = new_hasher()
-            buf = bytearray(min(HASH_CHUNK, max(self.size, 1)))
-            view = memoryview(buf)
-            offset = 0
-            while offset < self.size:
-                n = os.preadv(self.fd, [view[: min(len(buf), self.size - offset)]], offset)
-                if not n:
-                    raise Unavailable(f"staging file {self.path} is shorter than written")
-                hasher.update(view[:n])
-                offset += n
-            self._hasher = hasher
-        return str(self._hasher.hexdigest())
+        return self._hashed(self.block_size).blob()
+
+    def manifest(self, block_size: int) -> Manifest | None:
+        """The block manifest of the content for ``block_size`` (None: one block)."""
+        return self._hashed(block_size).manifest()
 
     def close(self) -> None:
         """Close the file descriptor (the file stays)."""
@@ -185,12 +233,15 @@ def store_blob(store: BlobStore, staged: StagedFile, durable: bool = False) -> t
         final = store.path(blob)
         if final.exists():
             return blob, False
+        manifest = staged.manifest(store.block_size)
         if durable:
             os.fsync(staged.fd)
         try:
             if final.parent not in _SHARDS:
                 final.parent.mkdir(mode=0o700, exist_ok=True)
                 _SHARDS.add(final.parent)
+            if manifest is not None:  # the manifest first: a large blob never lacks it
+                _write_file(store.manifest_path(blob), manifest.encode(), durable)
             os.rename(staged.path, final)
         except OSError as exc:
             raise Unavailable(f"cannot store blob {blob}: {exc.strerror}") from exc
@@ -202,6 +253,16 @@ def store_blob(store: BlobStore, staged: StagedFile, durable: bool = False) -> t
         stored, _size = batch.add_file(staged.path)
         batch.commit()
     return stored, False
+
+
+def _write_file(path: Path, data: bytes, durable: bool) -> None:
+    """Write ``path`` whole: a temporary file renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if durable:
+            os.fsync(f.fileno())
+    os.rename(tmp, path)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -20,6 +20,7 @@ from fsutil import ANNOTATIONS, META, Mount, Mounter, dlfs, is_mounted
 from dlfs import Catalog, draftlock
 from dlfs.errors import Conflict
 from dlfs.home import Home
+from dlfs.stores.local import LocalStore
 
 
 @pytest.fixture
@@ -460,3 +461,22 @@ def test_the_draft_locks(home: Path):
     assert list(where.mounts.iterdir()) == []
     with draftlock.publishing(where, draft_id) as guard:
         assert not guard.mounted
+
+
+def test_large_files_get_a_valid_block_manifest(home: Path, draft: Mount):
+    """Like imported blobs, a blob over one block written through the mount has its
+    block manifest, whether it was written in order or not."""
+    store = LocalStore(home / "blobs")
+    data = bytearray(os.urandom(9 * 1024 * 1024 + 3))
+    path = draft.path / "big" / "nine.bin"
+    path.write_bytes(data)
+    blob = str(item(home, "big/nine.bin")["blob"])
+    assert store.manifest_path(blob).exists() and store.check_manifest(blob) is None
+    with open(path, "r+b") as f:  # out of order: hashed again on close
+        f.seek(5 * 1024 * 1024)
+        f.write(b"patched")
+    data[5 * 1024 * 1024 : 5 * 1024 * 1024 + 7] = b"patched"
+    assert path.read_bytes() == bytes(data)
+    blob = str(item(home, "big/nine.bin")["blob"])
+    assert store.manifest_path(blob).exists() and store.check_manifest(blob) is None
+    assert draft_bytes(home, "big/nine.bin") == bytes(data)
