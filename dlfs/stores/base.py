@@ -11,6 +11,8 @@ catalog names that is not fully on disk.
 from __future__ import annotations
 
 import abc
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -94,3 +96,28 @@ class BlobStore(abc.ABC):
     def local_path(self, blob: str) -> Path | None:
         """A local file holding exactly the blob, when the store has one."""
         return None
+
+
+def clear_dead_staging(staging: Path) -> None:
+    """Remove the staging folders (``<pid>-...``) of writers that are no longer alive.
+
+    What a batch staged is referenced by the catalog only after it committed, so the
+    leftovers of a crashed writer are garbage; folders of live processes are kept.
+    """
+    if not staging.exists():
+        return
+    for entry in os.scandir(staging):
+        pid = entry.name.partition("-")[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 from dlfs.errors import Corrupt, NotFound
 from dlfs.objects import new_hasher
-from dlfs.stores.base import CHUNK, BlobStore, IngestBatch
+from dlfs.stores.base import CHUNK, BlobStore, IngestBatch, clear_dead_staging
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash_file_blocks
 
 BLOCK_SIZE = DEFAULT_BLOCK_SIZE
@@ -145,27 +145,8 @@ class LocalStore(BlobStore):
                         yield entry.name
 
     def clear_staging(self) -> None:
-        """Remove staging folders left by writers that died (none of it is referenced).
-
-        Each batch stages under ``<pid>-...``; folders of live processes are kept.
-        """
-        if not self.staging.exists():
-            return
-        for entry in os.scandir(self.staging):
-            pid = entry.name.partition("-")[0]
-            if pid.isdigit() and _alive(int(pid)):
-                continue
-            shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        """Remove staging folders left by writers that died (none of it is referenced)."""
+        clear_dead_staging(self.staging)
 
 
 class LocalBatch(IngestBatch):

@@ -57,7 +57,7 @@ from botocore.config import Config
 
 from dlfs.errors import Corrupt, DlfsError, InvalidInput, NotFound, Unavailable
 from dlfs.objects import BLOB_ID_RE, blob_id
-from dlfs.stores.base import CHUNK, BlobStore, IngestBatch
+from dlfs.stores.base import CHUNK, BlobStore, IngestBatch, clear_dead_staging
 from dlfs.stores.cache import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_READAHEAD,
@@ -413,7 +413,7 @@ class S3Store(BlobStore):
         return self.client.head(self.loc.bucket, self.key(blob)) is not None
 
     def batch(self) -> S3Batch:
-        _clear_dead_staging(self.staging)
+        clear_dead_staging(self.staging)
         return S3Batch(self)
 
     def read(self, blob: str, offset: int, size: int, blob_size: int | None = None) -> bytes:
@@ -710,20 +710,3 @@ class S3Batch(IngestBatch):
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-
-def _clear_dead_staging(staging: Path) -> None:
-    """Remove staging folders of writers that died (``<pid>-...``)."""
-    if not staging.exists():
-        return
-    for entry in os.scandir(staging):
-        pid = entry.name.partition("-")[0]
-        if pid.isdigit():
-            try:
-                os.kill(int(pid), 0)
-                continue
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue
-        shutil.rmtree(entry.path, ignore_errors=True)
