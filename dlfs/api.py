@@ -1205,19 +1205,6 @@ def _ref_of(ref: str | Version) -> str:
 DATASET_FIELDS = ("name", "kind", "description", "storage", "tags", "labels", "created_at")
 
 
-def _dataset_fields(row: Row) -> dict[str, Any]:
-    return {
-        "name": row["name"],
-        "kind": row["kind"],
-        "description": row["description"],
-        "storage": row["storage"],
-        "tags": json.loads(row["tags"]),
-        "labels": None if row["labels"] is None else json.loads(row["labels"]),
-        "created_at": row["created_at"],
-        "metadata": json.loads(row["metadata"]),
-    }
-
-
 def _field(fields: dict[str, Any], key: str) -> Any:
     """The value at a dotted field path (``metadata.a.b``), ``None`` when missing."""
     head, *rest = key.split(".")
@@ -1255,7 +1242,9 @@ def _select_datasets(
     sort: str | Sequence[str] | None,
 ) -> list[Dataset]:
     with catalog.db.snapshot():
-        rows = [(Dataset(catalog, r["name"]), _dataset_fields(r)) for r in catalog.db.datasets()]
+        rows = [
+            (Dataset(catalog, r["name"]), versions.dataset_fields(r)) for r in catalog.db.datasets()
+        ]
     if isinstance(where, Mapping):
         conditions = list(where.items())
         for key, _ in conditions:

@@ -283,6 +283,17 @@ class CatalogDB:
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self.conn.execute(sql, params).fetchall()
 
+    def _rows_by_id(self, select: str, ids: Sequence[str]) -> dict[str, Row]:
+        """``select ... WHERE id IN (...)`` in chunks under SQLite's variable limit."""
+        out: dict[str, Row] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._all(f"{select} WHERE id IN ({marks})", chunk):
+                out[row["id"]] = row
+        return out
+
     # -- datasets ---------------------------------------------------------------
 
     def dataset_insert(
@@ -715,14 +726,7 @@ class CatalogDB:
 
     def items_by_ids(self, ids: Sequence[str]) -> dict[str, Row]:
         """The item rows with these ids, by id (missing ids are left out)."""
-        out: dict[str, Row] = {}
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._all(f"SELECT * FROM items WHERE id IN ({marks})", chunk):
-                out[row["id"]] = row
-        return out
+        return self._rows_by_id("SELECT * FROM items", ids)
 
     def items_stage(self, items: Iterable[tuple[str, str, str, int, float, str, str]]) -> None:
         """Queue item rows (as :meth:`items_put` takes them) in a temporary table.
@@ -775,14 +779,7 @@ class CatalogDB:
 
     def blobs_by_ids(self, ids: Sequence[str]) -> dict[str, Row]:
         """The blob rows (id, size, store) with these ids, by id."""
-        out: dict[str, Row] = {}
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._all(f"SELECT id, size, store FROM blobs WHERE id IN ({marks})", chunk):
-                out[row["id"]] = row
-        return out
+        return self._rows_by_id("SELECT id, size, store FROM blobs", ids)
 
     def external_put(
         self, rows: Iterable[tuple[str, str, str, str, str | None, int, float]]

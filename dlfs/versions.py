@@ -463,6 +463,21 @@ def version_info(db: CatalogDB, row: Row, dataset_name: str | None = None) -> di
     }
 
 
+def dataset_fields(ds: Row) -> dict[str, Any]:
+    """The user-facing fields of a dataset row, JSON decoded (``created_at`` as a
+    timestamp)."""
+    return {
+        "name": ds["name"],
+        "kind": ds["kind"],
+        "description": ds["description"],
+        "tags": json.loads(ds["tags"]),
+        "labels": None if ds["labels"] is None else json.loads(ds["labels"]),
+        "storage": ds["storage"],
+        "metadata": json.loads(ds["metadata"]),
+        "created_at": ds["created_at"],
+    }
+
+
 def dataset_info(db: CatalogDB, ds: Row, detail: bool = False) -> dict[str, Any]:
     """A JSON-ready description of a dataset (with its versions when ``detail``)."""
     versions = db.versions_of(ds["id"])
@@ -471,13 +486,7 @@ def dataset_info(db: CatalogDB, ds: Row, detail: bool = False) -> dict[str, Any]
     files, nbytes = totals(db, current["root"]) if current else (0, 0)
     info: dict[str, Any] = {
         "id": ds["id"],
-        "name": ds["name"],
-        "kind": ds["kind"],
-        "description": ds["description"],
-        "tags": json.loads(ds["tags"]),
-        "labels": None if ds["labels"] is None else json.loads(ds["labels"]),
-        "storage": ds["storage"],
-        "metadata": json.loads(ds["metadata"]),
+        **dataset_fields(ds),
         "sources": json.loads(ds["sources"]),
         "created_at": _iso(ds["created_at"]),
         "latest": latest,
