@@ -1,9 +1,9 @@
 """Reading S3 through a mount: dlfs vs ``rclone mount`` vs ``s3fs``, same server, same run.
 
-``python -m benchmarks.bench_s3`` starts a loopback S3 server (``moto_server``), puts
-the same files in one bucket twice: as a dlfs S3 dataset (``dlfs add`` into
-``s3://bucket/dlfs``) and as plain objects under ``plain/`` for the other two. Then,
-for each target that is installed:
+``python -m benchmarks.bench_s3`` starts a loopback S3 server, puts the same files in
+one bucket twice: as a dlfs S3 dataset (``dlfs add`` into ``s3://bucket/dlfs``) and as
+plain objects under ``plain/`` for the other two. Then, for each target that is
+installed:
 
 - small files, cold: a fresh mount (and for dlfs an empty block cache), the page
   cache dropped, every small file read whole by ``READERS`` threads (a data loader
@@ -11,13 +11,19 @@ for each target that is installed:
 - small files, warm: the same pass again on the same mount;
 - large file, cold and warm: one file read sequentially in 1 MiB reads: MB/s.
 
-moto copies the whole object for every ranged GET, so the large file is kept modest.
+The server is ``benchmarks/s3range.py`` by default: a small S3-compatible server over
+a scratch folder that answers a ranged GET with ``sendfile`` from the object's file,
+run as its own process (so it shares no GIL with the reader threads here) and stopped
+by pid at the end. ``DLFS_BENCH_S3_SERVER=moto`` uses ``moto_server`` instead, as
+before; moto copies the whole object for every ranged GET and tops out near 280
+GETs/s, so with it the figures mostly measure moto. The results say which server
+was used (``"server"``).
 Settings: ``DLFS_BENCH_S3_FILES`` (default 2,000; 300 with ``--quick``),
 ``DLFS_BENCH_S3_LARGE_MIB`` (default 128; 32), ``DLFS_BENCH_S3_READERS`` (8),
-``DLFS_BENCH_DIR`` (scratch folder, default the system temp dir). Targets missing from
-the machine (``rclone``, ``s3fs`` from Debian) are skipped and said so. The issue's
-targets: dlfs at least 4x the better of the two on cold small files, 10x warm, 1.2x on
-the cold large file.
+``DLFS_BENCH_S3_SERVER`` (``s3range`` or ``moto``), ``DLFS_BENCH_DIR`` (scratch folder,
+default the system temp dir). Targets missing from the machine (``rclone``, ``s3fs``
+from Debian) are skipped and said so. The issue's targets: dlfs at least 4x the
+better of the two on cold small files, 10x warm, 1.2x on the cold large file.
 """
 
 from __future__ import annotations
@@ -58,19 +64,21 @@ def _int(name: str, default: int) -> int:
 # -- the server and the data ---------------------------------------------------------
 
 
-@contextmanager
-def moto(scratch: Path) -> Iterator[str]:
-    """A moto S3 server on a free loopback port; stopped by pid at the end."""
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = Path(sys.executable).with_name("moto_server")
-    with open(scratch / "moto.log", "wb") as log:
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _server_process(
+    cmd: list[str], port: int, log: Path, what: str, cwd: Path | None = None
+) -> Iterator[str]:
+    """Run ``cmd`` (a server on ``port``) in its own session until the block ends;
+    wait until it answers; stop it by pid at the end."""
+    with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(exe), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd
         )
     try:
         deadline = time.monotonic() + 30
@@ -80,13 +88,40 @@ def moto(scratch: Path) -> Iterator[str]:
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
+                    tail = log.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"{what} did not start: {tail}") from None
                 time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
         stop(proc)
+
+
+@contextmanager
+def moto(scratch: Path) -> Iterator[str]:
+    """A moto S3 server on a free loopback port; stopped by pid at the end."""
+    port = _free_port()
+    exe = Path(sys.executable).with_name("moto_server")
+    cmd = [str(exe), "-H", "127.0.0.1", "-p", str(port)]
+    with _server_process(cmd, port, scratch / "moto.log", "moto_server") as endpoint:
+        yield endpoint
+
+
+@contextmanager
+def s3range(scratch: Path) -> Iterator[str]:
+    """``benchmarks.s3range`` over ``scratch/s3`` on a free loopback port, in its own
+    process; stopped by pid at the end."""
+    port = _free_port()
+    root = (scratch / "s3").resolve()
+    cmd = [sys.executable, "-m", "benchmarks.s3range", str(root), "--port", str(port)]
+    repo = Path(__file__).resolve().parent.parent  # where ``benchmarks`` imports from
+    log = scratch / "s3range.log"
+    with _server_process(cmd, port, log, "s3range", cwd=repo) as endpoint:
+        yield endpoint
+
+
+SERVERS = {"s3range": s3range, "moto": moto}
 
 
 def make_files(root: Path, count: int, large_mib: int) -> tuple[list[str], str]:
@@ -295,6 +330,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     count = _int("DLFS_BENCH_S3_FILES", 300 if quick else 2000)
     large_mib = _int("DLFS_BENCH_S3_LARGE_MIB", 32 if quick else 128)
     readers = _int("DLFS_BENCH_S3_READERS", 8)
+    server = os.environ.get("DLFS_BENCH_S3_SERVER") or "s3range"
+    if server not in SERVERS:
+        raise SystemExit(f"DLFS_BENCH_S3_SERVER: {server!r} is not one of {', '.join(SERVERS)}")
     base = os.environ.get("DLFS_BENCH_DIR") or tempfile.gettempdir()
     scratch = Path(tempfile.mkdtemp(prefix="dlfs-bench-s3-", dir=base))
     os.environ.update(
@@ -303,7 +341,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         AWS_DEFAULT_REGION="us-east-1",
     )
     try:
-        with moto(scratch) as endpoint:
+        with SERVERS[server](scratch) as endpoint:
+            _log(f"server: {server} at {endpoint}")
             os.environ["DLFS_S3_ENDPOINT"] = endpoint
             import boto3
 
@@ -344,6 +383,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     _log(f"{target.name}: failed: {exc}")
             print(table(results))
             return {
+                "server": server,
                 "files": count,
                 "large_mib": large_mib,
                 "readers": readers,
