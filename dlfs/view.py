@@ -66,6 +66,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +87,7 @@ from dlfs.errors import (
 from dlfs.home import Home
 from dlfs.names import NAME_MAX
 from dlfs.objects import DIR, VERSION_ID_RE, blob_id, new_hasher
+from dlfs.prefetch import Prefetcher
 from dlfs.stores.base import BlobStore
 from dlfs.stores.local import LocalStore
 from dlfs.stores.manifest import Manifest
@@ -128,10 +130,15 @@ READAHEAD_BLOCKS = 8
 
 VERIFY_THREADS = 2
 
-COLD_SKIP = 32
-"""After a small blob's first read found bytes missing from the page cache, the next
-this many first reads go straight to a worker thread (no ``open`` on the event loop,
-where a cold directory lookup would stall every other request)."""
+INLINE_COLD_MAX = 0.002
+"""First reads of small local blobs run inline on the event loop while opening and
+verifying a blob takes less than this on average (seconds): on a fast disk a thread
+hop costs more CPU than it saves, and CPU is what a 2-core machine runs out of. On a
+slower disk they go to worker threads, so several disk requests are in flight."""
+
+INLINE_RETRY = 64
+"""While first reads go to threads, one in this many still runs inline, so the
+average follows a disk that got fast again (cached, or a burst over)."""
 
 FRESH_MAX = 64
 
@@ -348,13 +355,17 @@ class View:
         # Large blobs verified block by block: blob id -> its file, least recent first.
         self._large: OrderedDict[str, _BlockFile] = OrderedDict()
         self._pool: ThreadPoolExecutor | None = None
-        self._cold_skip = 0
+        # Moving average of the seconds a first read of a small blob took to open and
+        # verify it; above INLINE_COLD_MAX first reads go to threads.
+        self._cold_time = 0.0
+        self._cold_skipped = 0
         # Small blobs just verified in read(): blob id -> their bytes, served once.
         self._fresh: dict[str, bytes] = {}
         self._reported: set[str] = set()
         # Complete listings of immutable folders: (tree, version) -> entries.
         self._listings: OrderedDict[tuple[str, str], list[tuple[str, Node]]] = OrderedDict()
         self._listed = 0
+        self._prefetch = Prefetcher()
 
     @property
     def mode(self) -> str:
@@ -370,6 +381,7 @@ class View:
 
     def close(self) -> None:
         """Close cached file descriptors and the catalog connection."""
+        self._prefetch.close()
         with self._lock:
             for fd in self._fds.values():
                 os.close(fd)
@@ -481,7 +493,12 @@ class View:
             row = self.db.entry(self._tree(parent), name)
             if row is None:
                 raise NotFound(f"no such file or folder: {name}")
-            return self._entry_node(parent, row)
+            node = self._entry_node(parent, row)
+            if node.role == Role.FILE and node.cache:
+                warm = self._warmer(node)
+                if warm is not None:
+                    self._prefetch.looked_up(node.blob, warm)
+            return node
         if role == Role.CATALOG:
             ds = self.db.dataset_by_name(name)
             if ds is None:
@@ -617,6 +634,10 @@ class View:
             self._refuse("open for writing")
         fh = next(self._fh)
         self._files[fh] = node
+        if node.cache:
+            warm = self._warmer(node)
+            if warm is not None:
+                self._prefetch.opened(node.blob, warm)
         return fh
 
     def release(self, fh: int) -> None:
@@ -629,7 +650,7 @@ class View:
     def fsync(self, fh: int, datasync: bool) -> None:
         """``fsync`` of a handle: nothing to do in a read-only view."""
 
-    def read_nowait(self, fh: int, offset: int, size: int) -> bytes | None:
+    def read_nowait(self, fh: int, offset: int, size: int) -> bytes | memoryview | None:
         """The bytes :meth:`read` would return, if they can be had without waiting;
         else None, and the caller runs :meth:`read` in a worker thread.
 
@@ -650,6 +671,9 @@ class View:
             fd = self._fds.get(blob)
             if fd is not None:
                 self._fds.move_to_end(blob)
+                fresh = self._fresh.get(blob)
+                if fresh is not None:
+                    return self._serve_fresh(blob, fresh, offset, size, end)
                 data = os.pread(fd, size, offset)
             else:
                 bf = self._large.get(blob)
@@ -662,20 +686,22 @@ class View:
             data = os.pread(bf.fd, size, offset)
         elif fd is None:
             store = self._store(node.dataset)  # resolved here: read() may run in a thread
-            if end > INLINE_VERIFY_MAX:
+            if end > INLINE_VERIFY_MAX or store.local_file(blob) is None:
                 return None
-            if self._cold_skip > 0:
-                self._cold_skip -= 1
-                return None
-            if not self._ensure(node, store, wait=False):
-                self._cold_skip = COLD_SKIP
-                return None
+            if self._cold_time > INLINE_COLD_MAX:
+                self._cold_skipped += 1
+                if self._cold_skipped % INLINE_RETRY:
+                    return None
+            start = time.monotonic()
+            if not self._ensure(node, store, block=False):
+                return None  # another thread is verifying this blob: wait there
+            self._note_cold(time.monotonic() - start)
             return self.read(fh, offset, size)
         if len(data) != size:
             raise Corrupt(f"blob {blob} is shorter than the catalog says ({end} bytes)")
         return data
 
-    def read(self, fh: int, offset: int, size: int) -> bytes:
+    def read(self, fh: int, offset: int, size: int) -> bytes | memoryview:
         """Up to ``size`` bytes of the file from ``offset``: exactly the bytes that
         hash to its blob id, or :class:`Corrupt` / :class:`Unavailable`.
 
@@ -693,6 +719,9 @@ class View:
                 fd = self._fds.get(blob)
                 if fd is not None:
                     self._fds.move_to_end(blob)
+                    fresh = self._fresh.get(blob)
+                    if fresh is not None:
+                        return self._serve_fresh(blob, fresh, offset, size, end)
                     data = os.pread(fd, size, offset)
                     break
                 bf = self._large.get(blob)
@@ -702,21 +731,27 @@ class View:
                 data = self._read_blocks(node, bf, offset, size)
                 break
             store = self._store(node.dataset)
-            if store.local_path(blob) is None:
+            if store.local_file(blob) is None:
                 # Remote readers check every block against its hash before returning it.
-                data = store.read(blob, offset, size)
+                data = store.read(blob, offset, size, end)
                 break
+            start = time.monotonic()
             self._ensure(node, store)
-            with self._lock:
-                fresh = self._fresh.pop(blob, None)
-            if fresh is not None:
-                data = fresh[offset : offset + size]
-                break
+            self._note_cold(time.monotonic() - start)
         else:
             raise Unavailable(f"blob {blob}: its file keeps being evicted from the fd cache")
         if len(data) != size:
             raise Corrupt(f"blob {blob} is shorter than the catalog says ({end} bytes)")
         return data
+
+    def _serve_fresh(self, blob: str, whole: bytes, offset: int, size: int, end: int) -> memoryview:
+        """Part of a small blob's bytes kept from verifying it (no copy); they are
+        dropped once a read reaches their end. Called with ``self._lock`` held."""
+        if len(whole) != end:
+            raise Corrupt(f"blob {blob} is {len(whole)} bytes, the catalog says {end}")
+        if offset + size >= end:
+            del self._fresh[blob]
+        return memoryview(whole)[offset : offset + size]
 
     def _read_blocks(self, node: Node, bf: _BlockFile, offset: int, size: int) -> bytes:
         """Bytes of a large blob, each block they touch verified first (blocking)."""
@@ -746,6 +781,23 @@ class View:
             except RuntimeError:  # shut down: the reader hashes it itself
                 bf.unclaim(j)
 
+    def _note_cold(self, seconds: float) -> None:
+        """Fold the time one blob took to open and verify into the moving average
+        that decides where first reads run (races between threads only blur it)."""
+        self._cold_time += (seconds - self._cold_time) / 8
+
+    def _warmer(self, node: Node) -> Callable[[], None] | None:
+        """A job that starts fetching a remote blob's first block into the caches, so
+        that the read following a lookup or open finds it there or on its way; None
+        for local blobs (on a local disk a background open costs more than it
+        saves: measured, see ``docs/performance.md``). None as well until a read
+        of the dataset resolved its store: lookups and opens make no query."""
+        store = self._dataset_stores.get(node.dataset)
+        if store is None or not store.remote:
+            return None
+        blob, size = node.blob, node.size
+        return lambda: store.prefetch(blob, size)
+
     def _store(self, dataset: int) -> BlobStore:
         store = self._dataset_stores.get(dataset)
         if store is None:
@@ -755,22 +807,23 @@ class View:
             store = self._dataset_stores[dataset] = self._stores(row["storage"])
         return store
 
-    def _ensure(self, node: Node, store: BlobStore, wait: bool = True) -> bool:
+    def _ensure(self, node: Node, store: BlobStore, serve: bool = True, block: bool = True) -> bool:
         """Open and verify the local blob of ``node`` and cache its fd; True when done.
 
-        Concurrent calls for one blob wait for each other, so it is hashed once. With
-        ``wait=False`` nothing blocks on the disk or on another thread: False means
-        "not now" (the bytes are not cached, or another thread is on it).
+        Concurrent calls for one blob wait for each other, so it is hashed once; with
+        ``block=False`` a call returns False at once when another thread is on it.
+        ``serve``: keep the bytes of a small blob, read whole to verify it, for the
+        :meth:`read` that follows.
         """
         blob = node.blob
         with self._lock:
             lock, users = self._blob_locks.get(blob) or (threading.Lock(), 0)
             self._blob_locks[blob] = (lock, users + 1)
         try:
-            if not lock.acquire(blocking=wait):
+            if not lock.acquire(blocking=block):
                 return False
             try:
-                return self._ensure_locked(node, store, wait)
+                return self._ensure_locked(node, store, serve)
             finally:
                 lock.release()
         finally:
@@ -781,11 +834,11 @@ class View:
                 else:
                     self._blob_locks[blob] = (lock, users - 1)
 
-    def _ensure_locked(self, node: Node, store: BlobStore, wait: bool) -> bool:
+    def _ensure_locked(self, node: Node, store: BlobStore, serve: bool) -> bool:
         blob = node.blob
-        path = store.local_path(blob)
+        path = store.local_file(blob)
         if path is None:
-            return wait  # remote: nothing to open; reading goes through the store
+            return True  # remote: nothing to open; reading goes through the store
         if blob in self._fds or blob in self._large:
             return True
         try:
@@ -801,9 +854,6 @@ class View:
             identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             manifest_path = getattr(store, "manifest_path", None)
             if manifest_path is not None and st.st_size > getattr(store, "block_size", 0):
-                if not wait:
-                    os.close(fd)
-                    return False
                 manifest = self._load_manifest(node, manifest_path(blob), st.st_size)
                 if manifest is not None:
                     with self._lock:
@@ -816,21 +866,18 @@ class View:
                 good = known[1]
             else:
                 digest = None
-                if wait and st.st_size <= INLINE_VERIFY_MAX:
+                if st.st_size <= INLINE_VERIFY_MAX:
                     # One read both verifies and serves: read() takes the buffer.
                     whole = os.pread(fd, st.st_size, 0)
                     if len(whole) == st.st_size:
                         digest = blob_id(whole)
-                        if digest == blob:
+                        if digest == blob and serve:
                             with self._lock:
                                 self._fresh[blob] = whole
                                 while len(self._fresh) > FRESH_MAX:
                                     self._fresh.pop(next(iter(self._fresh)))
                 if digest is None:
-                    digest = _hash_fd(fd, st.st_size, wait)
-                if digest is None:  # not cached: hash it in a thread
-                    os.close(fd)
-                    return False
+                    digest = _hash_fd(fd, st.st_size)
                 good = digest == blob
                 if len(self._checked) >= CHECKED_MAX:
                     self._checked.pop(next(iter(self._checked)))
@@ -1022,37 +1069,25 @@ class _BlockFile:
 
 HASH_CHUNK = 4 << 20
 PREFETCH = 32 << 20
-_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 
 
-def _hash_fd(fd: int, size: int, wait: bool = True) -> str | None:
+def _hash_fd(fd: int, size: int) -> str:
     """The blob id of everything readable from ``fd`` (``size`` bytes expected).
 
-    With ``wait=False`` only bytes already in the page cache are read
-    (``RWF_NOWAIT``); None means some were not. Large files are read ahead
-    (``POSIX_FADV_WILLNEED``) so the disk streams while the bytes are hashed.
+    Large files are read ahead (``POSIX_FADV_WILLNEED``) so the disk streams while the
+    bytes are hashed.
     """
-    if not wait and not _NOWAIT:
-        return None
     hasher = new_hasher()
     buf = bytearray(min(HASH_CHUNK, max(size, 1)))
     view = memoryview(buf)
-    big = wait and size > HASH_CHUNK
+    big = size > HASH_CHUNK
     if big:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     offset = 0
     while True:
         if big and offset % PREFETCH == 0:
             os.posix_fadvise(fd, offset, 2 * PREFETCH, os.POSIX_FADV_WILLNEED)
-        if wait:
-            n = os.preadv(fd, [view], offset)
-        else:
-            try:
-                n = os.preadv(fd, [view], offset, _NOWAIT)
-            except BlockingIOError:
-                return None
-            if n == 0 and offset < size:  # a hole in the cache, not the end
-                return None
+        n = os.preadv(fd, [view], offset)
         if not n:
             break
         hasher.update(view[:n])

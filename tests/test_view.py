@@ -331,18 +331,18 @@ def test_large_blob_is_read_off_the_event_loop(
         pool.submit(fresh.read, fh, 0, 10).result()
 
 
-def test_small_blobs_read_inline_when_cached_and_in_a_thread_when_not(
-    published: str, open_views: Callable[..., View], home: Path, catalog: Catalog
+def test_first_reads_run_inline_while_the_disk_is_fast_and_in_threads_when_slow(
+    published: str, open_views: Callable[..., View], monkeypatch: pytest.MonkeyPatch
 ):
     v = open_views(published)
     fh = v.open(resolve(v, "cat.jpg"), os.O_RDONLY)
-    assert v.read_nowait(fh, 0, 4) == b"meow"  # just written: in the page cache
-    evict(blob_file(home, catalog.item(published, "train/b.jpg").blob))
+    assert v.read_nowait(fh, 0, 4) == b"meow"  # opened and verified inline
+    monkeypatch.setattr(view, "INLINE_COLD_MAX", -1.0)  # every disk is slow from now on
     fh = v.open(resolve(v, "train/b.jpg"), os.O_RDONLY)
-    assert v.read_nowait(fh, 0, 3) is None  # would wait for the disk
+    assert v.read_nowait(fh, 0, 3) is None  # left to a worker thread
     with ThreadPoolExecutor(1) as pool:
-        assert pool.submit(v.read, fh, 0, 3).result() == b"BBB"
-    assert v.read_nowait(fh, 3, 3) == b"BBB"
+        assert bytes(pool.submit(v.read, fh, 0, 3).result()) == b"BBB"
+    assert v.read_nowait(fh, 3, 3) == b"BBB"  # verified and open: served at once
 
 
 def test_replaced_blob_file_is_verified_again(
@@ -462,9 +462,9 @@ class CountingStore(LocalStore):
         super().__init__(root)
         self.paths: list[str] = []
 
-    def local_path(self, blob: str) -> Path | None:
+    def local_file(self, blob: str) -> str | None:
         self.paths.append(blob)
-        return super().local_path(blob)
+        return super().local_file(blob)
 
 
 def build_big(catalog: Catalog, tmp_path: Path) -> str:
@@ -528,11 +528,16 @@ def large(small_blocks: None, catalog: Catalog) -> str:
 
 
 def test_large_blob_gets_a_manifest_and_streams(
-    large: str, open_views: Callable[..., View], home: Path, catalog: Catalog
+    large: str,
+    open_views: Callable[..., View],
+    home: Path,
+    catalog: Catalog,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     blob = catalog.item(large, "large.bin").blob
     manifest = home / "blobs" / blob[:2] / f"{blob}.blocks"
     assert manifest.exists()
+    monkeypatch.setattr(view, "INLINE_COLD_MAX", -1.0)  # a slow disk: first reads in threads
     v = open_views(large)
     fh = v.open(resolve(v, "large.bin"), os.O_RDONLY)
     assert v.read_nowait(fh, 0, 10) is None  # first block: a worker thread

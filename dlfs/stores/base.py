@@ -63,6 +63,8 @@ class BlobStore(abc.ABC):
     """Bytes by content id. Implementations: :mod:`dlfs.stores.local`."""
 
     url: str
+    remote = True
+    """Reads go over a network (worth prefetching); False for local files."""
 
     @abc.abstractmethod
     def has(self, blob: str) -> bool:
@@ -73,8 +75,9 @@ class BlobStore(abc.ABC):
         """A new batch of blobs to write."""
 
     @abc.abstractmethod
-    def read(self, blob: str, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes of a blob from ``offset`` (fewer at its end)."""
+    def read(self, blob: str, offset: int, size: int, blob_size: int | None = None) -> bytes:
+        """Up to ``size`` bytes of a blob from ``offset`` (fewer at its end).
+        ``blob_size``, when the caller knows it, saves remote stores a lookup."""
 
     @abc.abstractmethod
     def iter_bytes(self, blob: str) -> Iterator[bytes]:
@@ -93,9 +96,20 @@ class BlobStore(abc.ABC):
     def delete(self, blob: str) -> None:
         """Remove a blob (no error if it is already gone)."""
 
+    def prefetch(self, blob: str, size: int) -> None:
+        """A hint that the start of a blob of ``size`` bytes will be read soon:
+        remote stores start fetching it into their caches. Never blocks on the
+        fetch; errors are left for the read that follows."""
+        return None
+
     def local_path(self, blob: str) -> Path | None:
         """A local file holding exactly the blob, when the store has one."""
         return None
+
+    def local_file(self, blob: str) -> str | None:
+        """:meth:`local_path` as a string (the daemon's read path asks often)."""
+        path = self.local_path(blob)
+        return None if path is None else os.fspath(path)
 
 
 def clear_dead_staging(staging: Path) -> None:

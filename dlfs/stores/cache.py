@@ -457,6 +457,12 @@ class CachedReader:
             parts.append(data[: end - start])
         return b"".join(parts)
 
+    def prefetch(self, blob: str, blob_size: int | None = None) -> None:
+        """Start fetching the first block of ``blob`` (all of a small blob) in the
+        background, unless it is cached or on its way."""
+        if not self._closed:
+            self._future(self.plan(blob, blob_size), 0)
+
     def iter_bytes(self, blob: str, blob_size: int | None = None) -> Iterator[bytes]:
         """The whole blob, block by block, every block checked; the next blocks are
         fetched in parallel while the caller consumes one."""

@@ -50,9 +50,11 @@ class LocalStore(BlobStore):
     """Blobs as files in a folder, sharded by the first two hex digits of the id."""
 
     url = "local"
+    remote = False
 
     def __init__(self, root: Path, block_size: int | None = None) -> None:
         self.root = root
+        self._root = os.fspath(root)
         self.staging = root / ".staging"
         self.block_size = block_size or BLOCK_SIZE
         """Blobs larger than this get a block manifest of blocks of this size."""
@@ -64,6 +66,9 @@ class LocalStore(BlobStore):
     def local_path(self, blob: str) -> Path | None:
         return self.path(blob)
 
+    def local_file(self, blob: str) -> str | None:
+        return f"{self._root}/{blob[:2]}/{blob}"
+
     def manifest_path(self, blob: str) -> Path:
         """Where the block manifest of a large blob ``blob`` lives."""
         return self.root / blob[:2] / f"{blob}.blocks"
@@ -74,7 +79,7 @@ class LocalStore(BlobStore):
     def batch(self) -> LocalBatch:
         return LocalBatch(self)
 
-    def read(self, blob: str, offset: int, size: int) -> bytes:
+    def read(self, blob: str, offset: int, size: int, blob_size: int | None = None) -> bytes:
         try:
             fd = os.open(self.path(blob), os.O_RDONLY)
         except FileNotFoundError as exc:

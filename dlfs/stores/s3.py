@@ -420,6 +420,9 @@ class S3Store(BlobStore):
         """Checked bytes of a blob (see :class:`dlfs.stores.cache.CachedReader`)."""
         return self.reader.read(blob, offset, size, blob_size)
 
+    def prefetch(self, blob: str, size: int) -> None:
+        self.reader.prefetch(blob, size)
+
     def iter_bytes(self, blob: str) -> Iterator[bytes]:
         return self.reader.iter_bytes(blob)
 
