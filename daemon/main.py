@@ -28,6 +28,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -164,6 +165,9 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     for signum in SIGNALS:
         signal.signal(signum, remember)
     ops = WritableOperations(view) if view.writable else Operations(view)
+    warmup = view.store_warmup()
+    if warmup is not None:
+        threading.Thread(target=_quietly, args=(warmup,), name="dlfs-warmup", daemon=True).start()
     try:
         pyfuse3.init(ops, mountpoint, set(options))
     except RuntimeError as exc:
@@ -194,6 +198,14 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         release(view)
         log.info("unmounted %s", mountpoint)
     return 1 if outcome else 0
+
+
+def _quietly(job: Callable[[], None]) -> None:
+    """Run a warm-up job; its errors are left for the reads that need it."""
+    try:
+        job()
+    except Exception as exc:
+        log.warning("warming up failed: %s", exc)
 
 
 WARM_CATALOG_MAX = 512 << 20

@@ -656,7 +656,7 @@ class DraftView(View):
         self._handles[fh] = (f, True)
         return fh, node
 
-    def read_nowait(self, fh: int, offset: int, size: int) -> bytes | None:
+    def read_nowait(self, fh: int, offset: int, size: int) -> bytes | memoryview | None:
         """As :meth:`View.read_nowait`; a file open for writing is read from its staged
         bytes, whichever handle reads it."""
         f, _writable = self._handles[fh]

@@ -340,6 +340,7 @@ class View:
         self.gid = os.getgid() if gid is None else gid
         self._stores = stores
         self._dataset_stores: dict[int, BlobStore] = {}
+        self._store_lock = threading.Lock()
         if version is None:
             self._root = self._catalog_node()
         else:
@@ -686,7 +687,9 @@ class View:
             data = os.pread(bf.fd, size, offset)
         elif fd is None:
             store = self._store(node.dataset)  # resolved here: read() may run in a thread
-            if end > INLINE_VERIFY_MAX or store.local_file(blob) is None:
+            if store.remote:
+                return store.read_nowait(blob, offset, size)
+            if end > INLINE_VERIFY_MAX:
                 return None
             if self._cold_time > INLINE_COLD_MAX:
                 self._cold_skipped += 1
@@ -804,8 +807,33 @@ class View:
             row = self.db.dataset_by_id(dataset)
             if row is None:
                 raise NotFound("the dataset was deleted")
-            store = self._dataset_stores[dataset] = self._stores(row["storage"])
+            store = self._open_store(dataset, row["storage"])
         return store
+
+    def _open_store(self, dataset: int, url: str) -> BlobStore:
+        with self._store_lock:  # one store per dataset, even with a warm-up running
+            store = self._dataset_stores.get(dataset)
+            if store is None:
+                store = self._dataset_stores[dataset] = self._stores(url)
+            return store
+
+    def store_warmup(self) -> Callable[[], None] | None:
+        """A job, safe to run in another thread, that opens the blob store of the
+        mounted version's dataset, so that the first read does not wait for it (an S3
+        client takes a few hundred milliseconds to build); None when there is nothing
+        to open (a catalog view, or a local store)."""
+        dataset = self._root.dataset
+        if self._root.role != Role.VERSION or dataset in self._dataset_stores:
+            return None
+        row = self.db.dataset_by_id(dataset)
+        if row is None or row["storage"] == "local":
+            return None
+        url = str(row["storage"])
+
+        def warm() -> None:
+            self._open_store(dataset, url)
+
+        return warm
 
     def _ensure(self, node: Node, store: BlobStore, serve: bool = True, block: bool = True) -> bool:
         """Open and verify the local blob of ``node`` and cache its fd; True when done.

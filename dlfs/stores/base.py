@@ -96,6 +96,11 @@ class BlobStore(abc.ABC):
     def delete(self, blob: str) -> None:
         """Remove a blob (no error if it is already gone)."""
 
+    def read_nowait(self, blob: str, offset: int, size: int) -> bytes | memoryview | None:
+        """:meth:`read`'s bytes when they can be had without blocking (remote stores:
+        from memory); None otherwise."""
+        return None
+
     def prefetch(self, blob: str, size: int) -> None:
         """A hint that the start of a blob of ``size`` bytes will be read soon:
         remote stores start fetching it into their caches. Never blocks on the

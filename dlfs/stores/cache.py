@@ -457,6 +457,27 @@ class CachedReader:
             parts.append(data[: end - start])
         return b"".join(parts)
 
+    def read_nowait(self, blob: str, offset: int, size: int) -> bytes | memoryview | None:
+        """What :meth:`read` would return, when the one block it needs is in memory
+        (no copy); else None. Never blocks: no disk, no network, no waiting."""
+        with self._lock:
+            plan = self._plans.get(blob)
+            if plan is None:
+                return None
+            if size <= 0 or offset >= plan.size:
+                return b""
+            end = min(plan.size, offset + size)
+            index = offset // plan.block_size
+            if (end - 1) // plan.block_size != index:
+                return None
+            data = self._mem.get(plan.key(index))
+            if data is None:
+                return None
+            self._mem.move_to_end(plan.key(index))
+        self._read_ahead(plan, offset, end, index)
+        start = index * plan.block_size
+        return memoryview(data)[offset - start : end - start]
+
     def prefetch(self, blob: str, blob_size: int | None = None) -> None:
         """Start fetching the first block of ``blob`` (all of a small blob) in the
         background, unless it is cached or on its way."""

@@ -420,6 +420,9 @@ class S3Store(BlobStore):
         """Checked bytes of a blob (see :class:`dlfs.stores.cache.CachedReader`)."""
         return self.reader.read(blob, offset, size, blob_size)
 
+    def read_nowait(self, blob: str, offset: int, size: int) -> bytes | memoryview | None:
+        return self.reader.read_nowait(blob, offset, size)
+
     def prefetch(self, blob: str, size: int) -> None:
         self.reader.prefetch(blob, size)
 
