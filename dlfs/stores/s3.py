@@ -67,6 +67,7 @@ from dlfs.stores.cache import (
 )
 from dlfs.stores.manifest import BlockHasher, Manifest, hash_file_blocks
 from dlfs.stores.retry import BadBody, RetryPolicy, TemporaryFailure, retrying
+from dlfs.stores.s3http import SignedGetter, fast_get_enabled, frozen
 from dlfs.stores.urls import S3Url, parse_s3_url
 
 __all__ = ["S3Blocks", "S3Client", "S3Store", "S3Url", "map_error", "parse_s3_url"]
@@ -182,6 +183,16 @@ def _mapped(what: str) -> Iterator[None]:
         raise map_error(exc, what) from exc
 
 
+def _default_ca_bundle() -> str | None:
+    """The CA bundle botocore verifies with (certifi's), so both paths trust alike."""
+    try:
+        from botocore.httpsession import get_cert_path
+
+        return str(get_cert_path(True))
+    except Exception:
+        return None
+
+
 def _region(session: boto3.session.Session) -> str:
     return (
         os.environ.get("AWS_REGION")
@@ -217,6 +228,26 @@ class S3Client:
             self._s3: Any = session.client(
                 "s3", endpoint_url=endpoint_url, region_name=_region(session), config=config
             )
+        self._fast = self._signed_getter(session) if fast_get_enabled() else None
+
+    def _signed_getter(self, session: boto3.session.Session) -> SignedGetter | None:
+        """The boto3-free GET path (see :mod:`dlfs.stores.s3http`), or None when the
+        session has no credentials yet (boto3 then says what is missing)."""
+        creds = session.get_credentials()
+        if creds is None:
+            return None
+        verify = os.environ.get("AWS_CA_BUNDLE")
+        try:
+            return SignedGetter(
+                self._s3.meta.endpoint_url,
+                self._s3.meta.region_name,
+                frozen(creds),
+                path_style=self.endpoint_url is not None,
+                timeout=self.attempt_timeout,
+                ca_bundle=verify or _default_ca_bundle(),
+            )
+        except ValueError:
+            return None
 
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
         """The object at ``key`` (that version of it), or None when there is none."""
@@ -262,18 +293,35 @@ class S3Client:
         if if_match:
             args["IfMatch"] = if_match
         deadline = time.monotonic() + self.attempt_timeout
-        with _mapped(what):
-            resp = self._s3.get_object(**args)
-            body = resp["Body"]
-            try:
-                chunks = []
-                while chunk := body.read(256 * 1024):
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise TemporaryFailure(f"{what}: reading the body took too long")
-            finally:
-                body.close()
-        data = b"".join(chunks)
+        reply = None
+        if self._fast is not None:
+            reply = self._fast.get(
+                bucket,
+                key,
+                byte_range=(start, start + length - 1) if start is not None and length else None,
+                version_id=version_id,
+                if_match=if_match,
+                deadline=deadline,
+            )
+        if reply is not None:
+            data = reply.body
+            resp: dict[str, Any] = {
+                "ETag": reply.headers.get("etag"),
+                "ContentRange": reply.headers.get("content-range", ""),
+            }
+        else:
+            with _mapped(what):
+                resp = self._s3.get_object(**args)
+                body = resp["Body"]
+                try:
+                    chunks = []
+                    while chunk := body.read(256 * 1024):
+                        chunks.append(chunk)
+                        if time.monotonic() > deadline:
+                            raise TemporaryFailure(f"{what}: reading the body took too long")
+                finally:
+                    body.close()
+            data = b"".join(chunks)
         if if_match and resp.get("ETag") and resp["ETag"].strip('"') != if_match.strip('"'):
             raise Corrupt(f"{what}: the object changed (ETag {resp['ETag']})")
         if ranged:
