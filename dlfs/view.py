@@ -381,8 +381,11 @@ class View:
         return False
 
     def close(self) -> None:
-        """Close cached file descriptors and the catalog connection."""
+        """Close cached file descriptors, the stores (their fetched blocks reach the
+        disk cache) and the catalog connection."""
         self._prefetch.close()
+        for store in {id(s): s for s in self._dataset_stores.values()}.values():
+            store.close()
         with self._lock:
             for fd in self._fds.values():
                 os.close(fd)

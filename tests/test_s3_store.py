@@ -134,6 +134,16 @@ def test_block_cache_evicts_least_recently_used(tmp_path: Path) -> None:
     assert not victim.exists()
 
 
+def test_blocks_written_behind_reach_the_disk_by_flush(tmp_path: Path) -> None:
+    cache = BlockCache(tmp_path / "cache", 1 << 30)
+    blocks = {f"{i:032x}.0.1000": os.urandom(4096) for i in range(50)}
+    for key, data in blocks.items():
+        cache.put_soon(key, data)
+    cache.flush()
+    other = BlockCache(tmp_path / "cache", 1 << 30)  # another process, or a remount
+    assert {k: other.get(k, 4096) for k in blocks} == blocks
+
+
 def test_reads_fill_the_cache_within_its_size(s3: Any, catalog: Catalog, tmp_path: Path) -> None:
     bucket = s3.bucket()
     url = f"s3://{bucket}/p"
@@ -147,6 +157,7 @@ def test_reads_fill_the_cache_within_its_size(s3: Any, catalog: Catalog, tmp_pat
     store = open_store(url, Home.at(catalog.home.root), config)
     for name, data in files.items():
         assert store.read(v.item(name).blob, 0, BLOCK) == data
+    store.close()  # what an unmount does: blocks still queued for the disk get there
     cache = BlockCache(tmp_path / "c", limit)
     assert 0 < cache.usage() <= limit
     # the most recent blocks are on disk

@@ -107,6 +107,10 @@ class BlobStore(abc.ABC):
         fetch; errors are left for the read that follows."""
         return None
 
+    def close(self) -> None:
+        """Stop background work and finish pending cache writes (remote stores)."""
+        return None
+
     def local_path(self, blob: str) -> Path | None:
         """A local file holding exactly the blob, when the store has one."""
         return None

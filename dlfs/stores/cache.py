@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import queue
 import re
 import struct
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -62,6 +62,8 @@ DEFAULT_BLOCK_SIZE = 4 * MiB
 DEFAULT_READAHEAD = 32 * MiB
 DEFAULT_MEMORY = 64 * MiB
 DEFAULT_RUN = 16 * MiB
+WRITE_BEHIND = 64 * MiB
+"""Bytes of fetched blocks that may wait for the cache's background writer."""
 
 _MAGIC = b"dlfsblk1"
 _HEADER = struct.Struct("<8sQ16s")
@@ -149,6 +151,11 @@ class BlockCache:
         self.root = Path(root)
         self.limit = limit
         self._tmp = self.root / ".tmp"
+        self._shards: set[str] = set()
+        self._serial = itertools.count()
+        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._queued = 0
+        self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
         self._trusted: set[str] = set()
         self._touched: dict[str, float] = {}
@@ -229,6 +236,40 @@ class BlockCache:
         with contextlib.suppress(OSError):
             os.utime(path)
 
+    def put_soon(self, key: str, data: bytes) -> None:
+        """:meth:`put` in a background writer, so the reader that fetched the block
+        does not wait for a file to be created (~0.3 ms on ext4 here, more than the
+        GET of a small block). At most :data:`WRITE_BEHIND` bytes wait; beyond that
+        the caller writes itself. :meth:`flush` waits for the queue."""
+        with self._lock:
+            queued = self._queued + len(data) <= WRITE_BEHIND
+            if queued:
+                self._queued += len(data)
+                self._queue.put((key, data))
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_queued, name="dlfs-cache-writer", daemon=True
+                    )
+                    self._writer.start()
+        if not queued:
+            self.put(key, data)
+
+    def _write_queued(self) -> None:
+        while True:
+            key, data = self._queue.get()
+            try:
+                self.put(key, data)
+            except Exception as exc:  # put() degrades OSError; anything else: log, go on
+                log.warning("cannot write cache entry %s: %s", key, exc)
+            finally:
+                with self._lock:
+                    self._queued -= len(data)
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every block handed to :meth:`put_soon` is on disk."""
+        self._queue.join()
+
     def put(self, key: str, data: bytes) -> None:
         """Store an entry (already verified by the caller); no-op if it exists."""
         size = HEADER_SIZE + len(data)
@@ -239,10 +280,14 @@ class BlockCache:
             return
         header = _HEADER.pack(_MAGIC, len(data), xxhash.xxh3_128_digest(data))
         try:
-            path.parent.mkdir(exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=self._tmp)
+            shard = key[:2]
+            if shard not in self._shards:
+                path.parent.mkdir(exist_ok=True, mode=0o700)
+                self._shards.add(shard)
+            tmp = f"{self._tmp}/{os.getpid()}-{threading.get_ident()}-{next(self._serial)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
-                with os.fdopen(fd, "wb") as f:
+                with os.fdopen(fd, "wb", buffering=0) as f:
                     f.write(header)
                     f.write(data)
                 os.rename(tmp, path)
@@ -416,9 +461,12 @@ class CachedReader:
         self._closed = False
 
     def close(self) -> None:
-        """Stop the fetch threads; queued read-ahead is dropped."""
+        """Stop the fetch threads (queued read-ahead is dropped) and wait until the
+        fetched blocks are in the disk cache."""
         self._closed = True
         self._pool.shutdown()
+        if self.cache is not None:
+            self.cache.flush()
 
     # -- plans ------------------------------------------------------------------------
 
@@ -622,7 +670,7 @@ class CachedReader:
                 raise Corrupt(f"blob {plan.blob}: block {index} has the wrong length")
             self._remember(key, data)
             if self.cache is not None:
-                self.cache.put(key, data)
+                self.cache.put_soon(key, data)
         except BaseException as exc:
             with self._lock:
                 self._inflight.pop(key, None)
@@ -740,7 +788,7 @@ class CachedReader:
         for i, data in zip(range(first, last + 1), blocks, strict=True):
             self._remember(plan.key(i), data)
             if self.cache is not None:
-                self.cache.put(plan.key(i), data)
+                self.cache.put_soon(plan.key(i), data)
         with self._lock:
             for i, fut in live:
                 if self._inflight.get(plan.key(i)) is fut:
