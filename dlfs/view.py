@@ -43,16 +43,17 @@ buckets) check every block they return against its hash themselves.
 Where reads run: verified local blobs are served by ``os.pread`` on file descriptors
 kept in a small LRU, inline on the event loop: on mostly cached files that beats
 threads on small machines (``measurements.md``). :meth:`View.read_nowait` serves
-what it can without waiting (including the first read of a small blob whose bytes
-are in the page cache, hashed with ``RWF_NOWAIT`` reads) and returns None for the
-rest, which the daemon runs in worker threads through :meth:`View.read`: bytes that
-must come from the disk (so concurrent readers keep several disk requests in
-flight), hashing a large blob (read ahead with ``POSIX_FADV_WILLNEED``), and remote
-stores. A small blob verified in a worker thread is read once: the buffer that was
-hashed serves the read that asked for it. When a first read found a small blob's
-bytes missing from the page cache, the next :data:`COLD_SKIP` first reads go to a
-thread at once, without trying: on a cold mount the ``open`` of the blob file would
-wait for the disk on the event loop.
+what it should not hand to a thread and returns None for the rest, which the daemon
+runs in worker threads through :meth:`View.read`. The first read of a small blob
+(up to 1 MiB: open it, read it whole, hash it) runs inline while the disk is fast: a
+moving average of how long that took stays under :data:`INLINE_COLD_MAX`; on a 2-core
+machine the thread hop costs more than it saves. On a slower disk first reads go to
+threads, so that several disk requests are in flight (one in :data:`INLINE_RETRY`
+still runs inline, to notice when the disk got fast again). The buffer that was
+hashed serves the file's reads, without a copy, until one reaches its end. Hashing a
+large blob (read ahead with ``POSIX_FADV_WILLNEED``) and remote reads whose block is
+not in memory go to threads; a remote blob's first block starts coming when its file
+is looked up or opened (:mod:`dlfs.prefetch`).
 
 Threading: a :class:`View` belongs to one thread (the daemon's event loop) because
 its catalog connection does; only :meth:`View.read` may also run in worker threads,
@@ -659,10 +660,9 @@ class View:
         else None, and the caller runs :meth:`read` in a worker thread.
 
         Served at once: a verified local blob whose file is open (``pread`` of mostly
-        cached data), and the first read of a small local blob whose bytes are all in
-        the page cache (hashed with ``RWF_NOWAIT`` reads). Left to a thread: bytes
-        that must come from the disk (so several readers keep several disk requests
-        in flight), hashing a large blob, and any remote store.
+        cached data), the first read of a small local blob while the disk is fast
+        (see the module docstring), and remote bytes already in memory. Left to a
+        thread: first reads on a slow disk, hashing a large blob, remote fetches.
         """
         node = self._files[fh]
         end = node.size
