@@ -361,7 +361,8 @@ class View:
         # verify it; above INLINE_COLD_MAX first reads go to threads.
         self._cold_time = 0.0
         self._cold_skipped = 0
-        # Small blobs just verified in read(): blob id -> their bytes, served once.
+        # Small blobs just verified: blob id -> their bytes, which serve the file's
+        # reads until one reaches the end (see _serve_fresh).
         self._fresh: dict[str, bytes] = {}
         self._reported: set[str] = set()
         # Complete listings of immutable folders: (tree, version) -> entries.
@@ -737,7 +738,7 @@ class View:
                 data = self._read_blocks(node, bf, offset, size)
                 break
             store = self._store(node.dataset)
-            if store.local_file(blob) is None:
+            if store.remote:
                 # Remote readers check every block against its hash before returning it.
                 data = store.read(blob, offset, size, end)
                 break
@@ -823,13 +824,12 @@ class View:
     def store_warmup(self) -> Callable[[], None] | None:
         """A job, safe to run in another thread, that opens the blob store of the
         mounted version's dataset, so that the first read does not wait for it (an S3
-        client takes a few hundred milliseconds to build); None when there is nothing
-        to open (a catalog view, or a local store)."""
+        client takes a few hundred milliseconds to build); None for a catalog view."""
         dataset = self._root.dataset
         if self._root.role != Role.VERSION or dataset in self._dataset_stores:
             return None
         row = self.db.dataset_by_id(dataset)
-        if row is None or row["storage"] == "local":
+        if row is None:
             return None
         url = str(row["storage"])
 
@@ -838,13 +838,12 @@ class View:
 
         return warm
 
-    def _ensure(self, node: Node, store: BlobStore, serve: bool = True, block: bool = True) -> bool:
+    def _ensure(self, node: Node, store: BlobStore, block: bool = True) -> bool:
         """Open and verify the local blob of ``node`` and cache its fd; True when done.
 
         Concurrent calls for one blob wait for each other, so it is hashed once; with
         ``block=False`` a call returns False at once when another thread is on it.
-        ``serve``: keep the bytes of a small blob, read whole to verify it, for the
-        :meth:`read` that follows.
+        A small blob is read whole to be hashed; those bytes serve its reads.
         """
         blob = node.blob
         with self._lock:
@@ -854,7 +853,7 @@ class View:
             if not lock.acquire(blocking=block):
                 return False
             try:
-                return self._ensure_locked(node, store, serve)
+                return self._ensure_locked(node, store)
             finally:
                 lock.release()
         finally:
@@ -865,7 +864,7 @@ class View:
                 else:
                     self._blob_locks[blob] = (lock, users - 1)
 
-    def _ensure_locked(self, node: Node, store: BlobStore, serve: bool) -> bool:
+    def _ensure_locked(self, node: Node, store: BlobStore) -> bool:
         blob = node.blob
         path = store.local_file(blob)
         if path is None:
@@ -902,7 +901,7 @@ class View:
                     whole = os.pread(fd, st.st_size, 0)
                     if len(whole) == st.st_size:
                         digest = blob_id(whole)
-                        if digest == blob and serve:
+                        if digest == blob:
                             with self._lock:
                                 self._fresh[blob] = whole
                                 while len(self._fresh) > FRESH_MAX:

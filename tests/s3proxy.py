@@ -53,6 +53,8 @@ class FaultProxy:
     upstream: str
     endpoint: str = ""
     requests: list[tuple[str, str]] = field(default_factory=list)
+    agents: list[tuple[str, str, str]] = field(default_factory=list)
+    """``(method, path, User-Agent)`` of every request."""
     faults: list[Fault] = field(default_factory=list)
     injected: int = 0
 
@@ -98,6 +100,11 @@ class FaultProxy:
         with self._lock:
             self.faults.clear()
 
+    def agents_of(self, method: str, contains: str = "") -> list[str]:
+        """The User-Agent of each request of ``method`` whose path contains ``contains``."""
+        with self._lock:
+            return [a for m, p, a in self.agents if m == method and contains in p]
+
     def count(self, method: str, contains: str = "") -> int:
         """How many requests of ``method`` whose path contains ``contains`` came by."""
         with self._lock:
@@ -142,8 +149,10 @@ class FaultProxy:
                 if request is None:
                     return
                 method, path, headers, body = request
+                agent = next((v for k, v in headers if k.lower() == "user-agent"), "")
                 with self._lock:
                     self.requests.append((method, path))
+                    self.agents.append((method, path, agent))
                 fault = self._take(method, path)
                 if fault is not None and fault.kind == "500":
                     conn.sendall(_response(500, "Internal Server Error", [], _ERROR_500))

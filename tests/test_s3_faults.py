@@ -21,6 +21,7 @@ from dlfs.errors import Corrupt, Unavailable
 from dlfs.home import Home
 from dlfs.stores.remote import StoreConfig, open_store
 from dlfs.stores.s3 import S3Store
+from dlfs.stores.s3http import USER_AGENT
 from tests.conftest import catalog_dump
 from tests.s3proxy import FaultProxy
 
@@ -71,6 +72,23 @@ def via(proxy: FaultProxy, url: str, cat: Catalog, tmp_path: Path, **kw: Any) ->
 
 def read_all(store: S3Store, blob: str, size: int) -> bytes:
     return store.read(blob, 0, size + 10)
+
+
+def test_blob_gets_take_the_signed_path_unless_it_is_turned_off(
+    loaded: tuple[Catalog, str, dict[str, tuple[str, bytes]]],
+    proxy: FaultProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cat, url, blobs = loaded
+    blob, data = blobs["small.txt"]
+    assert read_all(via(proxy, url, cat, tmp_path), blob, len(data)) == data
+    assert proxy.agents_of("GET", blob) == [USER_AGENT]  # one GET, not boto3's
+    monkeypatch.setenv("DLFS_S3_FAST_GET", "0")  # read when a client is made: a new one
+    store = via(proxy, url, cat, tmp_path, attempt_timeout=ATTEMPT + 0.1)
+    assert read_all(store, blob, len(data)) == data
+    agents = proxy.agents_of("GET", blob)
+    assert len(agents) == 2 and agents[1].startswith("Boto3/")
 
 
 @pytest.mark.parametrize("kind", ["500", "reset", "truncate", "short", "flip"])

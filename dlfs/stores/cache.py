@@ -52,6 +52,7 @@ from typing import Any, Protocol
 import xxhash
 
 from dlfs.errors import Corrupt, DlfsError, InvalidInput
+from dlfs.stores.base import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -518,10 +519,11 @@ class CachedReader:
             index = offset // plan.block_size
             if (end - 1) // plan.block_size != index:
                 return None
-            data = self._mem.get(plan.key(index))
+            key = plan.key(index)
+            data = self._mem.get(key)
             if data is None:
                 return None
-            self._mem.move_to_end(plan.key(index))
+            self._mem.move_to_end(key)
         self._read_ahead(plan, offset, end, index)
         start = index * plan.block_size
         return memoryview(data)[offset - start : end - start]
@@ -795,6 +797,35 @@ class CachedReader:
                     del self._inflight[plan.key(i)]
         for i, fut in live:
             fut.set_result(blocks[i - first])
+
+
+class CachedStore(BlobStore):
+    """A remote store whose reads all go through one :class:`CachedReader`
+    (``self.reader``, set by the subclass): the S3 store and linked buckets."""
+
+    reader: CachedReader
+    reads_verified = True
+    """Every byte :meth:`read` returns was checked against the blob's hashes."""
+
+    def read(self, blob: str, offset: int, size: int, blob_size: int | None = None) -> bytes:
+        """Checked bytes of a blob (see :class:`CachedReader`)."""
+        return self.reader.read(blob, offset, size, blob_size)
+
+    def read_nowait(self, blob: str, offset: int, size: int) -> bytes | memoryview | None:
+        return self.reader.read_nowait(blob, offset, size)
+
+    def prefetch(self, blob: str, size: int) -> None:
+        self.reader.prefetch(blob, size)
+
+    def iter_bytes(self, blob: str) -> Iterator[bytes]:
+        return self.reader.iter_bytes(blob)
+
+    def verify(self, blob: str) -> bool:
+        return self.reader.verify(blob)
+
+    def close(self) -> None:
+        """Stop background fetches; fetched blocks reach the disk cache first."""
+        self.reader.close()
 
 
 def _quiet(fut: Future[bytes]) -> None:

@@ -34,14 +34,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dlfs.errors import Conflict, Corrupt, InvalidInput, NotFound, Unavailable
 from dlfs.objects import BLOB_ID_RE, blob_id, canonical_json
-from dlfs.stores.base import BlobStore, IngestBatch
-from dlfs.stores.cache import DEFAULT_BLOCK_SIZE, DEFAULT_READAHEAD, BlockCache, CachedReader, Plan
+from dlfs.stores.base import IngestBatch
+from dlfs.stores.cache import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_READAHEAD,
+    BlockCache,
+    CachedReader,
+    CachedStore,
+    Plan,
+)
 from dlfs.stores.retry import BadBody, RetryPolicy, retrying
 from dlfs.stores.urls import LINKED, S3Url, is_linked, linked_url, parse_s3_url
 
@@ -88,14 +95,11 @@ class ExternalObject:
 Lookup = Callable[[str], ExternalObject | None]
 
 
-class LinkedStore(BlobStore):
+class LinkedStore(CachedStore):
     """Reads the objects of a linked bucket by their recorded identity.
 
     ``lookup`` finds the :class:`ExternalObject` of a blob id (from the catalog).
     """
-
-    reads_verified = True
-    """:meth:`read` returns only bytes of the recorded object (see the module docstring)."""
 
     def __init__(
         self,
@@ -122,10 +126,6 @@ class LinkedStore(BlobStore):
 
     def __repr__(self) -> str:
         return f"LinkedStore({self.url!r})"
-
-    def close(self) -> None:
-        """Stop background fetches."""
-        self.reader.close()
 
     # -- indexing -----------------------------------------------------------------
 
@@ -171,22 +171,6 @@ class LinkedStore(BlobStore):
             f"this dataset's files are the objects of {self.loc}: put new files there"
             " and run 'dlfs sync NAME' instead of adding them"
         )
-
-    def read(self, blob: str, offset: int, size: int, blob_size: int | None = None) -> bytes:
-        """Bytes of the recorded object (see :class:`dlfs.stores.cache.CachedReader`)."""
-        return self.reader.read(blob, offset, size, blob_size)
-
-    def read_nowait(self, blob: str, offset: int, size: int) -> bytes | memoryview | None:
-        return self.reader.read_nowait(blob, offset, size)
-
-    def prefetch(self, blob: str, size: int) -> None:
-        self.reader.prefetch(blob, size)
-
-    def iter_bytes(self, blob: str) -> Iterator[bytes]:
-        return self.reader.iter_bytes(blob)
-
-    def verify(self, blob: str) -> bool:
-        return self.reader.verify(blob)
 
     def delete(self, blob: str) -> None:
         """Never deletes: the bucket belongs to its owner, not to dlfs."""

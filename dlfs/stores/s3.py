@@ -57,12 +57,13 @@ from botocore.config import Config
 
 from dlfs.errors import Corrupt, DlfsError, InvalidInput, NotFound, Unavailable
 from dlfs.objects import BLOB_ID_RE, blob_id
-from dlfs.stores.base import CHUNK, BlobStore, IngestBatch, clear_dead_staging
+from dlfs.stores.base import CHUNK, IngestBatch, clear_dead_staging
 from dlfs.stores.cache import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_READAHEAD,
     BlockCache,
     CachedReader,
+    CachedStore,
     Plan,
 )
 from dlfs.stores.manifest import BlockHasher, Manifest, hash_file_blocks
@@ -400,15 +401,12 @@ def _ts(value: Any) -> float:
 # -- the store ----------------------------------------------------------------------
 
 
-class S3Store(BlobStore):
+class S3Store(CachedStore):
     """Content-addressed blobs under ``s3://bucket/prefix/blobs/``.
 
     ``sizes`` returns a blob's size from the catalog (saving a HEAD before the first
     read); ``staging`` is where :meth:`batch` stages files before upload.
     """
-
-    reads_verified = True
-    """Every byte :meth:`read` returns was checked against the blob's hashes."""
 
     def __init__(
         self,
@@ -442,10 +440,6 @@ class S3Store(BlobStore):
     def __repr__(self) -> str:
         return f"S3Store({self.url!r})"
 
-    def close(self) -> None:
-        """Stop background fetches."""
-        self.reader.close()
-
     def key(self, blob: str) -> str:
         """The object key of a blob."""
         return self.loc.key(f"blobs/{blob}")
@@ -463,22 +457,6 @@ class S3Store(BlobStore):
     def batch(self) -> S3Batch:
         clear_dead_staging(self.staging)
         return S3Batch(self)
-
-    def read(self, blob: str, offset: int, size: int, blob_size: int | None = None) -> bytes:
-        """Checked bytes of a blob (see :class:`dlfs.stores.cache.CachedReader`)."""
-        return self.reader.read(blob, offset, size, blob_size)
-
-    def read_nowait(self, blob: str, offset: int, size: int) -> bytes | memoryview | None:
-        return self.reader.read_nowait(blob, offset, size)
-
-    def prefetch(self, blob: str, size: int) -> None:
-        self.reader.prefetch(blob, size)
-
-    def iter_bytes(self, blob: str) -> Iterator[bytes]:
-        return self.reader.iter_bytes(blob)
-
-    def verify(self, blob: str) -> bool:
-        return self.reader.verify(blob)
 
     @retrying("deleting blob {0}")
     def delete(self, blob: str) -> None:

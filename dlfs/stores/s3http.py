@@ -44,6 +44,9 @@ CHUNK = 256 * 1024
 _CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _TEMPORARY_STATUS = {429, 500, 502, 503, 504}
+USER_AGENT = "dlfs-s3http/1"
+"""Sent, unsigned, with every GET, so server logs tell these from boto3's."""
+
 MAX_IDLE = 32
 """Idle keep-alive connections kept per host (the daemon runs at most ~24 GETs at once)."""
 
@@ -234,6 +237,7 @@ class SignedGetter:
                 headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
             if if_match:
                 headers["if-match"] = if_match
+            headers["user-agent"] = USER_AGENT
             conn, reused = self._take(host)
             try:
                 conn.request("GET", url, headers=headers)
