@@ -43,6 +43,7 @@ from dlfs.home import Home
 from dlfs.view import View, default_stores
 
 from .ops import Operations, WritableOperations
+from .readahead import raise_read_ahead
 
 log = logging.getLogger("dlfsd")
 
@@ -270,12 +271,14 @@ async def watch_signals(early: list[int], task_status: trio.TaskStatus[None]) ->
 
 
 async def announce(mountpoint: str, ok: Callable[[], None], fail: Callable[[str], None]) -> None:
-    """Report readiness once the mount answers (a ``stat`` of its root)."""
+    """Report readiness once the mount answers (a ``stat`` of its root), after
+    raising its read-ahead (:mod:`dlfsd.readahead`)."""
     try:
         await trio.to_thread.run_sync(os.stat, mountpoint)
     except OSError as exc:
         fail(f"the mount at {mountpoint} does not answer: {exc.strerror}")
         pyfuse3.terminate()
         return
-    log.info("ready")
+    read_ahead = await trio.to_thread.run_sync(raise_read_ahead, mountpoint)
+    log.info("ready (read-ahead %s KiB)", read_ahead)
     ok()

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from dlfsd.readahead import READ_AHEAD_KIB, bdi_setting
 from fsutil import ANNOTATIONS, META, Mounter, Shared, dlfs, is_mounted, process_alive
 
 from dlfs import Catalog
@@ -61,6 +62,12 @@ def test_reads_at_any_offset(shared: Shared):
             assert f.read(size) == data[offset : offset + size]
         f.seek(len(data) + 10)
         assert f.read(10) == b""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may change a mount's read-ahead")
+def test_the_mount_reads_ahead_a_mebibyte(shared: Shared):
+    # What the kernel asks the daemon for per request; its default is 128 KiB.
+    assert int(Path(bdi_setting(str(shared.path))).read_text()) == READ_AHEAD_KIB
 
 
 def test_sixteen_threads_read_the_right_bytes(shared: Shared):
