@@ -243,7 +243,7 @@ class Operations(pyfuse3.Operations):
             raise fuse_error(exc) from None
         return FileInfo(fh=fh, keep_cache=node.cache)
 
-    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]  # pyfuse3 sends any buffer
         view = self.view
         try:
             data = view.read_nowait(fh, off, size)
