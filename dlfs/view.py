@@ -53,7 +53,8 @@ still runs inline, to notice when the disk got fast again). The buffer that was
 hashed serves the file's reads, without a copy, until one reaches its end. Hashing a
 large blob (read ahead with ``POSIX_FADV_WILLNEED``) and remote reads whose block is
 not in memory go to threads; a remote blob's first block starts coming when its file
-is looked up or opened (:mod:`dlfs.prefetch`).
+is looked up or opened (:mod:`dlfs.prefetch`), unless this mount already served it
+to its end (the kernel keeps those pages).
 
 Threading: a :class:`View` belongs to one thread (the daemon's event loop) because
 its catalog connection does; only :meth:`View.read` may also run in worker threads,
@@ -365,6 +366,8 @@ class View:
         # reads until one reaches the end (see _serve_fresh).
         self._fresh: dict[str, bytes] = {}
         self._reported: set[str] = set()
+        # Remote blobs read to their end by this mount (see _note_served).
+        self._served: set[str] = set()
         # Complete listings of immutable folders: (tree, version) -> entries.
         self._listings: OrderedDict[tuple[str, str], list[tuple[str, Node]]] = OrderedDict()
         self._listed = 0
@@ -692,7 +695,10 @@ class View:
         elif fd is None:
             store = self._store(node.dataset)  # resolved here: read() may run in a thread
             if store.remote:
-                return store.read_nowait(blob, offset, size)
+                remote = store.read_nowait(blob, offset, size)
+                if remote is not None and offset + size >= end:
+                    self._note_served(blob)
+                return remote
             if end > INLINE_VERIFY_MAX:
                 return None
             if self._cold_time > INLINE_COLD_MAX:
@@ -741,6 +747,8 @@ class View:
             if store.remote:
                 # Remote readers check every block against its hash before returning it.
                 data = store.read(blob, offset, size, end)
+                if offset + size >= end:
+                    self._note_served(blob)
                 break
             start = time.monotonic()
             self._ensure(node, store)
@@ -793,14 +801,24 @@ class View:
         that decides where first reads run (races between threads only blur it)."""
         self._cold_time += (seconds - self._cold_time) / 8
 
+    def _note_served(self, blob: str) -> None:
+        """A read of a remote blob reached its end: the kernel now keeps its pages
+        (immutable files are opened with ``keep_cache``). Called from any thread."""
+        served = self._served
+        if len(served) >= CHECKED_MAX:
+            served.clear()
+        served.add(blob)
+
     def _warmer(self, node: Node) -> Callable[[], None] | None:
         """A job that starts fetching a remote blob's first block into the caches, so
         that the read following a lookup or open finds it there or on its way; None
         for local blobs (on a local disk a background open costs more than it
-        saves: measured, see ``docs/performance.md``). None as well until a read
+        saves: measured, see ``docs/performance.md``), and for a blob this mount
+        already served to its end: the kernel's page cache answers its next reads, so
+        warming it would only cost a thread hop per open. None as well until a read
         of the dataset resolved its store: lookups and opens make no query."""
         store = self._dataset_stores.get(node.dataset)
-        if store is None or not store.remote:
+        if store is None or not store.remote or node.blob in self._served:
             return None
         blob, size = node.blob, node.size
         return lambda: store.prefetch(blob, size)

@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -604,3 +605,23 @@ def test_large_blob_without_manifest_is_hashed_whole(
     fh = fresh.open(resolve(fresh, "large.bin"), os.O_RDONLY)
     with pytest.raises(Corrupt):
         read_like_the_daemon(fresh, fh, 0, 10)
+
+
+def test_a_remote_file_read_to_its_end_is_not_warmed_again(
+    s3: Any, catalog: Catalog, sample: Path, open_views: Callable[..., View]
+):
+    # The kernel keeps the pages of an immutable file once read, so opening it again
+    # must not cost a background job; a file not read yet is still warmed.
+    catalog.create_dataset("far", storage=f"s3://{s3.bucket()}/data")
+    catalog.add("far", [sample])
+    v = open_views(catalog.publish("far").ref)
+    warmed: list[str] = []
+    v._prefetch.opened = lambda key, warm: warmed.append(key)  # type: ignore[method-assign]
+    first, other = resolve(v, "train/a.jpg"), resolve(v, "train/b.jpg")
+    assert read_all(v, first) == (sample / "train/a.jpg").read_bytes()
+    fh = v.open(first, os.O_RDONLY)
+    v.release(fh)
+    assert warmed == []
+    fh = v.open(other, os.O_RDONLY)
+    v.release(fh)
+    assert warmed == [other.blob]
