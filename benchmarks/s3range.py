@@ -671,9 +671,12 @@ class Server(socketserver.ThreadingTCPServer):
 
     def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = App(Store(Path(root)))
+        if ":" in host:  # an IPv6 literal
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), Connection)
         self.host, self.port = self.server_address[:2]
-        self.endpoint = f"http://{self.host}:{self.port}"
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        self.endpoint = f"http://{name}:{self.port}"
 
     def server_close(self) -> None:
         super().server_close()

@@ -163,3 +163,43 @@ def test_fast_gets_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DLFS_S3_FAST_GET")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     assert not fast_get_enabled()  # proxies are boto3's business
+
+
+def test_an_ipv6_endpoint_gets_a_bracketed_host_signed_like_botocore(tmp_path: Any) -> None:
+    from benchmarks.s3range import serve
+
+    with serve(tmp_path, host="::1") as server:
+        endpoint = server.endpoint
+        assert endpoint == f"http://[::1]:{server.port}"
+        request = botocore_request(endpoint, "v6", KEYS[1])
+        theirs = {k.lower(): v for k, v in request.headers.items()}
+        theirs = {k: v.decode() if isinstance(v, bytes) else v for k, v in theirs.items()}
+        getter = SignedGetter(
+            endpoint,
+            "eu-west-3",
+            lambda: Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+            path_style=True,
+            timeout=2,
+        )
+        host, path, query = getter.target("v6", KEYS[1], None)
+        assert host == f"[::1]:{server.port}"  # what botocore sends, and HTTP wants
+        signed = re.search(r"SignedHeaders=([^,]+)", theirs["authorization"]).group(1).split(";")
+        mine = {"host", "x-amz-content-sha256", "x-amz-date"}
+        extra = {name: theirs[name] for name in signed if name not in mine}
+        ours = getter.sign(
+            host, path, query, getter.credentials(), theirs["x-amz-date"], extra=extra or None
+        )
+        assert ours["authorization"] == theirs["authorization"]
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="eu-west-3",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        client.create_bucket(Bucket="v6")
+        client.put_object(Bucket="v6", Key=KEYS[1], Body=b"over IPv6")
+        assert getter.get("v6", KEYS[1]).body == b"over IPv6"
+        getter.close()

@@ -177,7 +177,7 @@ class SignedGetter:
 
     def target(self, bucket: str, key: str, version_id: str | None) -> tuple[str, str, str]:
         """``(host header, encoded path, encoded query)`` of an object."""
-        host = self.host
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
         if (self.https and self.port != 443) or (not self.https and self.port != 80):
             host = f"{host}:{self.port}"
         encoded = quote(key, safe="/~")
@@ -197,7 +197,7 @@ class SignedGetter:
             idle = self._idle.get(host)
             if idle:
                 return idle.pop(), True
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        name = _connect_name(host)
         if self.https:
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
                 name, self.port, timeout=self.timeout, context=self._context
@@ -318,3 +318,11 @@ def frozen(credentials: Any) -> Callable[[], Credentials]:
         return Credentials(c.access_key, c.secret_key, c.token)
 
     return current
+
+
+def _connect_name(host: str) -> str:
+    """The name to connect to, from a Host header: ``name``, ``name:port`` or
+    ``[IPv6 literal]:port``."""
+    if host.startswith("["):
+        return host[1 : host.index("]")]
+    return host.rsplit(":", 1)[0] if ":" in host else host
