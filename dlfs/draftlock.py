@@ -52,6 +52,16 @@ def lock_path(home: Home, draft: str, kind: str) -> Path:
     return home.mounts / f"draft-{draft}.{kind}"
 
 
+def published_as(home: Home, draft: str) -> str | None:
+    """The id a draft mounted read-write was published as, if a publish said so (the
+    note lives while the mount does)."""
+    try:
+        text = lock_path(home, draft, "published").read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
 def _open_locked(path: Path, operation: int) -> int | None:
     """An fd of ``path`` locked with ``operation`` (non-blocking), or None if taken.
 
@@ -137,11 +147,7 @@ class MountLock:
 
     def published_as(self) -> str | None:
         """The id the draft was published as, if a publish said so."""
-        try:
-            text = lock_path(self.home, self.draft, "published").read_text().strip()
-        except OSError:
-            return None
-        return text or None
+        return published_as(self.home, self.draft)
 
     def release(self) -> None:
         """Remove the files and drop the locks (removal first, while still holding)."""

@@ -272,14 +272,19 @@ def status(home: Home) -> list[MountStatus]:
             continue
         seen.add(rec.mountpoint)
         state = ("ok" if is_mounted else "unmounted") if alive else "stale"
+        version, mode = rec.version, rec.mode
+        if mode == "writable" and version:
+            became = draftlock.published_as(home, version)
+            if became:  # the daemon now serves the version the draft became, read-only
+                version, mode = became, "published"
         out.append(
             MountStatus(
                 rec.mountpoint,
                 rec.ref,
-                rec.version,
+                version,
                 rec.pid,
                 state,
-                rec.mode,
+                mode,
                 rec.log,
                 rec.started_at,
             )

@@ -396,7 +396,8 @@ def test_publish_while_mounted(home: Path, draft: Mount):
     assert errno_of(lambda: (mnt / "closed.txt").unlink()) == errno.EROFS
     assert errno_of(lambda: os.open(mnt / "closed.txt", os.O_RDWR)) == errno.EROFS
     [record] = dlfs(home, "mounts", "--json").json()  # type: ignore[misc]
-    assert record["mode"] == "writable" and record["state"] == "ok"
+    assert record["state"] == "ok"
+    assert (record["mode"], record["version"]) == ("published", out["id"])
 
 
 def test_deleting_a_mounted_draft_is_refused(home: Path, draft: Mount):
