@@ -156,6 +156,11 @@ class Passthrough(pyfuse3.Operations):
         return out
 
 
+def _read_ahead(mountpoint: str) -> None:
+    os.stat(mountpoint)
+    raise_read_ahead(mountpoint)
+
+
 async def _serve(mountpoint: str) -> None:
     async with trio.open_nursery() as nursery:
 
@@ -166,8 +171,9 @@ async def _serve(mountpoint: str) -> None:
                     return
 
         nursery.start_soon(on_signal)
-        # The kernel setting dlfs's daemon makes too (root only), once the mount answers.
-        nursery.start_soon(trio.to_thread.run_sync, raise_read_ahead, mountpoint)
+        # The kernel setting dlfs's daemon makes too (root only), once INIT is answered;
+        # the bench waits for it before reading.
+        nursery.start_soon(trio.to_thread.run_sync, _read_ahead, os.path.abspath(mountpoint))
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 

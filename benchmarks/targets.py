@@ -27,6 +27,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from dlfsd.readahead import READ_AHEAD_KIB, bdi_setting
+
 from benchmarks import system
 
 BINDFS_OPTIONS = "ro,kernel_cache,entry_timeout=300,attr_timeout=300"
@@ -76,6 +78,9 @@ class _Process(Target):
     def command(self, mountpoint: Path) -> list[str]:
         raise NotImplementedError
 
+    def ready(self, mountpoint: Path) -> None:
+        """Wait, after the mount appeared, for what the server does before reading."""
+
     @contextmanager
     def mounted(self) -> Iterator[Path]:
         mnt = self._mountpoint()
@@ -84,6 +89,7 @@ class _Process(Target):
         )
         try:
             system.wait_for_mount(mnt, proc)
+            self.ready(mnt)
             yield mnt
         finally:
             system.unmount(mnt)
@@ -118,6 +124,16 @@ class Passthrough(_Process):
 
     def command(self, mountpoint: Path) -> list[str]:
         return [sys.executable, "-m", "benchmarks.passthrough", str(self.source), str(mountpoint)]
+
+    def ready(self, mountpoint: Path) -> None:
+        """Its read-ahead raised, as dlfs's daemon does before saying it is mounted
+        (root only; a file opened before keeps the old read-ahead)."""
+        if os.geteuid() != 0:
+            return
+        setting = Path(bdi_setting(str(mountpoint)))
+        deadline = time.monotonic() + 5
+        while int(setting.read_text()) < READ_AHEAD_KIB and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 class Dlfs(Target):

@@ -271,8 +271,8 @@ async def watch_signals(early: list[int], task_status: trio.TaskStatus[None]) ->
 
 
 async def announce(mountpoint: str, ok: Callable[[], None], fail: Callable[[str], None]) -> None:
-    """Report readiness once the mount answers (a ``stat`` of its root), after
-    raising its read-ahead (:mod:`dlfsd.readahead`)."""
+    """Report readiness once the mount answers (a ``stat`` of its root), after raising
+    its read-ahead (:mod:`dlfsd.readahead`): no file is opened there before that."""
     try:
         await trio.to_thread.run_sync(os.stat, mountpoint)
     except OSError as exc:

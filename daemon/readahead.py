@@ -14,7 +14,7 @@ mount's device number), and only root may change it. Other users keep the defaul
 from __future__ import annotations
 
 import logging
-import os
+import re
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +23,31 @@ READ_AHEAD_KIB = 1024
 
 
 def bdi_setting(mountpoint: str) -> str:
-    """The sysfs file that holds the read-ahead of the file system at ``mountpoint``."""
-    dev = os.stat(mountpoint).st_dev
-    return f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
+    """The sysfs file that holds the read-ahead of the file system mounted at
+    ``mountpoint``, found in ``/proc/self/mountinfo`` without touching the mount (its
+    daemon may not be serving yet). ``FileNotFoundError`` if nothing is mounted there.
+    """
+    device = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" ", 5)
+            if len(fields) > 4 and _unescape(fields[4]) == mountpoint:
+                device = fields[2]  # the last one mounted there wins
+    if device is None:
+        raise FileNotFoundError(f"nothing is mounted at {mountpoint}")
+    return f"/sys/class/bdi/{device}/read_ahead_kb"
+
+
+def _unescape(path: str) -> str:
+    """A mountinfo path with its octal escapes (``\\040`` for a space) decoded."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
 
 
 def raise_read_ahead(mountpoint: str, kib: int = READ_AHEAD_KIB) -> int | None:
     """Raise the read-ahead of the mount at ``mountpoint`` to at least ``kib`` KiB.
+    Call it once the mount answered a request (the kernel sets the read-ahead when
+    the daemon answers ``INIT``, lowering anything set before) and before files are
+    opened there (a file keeps the read-ahead it was opened with).
 
     Returns the read-ahead now in effect (KiB), or None when it cannot be read. Never
     lowers it, and never fails: without the right to change it (not root) the mount

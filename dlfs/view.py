@@ -130,6 +130,10 @@ LARGE_CACHE = 64
 READAHEAD_BLOCKS = 8
 """Blocks of a large blob hashed ahead of its reader, by :data:`VERIFY_THREADS`."""
 
+KEPT_MAX = 96 << 20
+"""Bytes of verified blocks of large blobs kept in memory to serve the reads that
+follow (see :class:`KeptBlocks`): the read-ahead of a few sequential readers."""
+
 VERIFY_THREADS = 2
 
 INLINE_COLD_MAX = 0.002
@@ -358,6 +362,7 @@ class View:
         # Large blobs verified block by block: blob id -> its file, least recent first.
         self._large: OrderedDict[str, _BlockFile] = OrderedDict()
         self._pool: ThreadPoolExecutor | None = None
+        self._kept = KeptBlocks(KEPT_MAX)
         # Moving average of the seconds a first read of a small blob took to open and
         # verify it; above INLINE_COLD_MAX first reads go to threads.
         self._cold_time = 0.0
@@ -691,6 +696,9 @@ class View:
                 return None
             if last + READAHEAD_BLOCKS // 2 >= bf.ahead:
                 self._read_ahead(bf, last)
+            kept = bf.take(offset, size)
+            if kept is not None:
+                return kept
             data = os.pread(bf.fd, size, offset)
         elif fd is None:
             store = self._store(node.dataset)  # resolved here: read() may run in a thread
@@ -727,6 +735,7 @@ class View:
             return b""
         size = min(size, end - offset)
         blob = node.blob
+        data: bytes | memoryview
         for _attempt in range(3):
             with self._lock:
                 fd = self._fds.get(blob)
@@ -768,7 +777,9 @@ class View:
             del self._fresh[blob]
         return memoryview(whole)[offset : offset + size]
 
-    def _read_blocks(self, node: Node, bf: _BlockFile, offset: int, size: int) -> bytes:
+    def _read_blocks(
+        self, node: Node, bf: _BlockFile, offset: int, size: int
+    ) -> bytes | memoryview:
         """Bytes of a large blob, each block they touch verified first (blocking)."""
         block_size = bf.manifest.block_size
         first, last = offset // block_size, (offset + size - 1) // block_size
@@ -776,7 +787,8 @@ class View:
             if not bf.verify(index):
                 self._bad(node, f"block {index} does not match its manifest")
         self._read_ahead(bf, last)
-        return os.pread(bf.fd, size, offset)
+        kept = bf.take(offset, size)
+        return kept if kept is not None else os.pread(bf.fd, size, offset)
 
     def _read_ahead(self, bf: _BlockFile, index: int) -> None:
         """Have worker threads hash the blocks after ``index`` (never blocks)."""
@@ -905,7 +917,7 @@ class View:
                 manifest = self._load_manifest(node, manifest_path(blob), st.st_size)
                 if manifest is not None:
                     with self._lock:
-                        self._large[blob] = _BlockFile(fd, manifest)
+                        self._large[blob] = _BlockFile(fd, manifest, self._kept)
                         while len(self._large) > LARGE_CACHE:
                             self._large.popitem(last=False)
                     return True
@@ -1039,17 +1051,57 @@ class View:
 _UNKNOWN, _GOOD, _BAD = 0, 1, 2
 
 
+class KeptBlocks:
+    """Verified blocks of large blobs, kept in memory from the read that hashed them
+    until a read reaches their end, so their bytes are read from the disk once (not
+    once to be hashed and again to be served). At most ``limit`` bytes: the oldest
+    go first (their reads then ``pread`` again). Keyed by (blob id, block index):
+    the same key always means the same bytes. Thread-safe."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._blocks: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, key: tuple[str, int], data: bytes) -> None:
+        """Keep a verified block."""
+        with self._lock:
+            if key in self._blocks or len(data) > self.limit:
+                return
+            self._blocks[key] = data
+            self.size += len(data)
+            while self.size > self.limit:
+                _key, old = self._blocks.popitem(last=False)
+                self.size -= len(old)
+
+    def take(self, key: tuple[str, int], lo: int, hi: int) -> memoryview | None:
+        """Bytes ``lo:hi`` of a kept block (no copy), or None; a block whose end was
+        reached is let go."""
+        with self._lock:
+            data = self._blocks.get(key)
+            if data is None:
+                return None
+            if hi >= len(data):
+                del self._blocks[key]
+                self.size -= len(data)
+        return memoryview(data)[lo:hi]
+
+
 class _BlockFile:
     """A large local blob verified block by block against its manifest.
 
     Owns its file descriptor (closed when the last reference goes: a worker thread
     may still be hashing a block after the blob left the view's LRU). Each block is
     hashed once; a thread that needs a block another thread is hashing waits for it.
+    The bytes that were hashed are kept (in a :class:`KeptBlocks` shared by the view)
+    to serve the block's reads.
     """
 
-    def __init__(self, fd: int, manifest: Manifest) -> None:
+    def __init__(self, fd: int, manifest: Manifest, kept: KeptBlocks) -> None:
         self.fd = fd
         self.manifest = manifest
+        self.kept = kept
         self.state = bytearray(manifest.blocks)
         self.ahead = 0
         """Blocks below this have been claimed for hashing (or hashed)."""
@@ -1101,6 +1153,15 @@ class _BlockFile:
         if event is not None:
             event.set()
 
+    def take(self, offset: int, size: int) -> memoryview | None:
+        """Bytes of a verified block kept in memory, when the range lies in one."""
+        block_size = self.manifest.block_size
+        index = offset // block_size
+        if (offset + size - 1) // block_size != index:
+            return None
+        start = index * block_size
+        return self.kept.take((self.manifest.blob, index), offset - start, offset - start + size)
+
     def hash_claimed(self, index: int) -> None:
         """Hash block ``index``, claimed by this thread, and record the result (an
         I/O error leaves it unknown: the next reader tries again)."""
@@ -1108,6 +1169,8 @@ class _BlockFile:
         try:
             data = os.pread(self.fd, length, start)
             good = len(data) == length and blob_id(data) == self.manifest.hashes[index]
+            if good:
+                self.kept.put((self.manifest.blob, index), data)
             self.state[index] = _GOOD if good else _BAD
         except OSError:
             log.warning("reading block %d of blob %s failed", index, self.manifest.blob)

@@ -528,6 +528,22 @@ def large(small_blocks: None, catalog: Catalog) -> str:
     return catalog.publish("dogs").ref
 
 
+def test_hashed_blocks_serve_their_reads_and_are_let_go(
+    large: str, open_views: Callable[..., View]
+):
+    v = open_views(large)
+    node = resolve(v, "large.bin")
+    fh = v.open(node, os.O_RDONLY)
+    half = BLOCK // 2
+    assert bytes(read_like_the_daemon(v, fh, 0, half)) == LARGE[:half]
+    # Block 0 was read from the disk to be hashed; those bytes serve the next read.
+    assert v._kept.size >= BLOCK
+    assert bytes(read_like_the_daemon(v, fh, half, half)) == LARGE[half:BLOCK]
+    v.release(fh)
+    assert read_all(v, node, chunk=half) == LARGE
+    assert v._kept.size == 0  # each block was let go once read to its end
+
+
 def test_large_blob_gets_a_manifest_and_streams(
     large: str,
     open_views: Callable[..., View],
