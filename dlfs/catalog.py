@@ -283,15 +283,16 @@ class CatalogDB:
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self.conn.execute(sql, params).fetchall()
 
-    def _rows_by_id(self, select: str, ids: Sequence[str]) -> dict[str, Row]:
-        """``select ... WHERE id IN (...)`` in chunks under SQLite's variable limit."""
+    def _rows_by_id(self, select: str, ids: Sequence[str], column: str = "id") -> dict[str, Row]:
+        """``select ... WHERE column IN (...)`` in chunks under SQLite's variable limit,
+        by that column's value."""
         out: dict[str, Row] = {}
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._all(f"{select} WHERE id IN ({marks})", chunk):
-                out[row["id"]] = row
+            for row in self._all(f"{select} WHERE {column} IN ({marks})", chunk):
+                out[row[column]] = row
         return out
 
     # -- datasets ---------------------------------------------------------------
@@ -797,14 +798,7 @@ class CatalogDB:
 
     def externals_by_blobs(self, blobs: Sequence[str]) -> dict[str, Row]:
         """The linked-object rows of these blob ids, by blob id (others left out)."""
-        out: dict[str, Row] = {}
-        unique = list(dict.fromkeys(blobs))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._all(f"SELECT * FROM external_objects WHERE blob IN ({marks})", chunk):
-                out[row["blob"]] = row
-        return out
+        return self._rows_by_id("SELECT * FROM external_objects", blobs, column="blob")
 
     def subtree_ids(self, tree: str) -> list[Row]:
         """Every folder under (and including) a tree with its recorded totals:

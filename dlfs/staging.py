@@ -32,52 +32,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dlfs.errors import Unavailable
-from dlfs.objects import new_hasher
 from dlfs.stores.base import BlobStore
 from dlfs.stores.local import LocalStore
-from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, Manifest
+from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest
 
 HASH_CHUNK = 4 << 20
 LOCK_NAME = ".lock"
 _SHARDS: set[Path] = set()
 """Shard folders of local stores known to exist (``blobs/ab``): made once."""
-
-
-class _RunningHash:
-    """The blob id and the per-block hashes of a stream, readable at any point (the
-    stream may go on after a commit: xxh3 digests do not end the hash)."""
-
-    def __init__(self, block_size: int) -> None:
-        self.block_size = block_size
-        self.size = 0
-        self._whole = new_hasher()
-        self._blocks: list[str] = []
-        self._block = new_hasher()
-        self._in_block = 0
-
-    def update(self, data: bytes | memoryview) -> None:
-        self._whole.update(data)
-        self.size += len(data)
-        pos = 0
-        while pos < len(data):
-            take = min(len(data) - pos, self.block_size - self._in_block)
-            self._block.update(data[pos : pos + take])
-            self._in_block += take
-            pos += take
-            if self._in_block == self.block_size:
-                self._blocks.append(str(self._block.hexdigest()))
-                self._block.reset()
-                self._in_block = 0
-
-    def blob(self) -> str:
-        return str(self._whole.hexdigest())
-
-    def manifest(self) -> Manifest | None:
-        """The block manifest (None for a stream no larger than one block)."""
-        if self.size <= self.block_size:
-            return None
-        tail = [str(self._block.hexdigest())] if self._in_block else []
-        return Manifest(self.blob(), self.size, self.block_size, (*self._blocks, *tail))
 
 
 class StagedFile:
@@ -88,7 +50,7 @@ class StagedFile:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self.size = 0
         self.block_size = block_size
-        self._hash: _RunningHash | None = _RunningHash(block_size)
+        self._hash: BlockHasher | None = BlockHasher(block_size)
         """The hash of the bytes ``[0, size)`` while writes were sequential, else None."""
 
     def write(self, offset: int, data: bytes) -> int:
@@ -113,7 +75,7 @@ class StagedFile:
         """Cut or extend (with zeros) to ``size`` bytes."""
         os.ftruncate(self.fd, size)
         if size == 0:
-            self._hash = _RunningHash(self.block_size)
+            self._hash = BlockHasher(self.block_size)
         elif size != self.size:
             self._hash = None
         self.size = size
@@ -123,11 +85,11 @@ class StagedFile:
         for chunk in chunks:
             self.write(self.size, chunk)
 
-    def _hashed(self, block_size: int) -> _RunningHash:
+    def _hashed(self, block_size: int) -> BlockHasher:
         """The running hash, or one made by streaming the file once."""
         if self._hash is not None and self._hash.block_size == block_size:
             return self._hash
-        hasher = _RunningHash(block_size)
+        hasher = BlockHasher(block_size)
         buf = bytearray(min(HASH_CHUNK, max(self.size, 1)))
         view = memoryview(buf)
         while hasher.size < self.size:
@@ -141,11 +103,11 @@ class StagedFile:
 
     def digest(self) -> str:
         """The blob id of the content: from the running hash, or by streaming the file."""
-        return self._hashed(self.block_size).blob()
+        return self._hashed(self.block_size).blob_so_far()
 
     def manifest(self, block_size: int) -> Manifest | None:
         """The block manifest of the content for ``block_size`` (None: one block)."""
-        return self._hashed(block_size).manifest()
+        return self._hashed(block_size).manifest_so_far()
 
     def close(self) -> None:
         """Close the file descriptor (the file stays)."""

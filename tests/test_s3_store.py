@@ -258,19 +258,27 @@ def test_parallel_readers_fetch_each_block_once(
     assert _blob_gets(proxy, blob) == 7  # one GET per block, however many readers
 
 
+def published_file(s3: Any, catalog: Catalog, data: bytes) -> tuple[str, str]:
+    """``(store url, blob id)`` of ``data`` published as ``f.bin`` in a new S3 dataset."""
+    url = f"s3://{s3.bucket()}/p"
+    catalog.create_dataset("d", storage=url)
+    catalog.add_bytes("d", "f.bin", data)
+    return url, catalog.publish("d").item("f.bin").blob
+
+
+def proxied(proxy: FaultProxy, tmp_path: Path, readahead: int) -> StoreConfig:
+    """Store settings that go through the fault proxy, with small blocks."""
+    return StoreConfig.from_env(
+        endpoint_url=proxy.endpoint, cache_dir=tmp_path / "c", readahead=readahead, block_size=BLOCK
+    )
+
+
 def test_sequential_reads_are_read_ahead(
     s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    bucket = s3.bucket()
-    url = f"s3://{bucket}/p"
-    catalog.create_dataset("d", storage=url)
     data = os.urandom(8 * BLOCK)
-    catalog.add_bytes("d", "f.bin", data)
-    blob = catalog.publish("d").item("f.bin").blob
-    config = StoreConfig.from_env(
-        endpoint_url=proxy.endpoint, cache_dir=tmp_path / "c", readahead=4 * BLOCK, block_size=BLOCK
-    )
-    store = open_store(url, Home.at(catalog.home.root), config)
+    url, blob = published_file(s3, catalog, data)
+    store = open_store(url, Home.at(catalog.home.root), proxied(proxy, tmp_path, 4 * BLOCK))
     assert store.read(blob, 0, 4096) == data[:4096]
     assert store.read(blob, 4096, 4096) == data[4096:8192]
     deadline = time.monotonic() + 5
@@ -287,16 +295,9 @@ def test_sequential_reads_are_read_ahead(
 def test_read_ahead_fetches_runs_of_blocks(
     s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    bucket = s3.bucket()
-    url = f"s3://{bucket}/p"
-    catalog.create_dataset("d", storage=url)
     data = os.urandom(16 * BLOCK)
-    catalog.add_bytes("d", "f.bin", data)
-    blob = catalog.publish("d").item("f.bin").blob
-    config = StoreConfig.from_env(
-        endpoint_url=proxy.endpoint, cache_dir=tmp_path / "c", readahead=8 * BLOCK, block_size=BLOCK
-    )
-    store = open_store(url, Home.at(catalog.home.root), config)
+    url, blob = published_file(s3, catalog, data)
+    store = open_store(url, Home.at(catalog.home.root), proxied(proxy, tmp_path, 8 * BLOCK))
     got = b"".join(store.read(blob, off, 16384) for off in range(0, len(data), 16384))
     assert got == data
     assert _blob_gets(proxy, blob) < 12, "consecutive blocks come in fewer, larger GETs"

@@ -33,17 +33,37 @@ class Captured(Exception):
         self.request = request
 
 
-def botocore_request(endpoint: str, bucket: str, key: str, **params: Any) -> Any:
-    """The GetObject request boto3 would send (signed), captured before sending."""
-    client = boto3.client(
+ACCESS_KEY = "AKIDEXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+
+def example_client(endpoint: str, token: str | None = None) -> Any:
+    """A boto3 client with the example credentials, path-style, in eu-west-3."""
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="eu-west-3",
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        aws_session_token=params.pop("token", None),
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        aws_session_token=token,
         config=Config(s3={"addressing_style": "path"}),
     )
+
+
+def example_getter(endpoint: str, token: str | None = None) -> SignedGetter:
+    """A getter with the same credentials and region as :func:`example_client`."""
+    return SignedGetter(
+        endpoint,
+        "eu-west-3",
+        lambda: Credentials(ACCESS_KEY, SECRET_KEY, token),
+        path_style=True,
+        timeout=2,
+    )
+
+
+def botocore_request(endpoint: str, bucket: str, key: str, **params: Any) -> Any:
+    """The GetObject request boto3 would send (signed), captured before sending."""
+    client = example_client(endpoint, params.pop("token", None))
 
     def capture(request: Any, **_kw: Any) -> None:
         raise Captured(request)
@@ -52,6 +72,21 @@ def botocore_request(endpoint: str, bucket: str, key: str, **params: Any) -> Any
     with pytest.raises(Captured) as caught:
         client.get_object(Bucket=bucket, Key=key, **params)
     return caught.value.request
+
+
+def assert_signed_alike(
+    getter: SignedGetter, request: Any, host: str, path: str, query: str
+) -> None:
+    """Our signature of ``GET path?query`` on ``host`` is the one in boto3's ``request``."""
+    theirs = {k.lower(): v for k, v in request.headers.items()}
+    theirs = {k: v.decode() if isinstance(v, bytes) else v for k, v in theirs.items()}
+    signed = re.search(r"SignedHeaders=([^,]+)", theirs["authorization"]).group(1).split(";")
+    mine = {"host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"}
+    extra = {name: theirs[name] for name in signed if name not in mine}  # e.g. checksum mode
+    ours = getter.sign(
+        host, path, query, getter.credentials(), theirs["x-amz-date"], extra=extra or None
+    )
+    assert ours["authorization"] == theirs["authorization"]
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -65,24 +100,10 @@ def test_signature_is_the_one_botocore_computes(
     if version:
         params["VersionId"] = version
     request = botocore_request(endpoint, "my-bucket", key, **params)
-    theirs = {k.lower(): v for k, v in request.headers.items()}
-    theirs = {k: v.decode() if isinstance(v, bytes) else v for k, v in theirs.items()}
-    signed = re.search(r"SignedHeaders=([^,]+)", theirs["authorization"]).group(1).split(";")
-    getter = SignedGetter(
-        endpoint,
-        "eu-west-3",
-        lambda: Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token),
-        path_style=True,
-        timeout=1,
-    )
+    getter = example_getter(endpoint, token)
     host, path, query = getter.target("my-bucket", key, version)
     assert request.url == f"{endpoint}{path}" + (f"?{query}" if query else "")
-    mine = {"host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"}
-    extra = {name: theirs[name] for name in signed if name not in mine}  # e.g. checksum mode
-    ours = getter.sign(
-        host, path, query, getter.credentials(), theirs["x-amz-date"], extra=extra or None
-    )
-    assert ours["authorization"] == theirs["authorization"]
+    assert_signed_alike(getter, request, host, path, query)
 
 
 def test_aws_endpoints_use_the_bucket_host_unless_the_name_is_not_a_dns_label() -> None:
@@ -172,33 +193,12 @@ def test_an_ipv6_endpoint_gets_a_bracketed_host_signed_like_botocore(tmp_path: A
         endpoint = server.endpoint
         assert endpoint == f"http://[::1]:{server.port}"
         request = botocore_request(endpoint, "v6", KEYS[1])
-        theirs = {k.lower(): v for k, v in request.headers.items()}
-        theirs = {k: v.decode() if isinstance(v, bytes) else v for k, v in theirs.items()}
-        getter = SignedGetter(
-            endpoint,
-            "eu-west-3",
-            lambda: Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
-            path_style=True,
-            timeout=2,
-        )
+        getter = example_getter(endpoint)
         host, path, query = getter.target("v6", KEYS[1], None)
         assert host == f"[::1]:{server.port}"  # what botocore sends, and HTTP wants
-        signed = re.search(r"SignedHeaders=([^,]+)", theirs["authorization"]).group(1).split(";")
-        mine = {"host", "x-amz-content-sha256", "x-amz-date"}
-        extra = {name: theirs[name] for name in signed if name not in mine}
-        ours = getter.sign(
-            host, path, query, getter.credentials(), theirs["x-amz-date"], extra=extra or None
-        )
-        assert ours["authorization"] == theirs["authorization"]
+        assert_signed_alike(getter, request, host, path, query)
 
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="eu-west-3",
-            aws_access_key_id="AKIDEXAMPLE",
-            aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            config=Config(s3={"addressing_style": "path"}),
-        )
+        client = example_client(endpoint)
         client.create_bucket(Bucket="v6")
         client.put_object(Bucket="v6", Key=KEYS[1], Body=b"over IPv6")
         assert getter.get("v6", KEYS[1]).body == b"over IPv6"

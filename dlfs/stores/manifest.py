@@ -103,6 +103,19 @@ class BlockHasher:
             self._in_block = 0
         return str(self._whole.hexdigest()), self.hashes
 
+    def blob_so_far(self) -> str:
+        """The blob id of the bytes fed so far; more may follow (an xxh3 digest does
+        not end the hash)."""
+        return str(self._whole.hexdigest())
+
+    def manifest_so_far(self) -> Manifest | None:
+        """The manifest of the bytes fed so far (None up to one block); more may
+        follow."""
+        if self.size <= self.block_size:
+            return None
+        tail = [str(self._block.hexdigest())] if self._in_block else []
+        return Manifest(self.blob_so_far(), self.size, self.block_size, (*self.hashes, *tail))
+
     def manifest(self, blob: str) -> Manifest | None:
         """The manifest of the stream hashed as ``blob`` (after :meth:`finish`); None
         for a blob no larger than one block."""

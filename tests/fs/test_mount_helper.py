@@ -52,12 +52,17 @@ def mnt(tmp_path: Path, home: Path) -> Iterator[Path]:
     try:
         yield path
     finally:
-        record = mounts.read_record(Home.at(home), path)
-        if is_mounted(path):
-            subprocess.run(["fusermount3", "-u", "-z", str(path)], capture_output=True)
-        if record is not None and mounts.daemon_alive(record):
-            os.kill(record.pid, 15)
+        clear(home, path)
         assert not is_mounted(path)
+
+
+def clear(home: Path, path: Path) -> None:
+    """Unmount ``path`` and stop its daemon, if this test's catalog recorded one."""
+    record = mounts.read_record(Home.at(home), path)
+    if is_mounted(path):
+        subprocess.run(["fusermount3", "-u", "-z", str(path)], capture_output=True)
+    if record is not None and mounts.daemon_alive(record):
+        os.kill(record.pid, 15)
 
 
 def daemon_pid(home: Path, path: Path) -> int:
@@ -315,8 +320,4 @@ def test_the_systemd_unit_commands_mount_and_unmount(
         execute("ExecStop")
         assert not is_mounted(mountpoint) and not process_alive(pid)
     finally:
-        record = mounts.read_record(Home.at(home), mountpoint)
-        if is_mounted(mountpoint):
-            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True)
-        if record is not None and mounts.daemon_alive(record):
-            os.kill(record.pid, 15)
+        clear(home, mountpoint)
