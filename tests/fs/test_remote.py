@@ -52,3 +52,37 @@ def test_a_corrupt_s3_object_is_eio(
         (m.path / "text/hello.txt").read_bytes()
     assert exc.value.errno == errno.EIO
     assert (m.path / "one.bin").read_bytes() == b"x"
+
+
+def test_a_draft_of_an_s3_dataset_mounts_read_write(
+    s3: Any, home: Path, source: Path, mounter: Mounter, tmp_path: Path
+):
+    """Files written into the draft of an S3 dataset through a read-write mount are
+    read back through it (old files from S3, new ones as written), go to the bucket
+    when published, and a fresh mount of the published version reads them from S3."""
+    ref, bucket = s3_ref(home, source, s3)
+    with Catalog(home) as cat:
+        cat.create_version("remote", [ref])
+    draft = mounter("remote@draft", tmp_path / "draft")
+    big = bytes(range(256)) * 1024 + b"tail"  # several 64 KiB S3 blocks
+    (draft.path / "written.bin").write_bytes(big)
+    with open(draft.path / "text" / "hello.txt", "ab") as f:
+        f.write(b"appended in the draft\n")
+    (draft.path / "one.bin").unlink()
+    assert (draft.path / "written.bin").read_bytes() == big
+    hello = (source / "text" / "hello.txt").read_bytes() + b"appended in the draft\n"
+    assert (draft.path / "text" / "hello.txt").read_bytes() == hello
+    assert not (draft.path / "one.bin").exists()
+    untouched = (source / "big" / "large.bin").read_bytes()
+    assert (draft.path / "big" / "large.bin").read_bytes() == untouched  # from S3
+    with Catalog(home) as cat:
+        published = cat.publish("remote")
+        new_ref = published.ref
+        blobs = {published.item(p).blob for p in ("written.bin", "text/hello.txt")}
+    stored = set(s3.keys(bucket))
+    assert all(any(blob in key for key in stored) for blob in blobs)
+    m = mounter(new_ref, tmp_path / "published", "--cache-dir", str(tmp_path / "fresh"))
+    assert (m.path / "written.bin").read_bytes() == big
+    assert (m.path / "text" / "hello.txt").read_bytes() == hello
+    assert not (m.path / "one.bin").exists()
+    assert (m.path / "text" / "hello.txt").stat().st_size == len(hello)
