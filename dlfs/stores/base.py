@@ -13,10 +13,15 @@ from __future__ import annotations
 import abc
 import os
 import shutil
+import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from dlfs.stores.manifest import BlockHasher
 
 CHUNK = 1 << 20
 
@@ -24,9 +29,10 @@ CHUNK = 1 << 20
 class IngestBatch(abc.ABC):
     """Blobs written together and made durable together."""
 
-    @abc.abstractmethod
     def add_file(self, path: Path) -> tuple[str, int]:
         """Store the bytes of a local file; return ``(blob id, size)``."""
+        with open(path, "rb") as src:
+            return self.add_stream(src)
 
     @abc.abstractmethod
     def add_stream(self, stream: BinaryIO) -> tuple[str, int]:
@@ -119,6 +125,52 @@ class BlobStore(abc.ABC):
         """:meth:`local_path` as a string (the daemon's read path asks often)."""
         path = self.local_path(blob)
         return None if path is None else os.fspath(path)
+
+
+class StagingFolder:
+    """A batch's private folder under a store's staging root, where added bytes wait
+    for :meth:`IngestBatch.commit`.
+
+    Created on first use and named ``<pid>-...``, so that :func:`clear_dead_staging`
+    can tell the leftovers of dead writers from the folders of live ones; removed
+    whole by :meth:`remove`. Thread-safe.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._dir: Path | None = None
+        self._lock = threading.Lock()
+
+    def path(self) -> Path:
+        """The folder (created now if needed)."""
+        with self._lock:
+            if self._dir is None:
+                self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.root))
+            return self._dir
+
+    def copy_in(self, stream: BinaryIO, hasher: BlockHasher) -> Path:
+        """Copy ``stream`` to a new file in the folder until EOF, feeding ``hasher``
+        every byte; the file is removed if reading or writing fails."""
+        fd, tmp = tempfile.mkstemp(dir=self.path())
+        try:
+            with os.fdopen(fd, "wb") as out:
+                view = memoryview(bytearray(CHUNK))
+                while n := stream.readinto(view):  # type: ignore[attr-defined]
+                    chunk = view[:n]
+                    hasher.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return Path(tmp)
+
+    def remove(self) -> None:
+        """Delete the folder and all it holds (a no-op when it was never created)."""
+        with self._lock:
+            folder, self._dir = self._dir, None
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def clear_dead_staging(staging: Path) -> None:

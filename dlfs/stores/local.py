@@ -18,8 +18,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from typing import BinaryIO
 
 from dlfs.errors import Corrupt, NotFound
 from dlfs.objects import new_hasher
-from dlfs.stores.base import CHUNK, BlobStore, IngestBatch, clear_dead_staging
+from dlfs.stores.base import CHUNK, BlobStore, IngestBatch, StagingFolder, clear_dead_staging
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash_file_blocks
 
 BLOCK_SIZE = DEFAULT_BLOCK_SIZE
@@ -160,37 +158,12 @@ class LocalBatch(IngestBatch):
     def __init__(self, store: LocalStore) -> None:
         self.store = store
         self._staged: dict[str, tuple[Path, Path | None]] = {}
-        self._dir: Path | None = None
+        self._staging = StagingFolder(store.staging)
         self._lock = threading.Lock()
-
-    def _staging_dir(self) -> Path:
-        with self._lock:
-            if self._dir is None:
-                self.store.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.store.staging))
-            return self._dir
-
-    def add_file(self, path: Path) -> tuple[str, int]:
-        with open(path, "rb") as src:
-            return self.add_stream(src)
 
     def add_stream(self, stream: BinaryIO) -> tuple[str, int]:
         hasher = BlockHasher(self.store.block_size)
-        fd, tmp = tempfile.mkstemp(dir=self._staging_dir())
-        try:
-            with os.fdopen(fd, "wb") as out:
-                buf = bytearray(CHUNK)
-                view = memoryview(buf)
-                while True:
-                    n = stream.readinto(view)  # type: ignore[attr-defined]
-                    if not n:
-                        break
-                    chunk = view[:n]
-                    hasher.update(chunk)
-                    out.write(chunk)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        tmp = self._staging.copy_in(stream, hasher)
         blob, _hashes = hasher.finish()
         size = hasher.size
         manifest = hasher.manifest(blob)
@@ -198,7 +171,7 @@ class LocalBatch(IngestBatch):
         with self._lock:
             duplicate = blob in self._staged or self.store.has(blob)
             if not duplicate:
-                self._staged[blob] = (Path(tmp), blocks)
+                self._staged[blob] = (tmp, blocks)
         if duplicate:
             os.unlink(tmp)
         elif manifest is not None and blocks is not None:
@@ -222,6 +195,4 @@ class LocalBatch(IngestBatch):
 
     def abort(self) -> None:
         self._staged.clear()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        self._staging.remove()

@@ -37,7 +37,6 @@ import http.client
 import logging
 import os
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -57,7 +56,7 @@ from botocore.config import Config
 
 from dlfs.errors import Corrupt, DlfsError, InvalidInput, NotFound, Unavailable
 from dlfs.objects import BLOB_ID_RE, blob_id
-from dlfs.stores.base import CHUNK, IngestBatch, clear_dead_staging
+from dlfs.stores.base import IngestBatch, StagingFolder, clear_dead_staging
 from dlfs.stores.cache import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_READAHEAD,
@@ -671,34 +670,16 @@ class S3Batch(IngestBatch):
     def __init__(self, store: S3Store) -> None:
         self.store = store
         self._staged: dict[str, tuple[Path, int, list[str] | None]] = {}
-        self._dir: Path | None = None
+        self._staging = StagingFolder(store.staging)
         self._lock = threading.Lock()
         self.uploaded: list[str] = []
         self.present: list[str] = []
 
-    def _staging_dir(self) -> Path:
-        with self._lock:
-            if self._dir is None:
-                self.store.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.store.staging))
-            return self._dir
-
-    def add_file(self, path: Path) -> tuple[str, int]:
-        with open(path, "rb") as src:
-            return self.add_stream(src)
-
     def add_stream(self, stream: BinaryIO) -> tuple[str, int]:
         block_size = self.store.block_size
         hasher = BlockHasher(block_size)
-        fd, tmp = tempfile.mkstemp(dir=self._staging_dir())
+        tmp = self._staging.copy_in(stream, hasher)
         try:
-            with os.fdopen(fd, "wb") as out:
-                buf = bytearray(CHUNK)
-                view = memoryview(buf)
-                while n := stream.readinto(view):  # type: ignore[attr-defined]
-                    chunk = view[:n]
-                    hasher.update(chunk)
-                    out.write(chunk)
             blob, hashes = hasher.finish()
         except BaseException:
             os.unlink(tmp)
@@ -707,7 +688,7 @@ class S3Batch(IngestBatch):
         with self._lock:
             duplicate = blob in self._staged
             if not duplicate:
-                self._staged[blob] = (Path(tmp), size, hashes if size > block_size else None)
+                self._staged[blob] = (tmp, size, hashes if size > block_size else None)
         if duplicate:
             os.unlink(tmp)
         return blob, size
@@ -739,6 +720,4 @@ class S3Batch(IngestBatch):
 
     def abort(self) -> None:
         self._staged.clear()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        self._staging.remove()
