@@ -340,6 +340,27 @@ def table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def use_server_credentials(endpoint: str | None = None) -> None:
+    """Point boto3 (and dlfs, at ``endpoint``) at the bench server's fixed keys."""
+    os.environ.update(
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    if endpoint is not None:
+        os.environ["DLFS_S3_ENDPOINT"] = endpoint
+
+
+def publish_to_s3(home: Path, data: Path, bucket: str) -> str:
+    """Import ``data`` into a dataset stored in ``s3://bucket/dlfs``; its published ref."""
+    from dlfs.api import Catalog
+
+    with Catalog(home) as cat:
+        cat.create_dataset("bench", storage=f"s3://{bucket}/dlfs")
+        cat.add("bench", [data])
+        return cat.publish("bench").ref
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     """Run the benchmark; return its figures (also printed as a table)."""
     count = _int("DLFS_BENCH_S3_FILES", 300 if quick else 2000)
@@ -351,15 +372,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         raise SystemExit(f"DLFS_BENCH_S3_SERVER: {server!r} is not one of {', '.join(SERVERS)}")
     base = os.environ.get("DLFS_BENCH_DIR") or tempfile.gettempdir()
     scratch = Path(tempfile.mkdtemp(prefix="dlfs-bench-s3-", dir=base))
-    os.environ.update(
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-        AWS_DEFAULT_REGION="us-east-1",
-    )
+    use_server_credentials()
     try:
         with SERVERS[server](scratch) as endpoint:
             _log(f"server: {server} at {endpoint}")
-            os.environ["DLFS_S3_ENDPOINT"] = endpoint
+            use_server_credentials(endpoint)
             import boto3
 
             bucket = "bench"
@@ -368,14 +385,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             data = scratch / "data"
             small, large = make_files(data, count, large_mib)
             sizes = {r: (data / r).stat().st_size for r in [*small, large]}
-            from dlfs.api import Catalog
-
             home = scratch / "home"
             start = time.perf_counter()
-            with Catalog(home) as cat:
-                cat.create_dataset("bench", storage=f"s3://{bucket}/dlfs")
-                cat.add("bench", [data])
-                ref = cat.publish("bench").ref
+            ref = publish_to_s3(home, data, bucket)
             _log(f"dlfs add to S3: {time.perf_counter() - start:.1f} s")
             start = time.perf_counter()
             upload_plain(endpoint, bucket, data, [*small, large])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -56,7 +57,7 @@ def usage(pid: int) -> tuple[float, float, int]:
         except OSError:
             continue  # the thread ended
         for line in status.splitlines():
-            if line.endswith("ctxt_switches") or "ctxt_switches:" in line:
+            if "ctxt_switches:" in line:  # voluntary_ and nonvoluntary_
                 switches += int(line.split()[1])
     return int(fields[11]) / tick, int(fields[12]) / tick, switches
 
@@ -81,49 +82,46 @@ def local(files: int, threads: int, names: tuple[str, ...]) -> None:
     tree = dataset.read_tree(cfg.data_dir, cfg.read)
     paths = random.Random(7).sample(dataset.small_paths(cfg.read), files)
     scratch = Path(tempfile.mkdtemp(prefix="cost-", dir=cfg.data_dir))
-    for target in targets.make(names, tree, scratch, False):
-        target.prepare()
-        system.drop_caches()
-        with target.mounted() as root:
-            pid = daemon_of(root)
-            before = usage(pid)
-            start = time.perf_counter()
-            workloads.read_files(root, paths, threads)
-            seconds = time.perf_counter() - start
-            report(f"{target.name} {threads}t", files, seconds, before, usage(pid))
+    try:
+        for target in targets.make(names, tree, scratch, False):
+            target.prepare()
+            system.drop_caches()
+            with target.mounted() as root:
+                pid = daemon_of(root)
+                before = usage(pid)
+                start = time.perf_counter()
+                workloads.read_files(root, paths, threads)
+                seconds = time.perf_counter() - start
+                report(f"{target.name} {threads}t", files, seconds, before, usage(pid))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def s3(files: int) -> None:
     from benchmarks import bench_s3 as b
-    from dlfs.api import Catalog
 
     scratch = Path(tempfile.mkdtemp(prefix="cost-s3-", dir=config.load().data_dir))
-    os.environ.update(
-        AWS_ACCESS_KEY_ID=b.ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=b.SECRET_KEY,
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    with b.s3range(scratch) as endpoint:
-        os.environ["DLFS_S3_ENDPOINT"] = endpoint
-        import boto3
+    b.use_server_credentials()
+    try:
+        with b.s3range(scratch) as endpoint:
+            b.use_server_credentials(endpoint)
+            import boto3
 
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
-        data = scratch / "data"
-        small, _large = b.make_files(data, files, 8)
-        total = sum((data / rel).stat().st_size for rel in small)
-        home = scratch / "home"
-        with Catalog(home) as cat:
-            cat.create_dataset("bench", storage="s3://bench/dlfs")
-            cat.add("bench", [data])
-            ref = cat.publish("bench").ref
-        mnt = scratch / "mnt"
-        mnt.mkdir()
-        with b.Dlfs(home, ref, scratch / "cache").mounted(mnt) as root:
-            pid = daemon_of(mnt)
-            system.drop_caches()
-            before = usage(pid)
-            rate = b.small_pass(root, small, 8, total)
-            report("dlfs s3 8t", files, files / rate, before, usage(pid))
+            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
+            data = scratch / "data"
+            small, _large = b.make_files(data, files, 8)
+            total = sum((data / rel).stat().st_size for rel in small)
+            ref = b.publish_to_s3(scratch / "home", data, "bench")
+            mnt = scratch / "mnt"
+            mnt.mkdir()
+            with b.Dlfs(scratch / "home", ref, scratch / "cache").mounted(mnt) as root:
+                pid = daemon_of(mnt)
+                system.drop_caches()
+                before = usage(pid)
+                rate = b.small_pass(root, small, 8, total)
+                report("dlfs s3 8t", files, files / rate, before, usage(pid))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:

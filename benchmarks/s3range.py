@@ -67,7 +67,7 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
@@ -367,18 +367,15 @@ class LengthBody:
         self.rfile, self.remaining = rfile, length
 
     def read(self, n: int) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        data = self.rfile.read(min(n, self.remaining))
-        if not data:
-            raise ConnectionError("the body was cut short")
-        self.remaining -= len(data)
-        return data
+        return self._take(self.rfile.read, n)
 
     def readline(self, limit: int = 65536) -> bytes:
+        return self._take(self.rfile.readline, limit)
+
+    def _take(self, read: Callable[[int], bytes], n: int) -> bytes:
         if self.remaining <= 0:
             return b""
-        data = self.rfile.readline(min(limit, self.remaining))
+        data = read(min(n, self.remaining))
         if not data:
             raise ConnectionError("the body was cut short")
         self.remaining -= len(data)

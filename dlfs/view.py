@@ -368,7 +368,7 @@ class View:
         self._cold_time = 0.0
         self._cold_skipped = 0
         # Small blobs just verified: blob id -> their bytes, which serve the file's
-        # reads until one reaches the end (see _serve_fresh).
+        # reads until one reaches the end (see _from_open_blob).
         self._fresh: dict[str, bytes] = {}
         self._reported: set[str] = set()
         # Remote blobs read to their end by this mount (see _note_served).
@@ -681,14 +681,8 @@ class View:
         blob = node.blob
         bf = None
         with self._lock:
-            fd = self._fds.get(blob)
-            if fd is not None:
-                self._fds.move_to_end(blob)
-                fresh = self._fresh.get(blob)
-                if fresh is not None:
-                    return self._serve_fresh(blob, fresh, offset, size, end)
-                data = os.pread(fd, size, offset)
-            else:
+            data = self._from_open_blob(blob, offset, size, end)
+            if data is None:
                 bf = self._large.get(blob)
         if bf is not None:
             last = (offset + size - 1) // bf.manifest.block_size
@@ -700,7 +694,7 @@ class View:
             if kept is not None:
                 return kept
             data = os.pread(bf.fd, size, offset)
-        elif fd is None:
+        elif data is None:
             store = self._store(node.dataset)  # resolved here: read() may run in a thread
             if store.remote:
                 remote = store.read_nowait(blob, offset, size)
@@ -738,13 +732,9 @@ class View:
         data: bytes | memoryview
         for _attempt in range(3):
             with self._lock:
-                fd = self._fds.get(blob)
-                if fd is not None:
-                    self._fds.move_to_end(blob)
-                    fresh = self._fresh.get(blob)
-                    if fresh is not None:
-                        return self._serve_fresh(blob, fresh, offset, size, end)
-                    data = os.pread(fd, size, offset)
+                found = self._from_open_blob(blob, offset, size, end)
+                if found is not None:
+                    data = found
                     break
                 bf = self._large.get(blob)
                 if bf is not None:
@@ -768,9 +758,19 @@ class View:
             raise Corrupt(f"blob {blob} is shorter than the catalog says ({end} bytes)")
         return data
 
-    def _serve_fresh(self, blob: str, whole: bytes, offset: int, size: int, end: int) -> memoryview:
-        """Part of a small blob's bytes kept from verifying it (no copy); they are
-        dropped once a read reaches their end. Called with ``self._lock`` held."""
+    def _from_open_blob(
+        self, blob: str, offset: int, size: int, end: int
+    ) -> bytes | memoryview | None:
+        """The bytes of a verified blob whose file is open (None when it is not): from
+        the buffer that verified it (no copy; dropped once a read reaches its end), or
+        by ``pread``. Called with ``self._lock`` held."""
+        fd = self._fds.get(blob)
+        if fd is None:
+            return None
+        self._fds.move_to_end(blob)
+        whole = self._fresh.get(blob)
+        if whole is None:
+            return os.pread(fd, size, offset)
         if len(whole) != end:
             raise Corrupt(f"blob {blob} is {len(whole)} bytes, the catalog says {end}")
         if offset + size >= end:

@@ -67,7 +67,7 @@ from dlfs.stores.cache import (
 )
 from dlfs.stores.manifest import BlockHasher, Manifest, hash_file_blocks
 from dlfs.stores.retry import BadBody, RetryPolicy, TemporaryFailure, retrying
-from dlfs.stores.s3http import SignedGetter, fast_get_enabled, frozen
+from dlfs.stores.s3http import SignedGetter, fast_get_enabled, frozen, read_body
 from dlfs.stores.urls import S3Url, parse_s3_url
 
 __all__ = ["S3Blocks", "S3Client", "S3Store", "S3Url", "map_error", "parse_s3_url"]
@@ -314,14 +314,9 @@ class S3Client:
                 resp = self._s3.get_object(**args)
                 body = resp["Body"]
                 try:
-                    chunks = []
-                    while chunk := body.read(256 * 1024):
-                        chunks.append(chunk)
-                        if time.monotonic() > deadline:
-                            raise TemporaryFailure(f"{what}: reading the body took too long")
+                    data = read_body(body, deadline, what)
                 finally:
                     body.close()
-            data = b"".join(chunks)
         if if_match and resp.get("ETag") and resp["ETag"].strip('"') != if_match.strip('"'):
             raise Corrupt(f"{what}: the object changed (ETag {resp['ETag']})")
         if ranged:
@@ -679,11 +674,7 @@ class S3Batch(IngestBatch):
         block_size = self.store.block_size
         hasher = BlockHasher(block_size)
         tmp = self._staging.copy_in(stream, hasher)
-        try:
-            blob, hashes = hasher.finish()
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        blob, hashes = hasher.finish()
         size = hasher.size
         with self._lock:
             duplicate = blob in self._staged

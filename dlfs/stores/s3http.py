@@ -243,7 +243,7 @@ class SignedGetter:
                 conn.request("GET", url, headers=headers)
                 resp = conn.getresponse()
                 status = resp.status
-                body = _read_body(resp, deadline, what)
+                body = read_body(resp, deadline, what)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                 conn.close()
                 if reused and attempt == 0:
@@ -282,10 +282,13 @@ def _close_all(idle: dict[str, list[http.client.HTTPConnection]]) -> None:
             conns.pop().close()
 
 
-def _read_body(resp: http.client.HTTPResponse, deadline: float | None, what: str) -> bytes:
+def read_body(stream: Any, deadline: float | None, what: str) -> bytes:
+    """A response body read to its end (``stream`` has ``read(n)``): a body cut short
+    or one that takes past ``deadline`` (``time.monotonic``) is a
+    :class:`TemporaryFailure`."""
     chunks = []
     try:
-        while chunk := resp.read(CHUNK):
+        while chunk := stream.read(CHUNK):
             chunks.append(chunk)
             if deadline is not None and time.monotonic() > deadline:
                 raise TemporaryFailure(f"{what}: reading the body took too long")
