@@ -47,7 +47,7 @@ from dlfs.errors import (
     Unavailable,
 )
 from dlfs.home import Home
-from dlfs.stores.cache import parse_size
+from dlfs.stores.blockcache import parse_size
 
 FSTYPE = "fuse.dlfs"
 READY_TIMEOUT = 60.0

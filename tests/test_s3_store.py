@@ -14,7 +14,7 @@ import pytest
 from dlfs import Catalog
 from dlfs.errors import InvalidInput
 from dlfs.home import Home
-from dlfs.stores.cache import HEADER_SIZE, BlockCache, parse_size
+from dlfs.stores.blockcache import HEADER_SIZE, BlockCache, parse_size
 from dlfs.stores.remote import StoreConfig, open_store
 from dlfs.stores.s3 import S3Store
 from tests import s3server

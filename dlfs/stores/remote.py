@@ -27,15 +27,15 @@ from dlfs.catalog import CatalogDB
 from dlfs.errors import InvalidInput
 from dlfs.home import Home
 from dlfs.stores.base import BlobStore
-from dlfs.stores.cache import (
-    DEFAULT_BLOCK_SIZE,
+from dlfs.stores.blockcache import (
     DEFAULT_CACHE_SIZE,
-    DEFAULT_READAHEAD,
     BlockCache,
     default_cache_dir,
     parse_size,
 )
+from dlfs.stores.cache import DEFAULT_READAHEAD
 from dlfs.stores.linked import SCHEME, ExternalObject, LinkedStore
+from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE
 from dlfs.stores.retry import RetryPolicy
 from dlfs.stores.s3 import DEFAULT_MULTIPART_THRESHOLD, S3Client, S3Store
 

@@ -57,15 +57,9 @@ from botocore.config import Config
 from dlfs.errors import Corrupt, DlfsError, InvalidInput, NotFound, Unavailable
 from dlfs.objects import BLOB_ID_RE, blob_id
 from dlfs.stores.base import IngestBatch, StagingFolder, clear_dead_staging
-from dlfs.stores.cache import (
-    DEFAULT_BLOCK_SIZE,
-    DEFAULT_READAHEAD,
-    BlockCache,
-    CachedReader,
-    CachedStore,
-    Plan,
-)
-from dlfs.stores.manifest import BlockHasher, Manifest, hash_file_blocks
+from dlfs.stores.blockcache import BlockCache
+from dlfs.stores.cache import DEFAULT_READAHEAD, CachedReader, CachedStore, Plan
+from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash_file_blocks
 from dlfs.stores.retry import BadBody, RetryPolicy, TemporaryFailure, retrying
 from dlfs.stores.s3http import SignedGetter, fast_get_enabled, frozen, read_body
 from dlfs.stores.urls import S3Url, parse_s3_url
