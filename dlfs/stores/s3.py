@@ -15,13 +15,10 @@ several blobs at once and large ones in parallel multipart (boto3 ``TransferConf
 The block manifest goes up before the blob, so a blob that exists always has its
 manifest. A failed upload fails the command before the catalog changes.
 
-Reading (:class:`S3Blocks`, a :class:`dlfs.stores.cache.BlockSource`): a blob no larger
-than one block is fetched whole and checked against its id; a larger one is read in
-ranged GETs of its manifest's block size, each block checked against the manifest.
-Each fetch runs under the store's :class:`dlfs.stores.retry.RetryPolicy`, so a
-truncated or damaged body is fetched again and never returned. The stack the daemon
-uses is ``S3Store.read`` -> :class:`dlfs.stores.cache.CachedReader` (memory and disk
-cache, parallel fetch, read-ahead) -> :class:`S3Blocks` (verify) under ``retry`` ->
+Reading: the stack the daemon uses is ``S3Store.read`` ->
+:class:`dlfs.stores.cache.CachedReader` (memory and disk cache, parallel fetch,
+read-ahead) -> :class:`dlfs.stores.s3blocks.S3Blocks` (cut a blob into blocks, check
+each against the blob id or its manifest) under ``retry`` ->
 :class:`S3Client` (boto3, no retries of its own, every botocore error mapped to a
 :class:`dlfs.errors.DlfsError` where it enters).
 
@@ -40,7 +37,6 @@ import re
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,24 +51,22 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from dlfs.errors import Corrupt, DlfsError, InvalidInput, NotFound, Unavailable
-from dlfs.objects import BLOB_ID_RE, blob_id
 from dlfs.stores.base import IngestBatch, StagingFolder, clear_dead_staging
 from dlfs.stores.blockcache import BlockCache
-from dlfs.stores.cache import DEFAULT_READAHEAD, CachedReader, CachedStore, Plan
+from dlfs.stores.cache import DEFAULT_READAHEAD, CachedReader, CachedStore
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash_file_blocks
 from dlfs.stores.retry import BadBody, RetryPolicy, TemporaryFailure, retrying
+from dlfs.stores.s3blocks import S3Blocks
 from dlfs.stores.s3http import SignedGetter, fast_get_enabled, frozen, read_body
 from dlfs.stores.urls import S3Url, parse_s3_url
 
-__all__ = ["S3Blocks", "S3Client", "S3Store", "S3Url", "map_error", "parse_s3_url"]
+__all__ = ["S3Client", "S3Store", "S3Url", "map_error", "parse_s3_url"]
 
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 MIN_PART = 5 * MiB
 DEFAULT_MULTIPART_THRESHOLD = 8 * MiB
-WHOLE_MAX = 256 * MiB
-"""A blob without a manifest is fetched whole only up to this size."""
 UPLOAD_WORKERS = 8
 
 _TEMPORARY_CODES = {
@@ -376,11 +370,6 @@ class S3Client:
         with _mapped(f"reading the versioning of s3://{bucket}"):
             return bool(self._s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled")
 
-    def check_bucket(self, bucket: str) -> None:
-        """Raise unless the bucket exists and can be reached."""
-        with _mapped(f"s3://{bucket}"):
-            self._s3.head_bucket(Bucket=bucket)
-
 
 def _ts(value: Any) -> float:
     return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
@@ -526,126 +515,6 @@ class S3Store(CachedStore):
         self.client.upload_file(self.loc.bucket, self.key(blob), path, self.transfer)
 
 
-class S3Blocks:
-    """The :class:`dlfs.stores.cache.BlockSource` of an :class:`S3Store`."""
-
-    def __init__(self, store: S3Store, cache: BlockCache | None) -> None:
-        self.store = store
-        self.retry = store.retry
-        self.cache = cache
-        self._manifests: OrderedDict[str, Manifest] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def plan(self, blob: str, size: int | None) -> Plan:
-        """Small blobs: one block, checked by id. Large: the manifest's blocks."""
-        if not BLOB_ID_RE.match(blob):
-            raise InvalidInput(f"invalid blob id {blob!r}")
-        store = self.store
-        if size is None and store.sizes is not None:
-            size = store.sizes(blob)
-        if size is None:
-            info = self._head(blob)
-            if info is None:
-                raise Unavailable(f"blob {blob} is missing from {store.url}")
-            size = info.size
-        if size <= store.block_size:
-            return Plan(blob, size, max(1, size))
-        manifest = self._manifest(blob)
-        if manifest is None:
-            if size > WHOLE_MAX:
-                raise Corrupt(f"blob {blob} in {store.url} has no block manifest")
-            return Plan(blob, size, size)
-        if manifest.size != size:
-            raise Corrupt(f"blob {blob}: the store says {manifest.size} bytes, expected {size}")
-        return Plan(blob, size, manifest.block_size, manifest.hashes)
-
-    @retrying("reading blob {0}")
-    def _head(self, blob: str) -> ObjectInfo | None:
-        return self.store.client.head(self.store.loc.bucket, self.store.key(blob))
-
-    def _manifest(self, blob: str) -> Manifest | None:
-        with self._lock:
-            found = self._manifests.get(blob)
-        if found is not None:
-            return found
-        key = f"{blob}.blocks"
-        data = self.cache.get(key) if self.cache is not None else None
-        manifest = None
-        if data is not None:
-            try:
-                manifest = Manifest.decode(blob, data)
-            except BadBody:
-                manifest = None
-        if manifest is None:
-            manifest = self._fetch_manifest(blob)
-            if manifest is None:
-                return None
-            if self.cache is not None:
-                self.cache.put(key, manifest.encode())
-        with self._lock:
-            self._manifests[blob] = manifest
-            while len(self._manifests) > 4096:
-                self._manifests.popitem(last=False)
-        return manifest
-
-    @retrying("reading the block manifest of blob {0}")
-    def _fetch_manifest(self, blob: str) -> Manifest | None:
-        try:
-            data = self.store.client.get(self.store.loc.bucket, self.store.manifest_key(blob))
-        except NotFound:
-            return None
-        return Manifest.decode(blob, data)
-
-    @retrying("reading blob {0.blob}")
-    def fetch(self, plan: Plan, index: int) -> bytes:
-        """Block ``index`` of ``plan``, checked against the blob id or its block hash."""
-        store = self.store
-        start, length = plan.span(index)
-        whole = plan.blocks == 1
-        try:
-            data = store.client.get(
-                store.loc.bucket,
-                store.key(plan.blob),
-                None if whole else start,
-                None if whole else length,
-                total=plan.size,
-            )
-        except NotFound as exc:
-            raise Unavailable(f"blob {plan.blob} is missing from {store.url}") from exc
-        if whole:
-            if blob_id(data) != plan.blob:
-                raise BadBody(f"blob {plan.blob}: the bytes do not match the blob id")
-        else:
-            assert plan.hashes is not None
-            if blob_id(data) != plan.hashes[index]:
-                raise BadBody(f"blob {plan.blob}: block {index} does not match its hash")
-        return data
-
-    @retrying("reading blob {0.blob}")
-    def fetch_span(self, plan: Plan, first: int, count: int) -> list[bytes]:
-        """Blocks ``first`` to ``first + count - 1`` of a large blob in one ranged GET,
-        each checked against its hash."""
-        assert plan.hashes is not None and count >= 1
-        store = self.store
-        start = plan.span(first)[0]
-        lengths = [plan.span(i)[1] for i in range(first, first + count)]
-        try:
-            data = store.client.get(
-                store.loc.bucket, store.key(plan.blob), start, sum(lengths), total=plan.size
-            )
-        except NotFound as exc:
-            raise Unavailable(f"blob {plan.blob} is missing from {store.url}") from exc
-        out = []
-        pos = 0
-        for i, length in zip(range(first, first + count), lengths, strict=True):
-            block = data[pos : pos + length]
-            pos += length
-            if blob_id(block) != plan.hashes[i]:
-                raise BadBody(f"blob {plan.blob}: block {i} does not match its hash")
-            out.append(block)
-        return out
-
-
 # -- batches ------------------------------------------------------------------------
 
 
@@ -677,11 +546,6 @@ class S3Batch(IngestBatch):
         if duplicate:
             os.unlink(tmp)
         return blob, size
-
-    def stage_file(self, blob: str, path: Path, size: int) -> None:
-        """Queue an existing local file (not copied, not deleted) whose id is known."""
-        with self._lock:
-            self._staged.setdefault(blob, (path, size, None))
 
     def commit(self) -> None:
         """Upload every staged blob the bucket lacks, several at once; raise the first

@@ -53,8 +53,3 @@ def linked_url(url: str) -> str:
 def is_linked(storage: str) -> bool:
     """True for the storage URL of a linked dataset."""
     return storage.startswith(LINKED)
-
-
-def is_remote(storage: str) -> bool:
-    """True for the storage URL of a remote (S3 or linked) store."""
-    return storage.startswith(("s3://", LINKED))
