@@ -54,7 +54,15 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from dlfs.errors import Corrupt, DlfsError, InvalidInput, NotFound, Unavailable
+from dlfs.errors import (
+    BadBody,
+    Corrupt,
+    DlfsError,
+    InvalidInput,
+    NotFound,
+    TemporaryFailure,
+    Unavailable,
+)
 from dlfs.objects import BLOB_ID_RE, blob_id
 from dlfs.stores.base import IngestBatch, StagingFolder, clear_dead_staging
 from dlfs.stores.cache import (
@@ -66,7 +74,7 @@ from dlfs.stores.cache import (
     Plan,
 )
 from dlfs.stores.manifest import BlockHasher, Manifest, hash_file_blocks
-from dlfs.stores.retry import BadBody, RetryPolicy, TemporaryFailure, retrying
+from dlfs.stores.retry import RetryPolicy, retrying
 from dlfs.stores.s3http import SignedGetter, fast_get_enabled, frozen, read_body
 from dlfs.stores.urls import S3Url, parse_s3_url
 
