@@ -22,7 +22,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar, cast
 
 import pyfuse3
 import trio
@@ -43,8 +43,7 @@ from .inodes import InodeTable
 
 log = logging.getLogger(__name__)
 
-P = ParamSpec("P")
-T = TypeVar("T")
+H = TypeVar("H", bound=Callable[..., Coroutine[Any, Any, Any]])
 
 READ_THREADS = 16
 """At most this many blocking reads (bytes not yet in the page cache, hashing a
@@ -69,21 +68,21 @@ def fuse_error(exc: BaseException) -> FUSEError:
     return FUSEError(errno_of(exc))
 
 
-def fuse_errors(
-    handler: Callable[P, Coroutine[Any, Any, T]],
-) -> Callable[P, Coroutine[Any, Any, T]]:
+def fuse_errors(handler: H) -> H:
     """Decorate a request handler so that whatever it raises reaches pyfuse3 as the
     ``FUSEError`` of :func:`fuse_error` (chained to nothing: the kernel only sees the
-    errno). The cost is one more coroutine per request, nothing else."""
+    errno). The cost is one more coroutine per request, nothing else; arguments are
+    passed on positionally only, as pyfuse3 passes them (``**kwargs`` would cost
+    every request a little more)."""
 
     @functools.wraps(handler)
-    async def answer(*args: P.args, **kwargs: P.kwargs) -> T:
+    async def answer(*args: Any) -> Any:
         try:
-            return await handler(*args, **kwargs)
+            return await handler(*args)
         except Exception as exc:
             raise fuse_error(exc) from None
 
-    return answer
+    return cast(H, answer)
 
 
 class Operations(pyfuse3.Operations):
