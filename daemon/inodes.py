@@ -22,12 +22,8 @@ from __future__ import annotations
 
 from pyfuse3 import ROOT_INODE
 
-from dlfs.errors import DlfsError
+from dlfs.errors import StaleInode
 from dlfs.view import Node
-
-
-class StaleInode(DlfsError):
-    """The kernel named an inode this daemon has forgotten (``ESTALE``)."""
 
 
 class InodeTable:

@@ -1,9 +1,11 @@
 """pyfuse3 operations: a short adapter per request over :class:`dlfs.view.View`.
 
-Each handler unpacks the request, makes one call to the view, builds the reply and
-maps errors through one table (:data:`ERRNO`). There is no SQL and no filesystem
-logic here; what the kernel is told to cache comes from the nodes the view returns
-(``Node.ttl``, ``Node.cache``).
+Each handler unpacks the request, makes one call to the view and builds the reply.
+Errors are mapped in one place, the :func:`fuse_errors` decorator on every handler
+that can fail: the request answers the errno each :class:`dlfs.errors.DlfsError`
+carries (:func:`errno_of`). There is no SQL and no filesystem logic here; what the
+kernel is told to cache comes from the nodes the view returns (``Node.ttl``,
+``Node.cache``).
 
 What is deliberately *not* implemented by :class:`Operations`, for speed (see
 ``docs/mounting.md``): ``flush`` (the first ``ENOSYS`` makes the kernel stop sending
@@ -15,10 +17,12 @@ draft, adds ``flush`` and ``fsync``: a written file is committed when it is clos
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar, cast
 
 import pyfuse3
 import trio
@@ -32,48 +36,14 @@ from pyfuse3 import (
     StatvfsData,
 )
 
-from dlfs.errors import (
-    AlreadyExists,
-    Ambiguous,
-    Conflict,
-    Corrupt,
-    DlfsError,
-    InvalidInput,
-    IsADirectory,
-    NotADirectory,
-    NotEmpty,
-    NotFound,
-    NotPermitted,
-    NotSupported,
-    ReadOnly,
-    Unavailable,
-)
-from dlfs.view import IO_SIZE, Listing, NameTooLong, NoAttribute, Node, View
+from dlfs.errors import DlfsError, NotFound
+from dlfs.view import IO_SIZE, Listing, Node, View
 
-from .inodes import InodeTable, StaleInode
+from .inodes import InodeTable
 
 log = logging.getLogger(__name__)
 
-ERRNO: dict[type[DlfsError], int] = {
-    NameTooLong: errno.ENAMETOOLONG,
-    NoAttribute: errno.ENODATA,
-    StaleInode: errno.ESTALE,
-    NotFound: errno.ENOENT,
-    ReadOnly: errno.EROFS,
-    NotPermitted: errno.EPERM,
-    NotSupported: errno.EOPNOTSUPP,
-    NotADirectory: errno.ENOTDIR,
-    IsADirectory: errno.EISDIR,
-    NotEmpty: errno.ENOTEMPTY,
-    AlreadyExists: errno.EEXIST,
-    Ambiguous: errno.EINVAL,
-    InvalidInput: errno.EINVAL,
-    Conflict: errno.EBUSY,
-    Corrupt: errno.EIO,
-    Unavailable: errno.EIO,
-    DlfsError: errno.EIO,
-}
-"""The one table from library errors to errno values; the most specific class wins."""
+H = TypeVar("H", bound=Callable[..., Coroutine[Any, Any, Any]])
 
 READ_THREADS = 16
 """At most this many blocking reads (bytes not yet in the page cache, hashing a
@@ -81,13 +51,10 @@ large blob, remote stores) run at once, in worker threads."""
 
 
 def errno_of(exc: BaseException) -> int:
-    """The errno a failed request answers: from :data:`ERRNO`, ``EIO`` otherwise."""
-    if isinstance(exc, FUSEError):
+    """The errno a failed request answers: a :class:`dlfs.errors.DlfsError` names its
+    own (``exc.errno``), a ``FUSEError`` keeps its own, anything else is ``EIO``."""
+    if isinstance(exc, DlfsError | FUSEError):
         return exc.errno
-    for cls in type(exc).__mro__:
-        code = ERRNO.get(cls)
-        if code is not None:
-            return code
     return errno.EIO
 
 
@@ -99,6 +66,23 @@ def fuse_error(exc: BaseException) -> FUSEError:
     if not isinstance(exc, DlfsError):
         log.error("unexpected error in a request", exc_info=exc)
     return FUSEError(errno_of(exc))
+
+
+def fuse_errors(handler: H) -> H:
+    """Decorate a request handler so that whatever it raises reaches pyfuse3 as the
+    ``FUSEError`` of :func:`fuse_error` (chained to nothing: the kernel only sees the
+    errno). The cost is one more coroutine per request, nothing else; arguments are
+    passed on positionally only, as pyfuse3 passes them (``**kwargs`` would cost
+    every request a little more)."""
+
+    @functools.wraps(handler)
+    async def answer(*args: Any) -> Any:
+        try:
+            return await handler(*args)
+        except Exception as exc:
+            raise fuse_error(exc) from None
+
+    return cast(H, answer)
 
 
 class Operations(pyfuse3.Operations):
@@ -135,81 +119,67 @@ class Operations(pyfuse3.Operations):
 
     # -- reading the tree -------------------------------------------------------------
 
+    @fuse_errors
     async def lookup(self, parent_inode: int, name: bytes, ctx: RequestContext) -> EntryAttributes:
-        try:
-            if name == b".":
-                ino = parent_inode
-            elif name == b"..":
-                ino = self.inodes.parent(parent_inode)
-            else:
-                parent = self.inodes.node(parent_inode)
-                try:
-                    node = self.view.lookup(parent, os.fsdecode(name))
-                except NotFound as exc:
-                    if parent.cache and type(exc) is NotFound:
-                        # Immutable folder: let the kernel remember the miss too.
-                        miss = EntryAttributes()
-                        miss.st_ino = 0
-                        miss.entry_timeout = parent.ttl
-                        return miss
-                    raise
-                return self._entry(parent_inode, name, node)
-            node = self.inodes.node(ino)
-            self.inodes.incref(ino)
-            return self._attr(ino, node)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        if name == b".":
+            ino = parent_inode
+        elif name == b"..":
+            ino = self.inodes.parent(parent_inode)
+        else:
+            parent = self.inodes.node(parent_inode)
+            try:
+                node = self.view.lookup(parent, os.fsdecode(name))
+            except NotFound as exc:
+                if parent.cache and type(exc) is NotFound:
+                    # Immutable folder: let the kernel remember the miss too.
+                    miss = EntryAttributes()
+                    miss.st_ino = 0
+                    miss.entry_timeout = parent.ttl
+                    return miss
+                raise
+            return self._entry(parent_inode, name, node)
+        node = self.inodes.node(ino)
+        self.inodes.incref(ino)
+        return self._attr(ino, node)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for ino, n in inode_list:
             self.inodes.forget(ino, n)
 
+    @fuse_errors
     async def getattr(self, inode: int, ctx: RequestContext) -> EntryAttributes:
-        try:
-            node = self.view.getattr(self.inodes.node(inode))
-            self.inodes.update(inode, node)
-            return self._attr(inode, node)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        node = self.view.getattr(self.inodes.node(inode))
+        self.inodes.update(inode, node)
+        return self._attr(inode, node)
 
+    @fuse_errors
     async def readlink(self, inode: int, ctx: RequestContext) -> bytes:
-        try:
-            return os.fsencode(self.view.readlink(self.inodes.node(inode)))
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        return os.fsencode(self.view.readlink(self.inodes.node(inode)))
 
+    @fuse_errors
     async def opendir(self, inode: int, ctx: RequestContext) -> int:
-        try:
-            listing = self.view.listing(self.inodes.node(inode))
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        listing = self.view.listing(self.inodes.node(inode))
         fh = next(self._dir_handles)
         self._dirs[fh] = (inode, listing)
         return fh
 
+    @fuse_errors
     async def readdir(self, fh: int, start_id: int, token: ReaddirToken) -> None:
         inodes = self.inodes
-        try:
-            parent, listing = self._dirs[fh]
-            for next_id, name, node in listing.entries_from(start_id):
-                ino = inodes.assign(parent, name, node)
-                if not pyfuse3.readdir_reply(
-                    token, os.fsencode(name), self._attr(ino, node), next_id
-                ):
-                    inodes.drop_unused(ino)
-                    return
-                inodes.incref(ino)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        parent, listing = self._dirs[fh]
+        for next_id, name, node in listing.entries_from(start_id):
+            ino = inodes.assign(parent, name, node)
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), self._attr(ino, node), next_id):
+                inodes.drop_unused(ino)
+                return
+            inodes.incref(ino)
 
     async def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
 
+    @fuse_errors
     async def statfs(self, ctx: RequestContext) -> StatvfsData:
-        try:
-            stats = self.view.statfs()
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        stats = self.view.statfs()
         out = StatvfsData()
         out.f_bsize = out.f_frsize = stats.block_size
         out.f_blocks = stats.blocks
@@ -221,108 +191,85 @@ class Operations(pyfuse3.Operations):
 
     # -- extended attributes ------------------------------------------------------------
 
+    @fuse_errors
     async def getxattr(self, inode: int, name: bytes, ctx: RequestContext) -> bytes:
-        try:
-            return self.view.getxattr(self.inodes.node(inode), os.fsdecode(name))
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        return self.view.getxattr(self.inodes.node(inode), os.fsdecode(name))
 
+    @fuse_errors
     async def listxattr(self, inode: int, ctx: RequestContext) -> list[bytes]:
-        try:
-            return [os.fsencode(n) for n in self.view.listxattr(self.inodes.node(inode))]
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        return [os.fsencode(n) for n in self.view.listxattr(self.inodes.node(inode))]
 
     # -- reading bytes ------------------------------------------------------------------
 
+    @fuse_errors
     async def open(self, inode: int, flags: int, ctx: RequestContext) -> FileInfo:
-        try:
-            node = self.inodes.node(inode)
-            fh = self.view.open(node, flags)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        node = self.inodes.node(inode)
+        fh = self.view.open(node, flags)
         return FileInfo(fh=fh, keep_cache=node.cache)
 
+    @fuse_errors
     async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]  # pyfuse3 sends any buffer
         view = self.view
-        try:
-            data = view.read_nowait(fh, off, size)
-            if data is None:
-                data = await trio.to_thread.run_sync(
-                    view.read, fh, off, size, limiter=self._limiter
-                )
-            return data
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        data = view.read_nowait(fh, off, size)
+        if data is None:
+            data = await trio.to_thread.run_sync(view.read, fh, off, size, limiter=self._limiter)
+        return data
 
     async def release(self, fh: int) -> None:
         self.view.release(fh)
 
     # -- writing: the view decides (read-only views refuse: EROFS) ---------------------
 
+    @fuse_errors
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
     ) -> tuple[FileInfo, EntryAttributes]:
-        try:
-            parent = self.inodes.node(parent_inode)
-            fh, node = self.view.create(parent, os.fsdecode(name), mode, flags)
-            return FileInfo(fh=fh, keep_cache=False), self._entry(parent_inode, name, node)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        parent = self.inodes.node(parent_inode)
+        fh, node = self.view.create(parent, os.fsdecode(name), mode, flags)
+        return FileInfo(fh=fh, keep_cache=False), self._entry(parent_inode, name, node)
 
+    @fuse_errors
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext
     ) -> EntryAttributes:
-        try:
-            node = self.view.mkdir(self.inodes.node(parent_inode), os.fsdecode(name), mode)
-            return self._entry(parent_inode, name, node)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        node = self.view.mkdir(self.inodes.node(parent_inode), os.fsdecode(name), mode)
+        return self._entry(parent_inode, name, node)
 
+    @fuse_errors
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext
     ) -> EntryAttributes:
-        try:
-            node = self.view.mknod(self.inodes.node(parent_inode), os.fsdecode(name), mode, rdev)
-            return self._entry(parent_inode, name, node)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        node = self.view.mknod(self.inodes.node(parent_inode), os.fsdecode(name), mode, rdev)
+        return self._entry(parent_inode, name, node)
 
+    @fuse_errors
     async def symlink(
         self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext
     ) -> EntryAttributes:
-        try:
-            parent = self.inodes.node(parent_inode)
-            node = self.view.symlink(parent, os.fsdecode(name), os.fsdecode(target))
-            return self._entry(parent_inode, name, node)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        parent = self.inodes.node(parent_inode)
+        node = self.view.symlink(parent, os.fsdecode(name), os.fsdecode(target))
+        return self._entry(parent_inode, name, node)
 
+    @fuse_errors
     async def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext
     ) -> EntryAttributes:
-        try:
-            node = self.view.link(
-                self.inodes.node(inode), self.inodes.node(new_parent_inode), os.fsdecode(new_name)
-            )
-            return self._entry(new_parent_inode, new_name, node)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        node = self.view.link(
+            self.inodes.node(inode), self.inodes.node(new_parent_inode), os.fsdecode(new_name)
+        )
+        return self._entry(new_parent_inode, new_name, node)
 
+    @fuse_errors
     async def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        try:
-            self.view.unlink(self.inodes.node(parent_inode), os.fsdecode(name))
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        self.view.unlink(self.inodes.node(parent_inode), os.fsdecode(name))
         self.inodes.detach(parent_inode, os.fsdecode(name))
 
+    @fuse_errors
     async def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        try:
-            self.view.rmdir(self.inodes.node(parent_inode), os.fsdecode(name))
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        self.view.rmdir(self.inodes.node(parent_inode), os.fsdecode(name))
         self.inodes.detach(parent_inode, os.fsdecode(name))
 
+    @fuse_errors
     async def rename(
         self,
         parent_inode_old: int,
@@ -332,20 +279,18 @@ class Operations(pyfuse3.Operations):
         flags: int,
         ctx: RequestContext,
     ) -> None:
-        try:
-            self.view.rename(
-                self.inodes.node(parent_inode_old),
-                os.fsdecode(name_old),
-                self.inodes.node(parent_inode_new),
-                os.fsdecode(name_new),
-                flags,
-            )
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        self.view.rename(
+            self.inodes.node(parent_inode_old),
+            os.fsdecode(name_old),
+            self.inodes.node(parent_inode_new),
+            os.fsdecode(name_new),
+            flags,
+        )
         self.inodes.rename(
             parent_inode_old, os.fsdecode(name_old), parent_inode_new, os.fsdecode(name_new)
         )
 
+    @fuse_errors
     async def setattr(
         self,
         inode: int,
@@ -354,52 +299,39 @@ class Operations(pyfuse3.Operations):
         fh: int | None,
         ctx: RequestContext,
     ) -> EntryAttributes:
-        try:
-            node = self.view.setattr(
-                self.inodes.node(inode),
-                size=attr.st_size if fields.update_size else None,
-                mode=attr.st_mode if fields.update_mode else None,
-                mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
-            )
-            self.inodes.update(inode, node)
-            return self._attr(inode, node)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        node = self.view.setattr(
+            self.inodes.node(inode),
+            size=attr.st_size if fields.update_size else None,
+            mode=attr.st_mode if fields.update_mode else None,
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+        )
+        self.inodes.update(inode, node)
+        return self._attr(inode, node)
 
+    @fuse_errors
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        try:
-            return self.view.write(fh, off, buf)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        return self.view.write(fh, off, buf)
 
+    @fuse_errors
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:
-        try:
-            self.view.setxattr(self.inodes.node(inode), os.fsdecode(name), value)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        self.view.setxattr(self.inodes.node(inode), os.fsdecode(name), value)
 
+    @fuse_errors
     async def removexattr(self, inode: int, name: bytes, ctx: RequestContext) -> None:
-        try:
-            self.view.removexattr(self.inodes.node(inode), os.fsdecode(name))
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        self.view.removexattr(self.inodes.node(inode), os.fsdecode(name))
 
 
 class WritableOperations(Operations):
     """The operations of a writable draft: :class:`Operations` plus ``flush`` (every
     ``close``) and ``fsync``, where the view commits a written file."""
 
+    @fuse_errors
     async def flush(self, fh: int) -> None:
-        try:
-            self.view.flush(fh)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        self.view.flush(fh)
 
+    @fuse_errors
     async def fsync(self, fh: int, datasync: bool) -> None:
-        try:
-            self.view.fsync(fh, datasync)
-        except Exception as exc:
-            raise fuse_error(exc) from None
+        self.view.fsync(fh, datasync)
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         return  # folder changes are committed before their request is answered

@@ -1,77 +1,160 @@
 """The dlfs exception tree.
 
 Every failure the library reports is a :class:`DlfsError`; callers catch the subclass
-that matches what they can handle. The daemon maps each subclass to one errno in a
-single table, the CLI prints ``dlfs: error: <message>`` and exits 1.
+that matches what they can handle. Each class carries the errno it stands for as the
+class attribute ``errno`` (Mountpoint-S3's ``ToErrno``), so every edge derives its
+answer from the error itself: the daemon replies ``FUSEError(exc.errno)``, the fsspec
+filesystem raises ``OSError(exc.errno, ...)``, the CLI prints ``dlfs: error:
+<message>`` and exits 1. A subclass inherits its parent's errno unless it names its
+own.
 
-    DlfsError
-    ├── NotFound        a dataset, version, ref, path or blob that does not exist
-    ├── Ambiguous       a ref or name that matches more than one thing
-    ├── AlreadyExists   creating something whose name is taken
-    ├── InvalidInput    a bad name, path, tag, JSON value or argument
-    ├── ReadOnly        writing to a published version
-    ├── NotPermitted    an operation dlfs never allows (hard links, symlinks in drafts)
-    ├── NotSupported    an extended attribute or flag dlfs does not keep
-    ├── Conflict        an operation the current state forbids (non-empty folder,
-    │                   publishing twice, a busy mount, different label recipes...)
-    ├── Corrupt         bytes that fail their hash check, or a damaged catalog
-    └── Unavailable     storage that cannot be reached after bounded retries
+    DlfsError                   EIO           anything not more specific below
+    ├── NotFound                ENOENT        a dataset, version, ref, path or blob that
+    │   │                                     does not exist
+    │   └── NoAttribute         ENODATA       no extended attribute of that name
+    ├── Ambiguous               EINVAL        a ref or name that matches more than one thing
+    ├── AlreadyExists           EEXIST        creating something whose name is taken
+    ├── InvalidInput            EINVAL        a bad name, path, tag, JSON value or argument
+    │   └── NameTooLong         ENAMETOOLONG  a name over 255 bytes
+    ├── ReadOnly                EROFS         writing to a published version
+    ├── NotPermitted            EPERM         an operation dlfs never allows (hard links,
+    │                                         symlinks in drafts)
+    ├── NotSupported            EOPNOTSUPP    an extended attribute or flag dlfs does not keep
+    ├── Conflict                EBUSY         an operation the current state forbids
+    │   │                                     (publishing twice, a busy mount, different
+    │   │                                     label recipes...)
+    │   ├── NotEmpty            ENOTEMPTY     a folder or dataset that must be empty is not
+    │   ├── NotADirectory       ENOTDIR       a path used as a folder names a file
+    │   └── IsADirectory        EISDIR        a path used as a file names a folder
+    ├── StaleInode              ESTALE        the kernel named an inode the daemon forgot
+    ├── Corrupt                 EIO           bytes that fail their hash check, or a
+    │   │                                     damaged catalog
+    │   └── BadBody             EIO           fetched bytes damaged in transit (retried)
+    └── Unavailable             EIO           storage that cannot be reached after bounded
+        │                                     retries
+        └── TemporaryFailure    EIO           a remote failure that may pass (retried)
+
+:class:`TemporaryFailure` and :class:`BadBody` are raised by the raw remote stores and
+retried by :mod:`dlfs.stores.retry`; what escapes the retries is plain
+:class:`Unavailable` or :class:`Corrupt`.
 """
 
 from __future__ import annotations
+
+import errno
+from typing import ClassVar
 
 
 class DlfsError(Exception):
     """Base of every error dlfs raises on purpose; ``str(err)`` is one clear line."""
 
+    errno: ClassVar[int] = errno.EIO
+    """The errno this error stands for at the filesystem edges."""
+
 
 class NotFound(DlfsError):
     """The named dataset, version, ref, path or blob does not exist."""
+
+    errno = errno.ENOENT
+
+
+class NoAttribute(NotFound):
+    """The node has no extended attribute of that name (``ENODATA``)."""
+
+    errno = errno.ENODATA
 
 
 class Ambiguous(DlfsError):
     """A ref, prefix or name matches more than one object."""
 
+    errno = errno.EINVAL
+
 
 class AlreadyExists(DlfsError):
     """The name is already taken."""
+
+    errno = errno.EEXIST
 
 
 class InvalidInput(DlfsError):
     """A name, path, tag, JSON document or argument is malformed."""
 
+    errno = errno.EINVAL
+
+
+class NameTooLong(InvalidInput):
+    """A name longer than 255 bytes was looked up or made (``ENAMETOOLONG``)."""
+
+    errno = errno.ENAMETOOLONG
+
 
 class ReadOnly(DlfsError):
     """The target is a published version, which never changes."""
+
+    errno = errno.EROFS
 
 
 class NotPermitted(DlfsError):
     """The operation is never allowed on this kind of object (hard links, symlinks)."""
 
+    errno = errno.EPERM
+
 
 class NotSupported(DlfsError):
     """dlfs does not keep this (an extended attribute outside ``user.dlfs.``, a flag)."""
+
+    errno = errno.EOPNOTSUPP
 
 
 class Conflict(DlfsError):
     """The operation is not allowed in the current state."""
 
+    errno = errno.EBUSY
+
 
 class NotEmpty(Conflict):
     """A folder or dataset that must be empty is not."""
+
+    errno = errno.ENOTEMPTY
 
 
 class NotADirectory(Conflict):
     """A path used as a folder names a file."""
 
+    errno = errno.ENOTDIR
+
 
 class IsADirectory(Conflict):
     """A path used as a file names a folder."""
+
+    errno = errno.EISDIR
+
+
+class StaleInode(DlfsError):
+    """The kernel named an inode the daemon has forgotten (``ESTALE``)."""
+
+    errno = errno.ESTALE
 
 
 class Corrupt(DlfsError):
     """Stored bytes or records fail their integrity check."""
 
+    errno = errno.EIO
+
+
+class BadBody(Corrupt):
+    """Fetched bytes failed their length or hash check (likely damaged in transit);
+    :mod:`dlfs.stores.retry` fetches them again, and reports :class:`Corrupt` if they
+    keep failing."""
+
 
 class Unavailable(DlfsError):
     """A store could not be reached after bounded retries."""
+
+    errno = errno.EIO
+
+
+class TemporaryFailure(Unavailable):
+    """A failure that may go away by itself: connection, timeout, 5xx, short body;
+    :mod:`dlfs.stores.retry` tries again, and reports :class:`Unavailable` once its
+    deadline has passed."""

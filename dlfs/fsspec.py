@@ -26,12 +26,15 @@ is closed (like ``dlfs add``: a file that replaces another keeps its lineage,
 metadata and annotations); ``rm``, ``mkdir``, ``mv`` and ``cp`` (a pointer copy)
 work on a draft too.
 
-Errors are the ``OSError`` subclasses fsspec users expect, each chained to the
-:class:`dlfs.DlfsError` behind it: :class:`FileNotFoundError` (also for an unknown
-dataset or ref), :class:`IsADirectoryError`, :class:`NotADirectoryError`,
-:class:`FileExistsError`, :class:`PermissionError` (``EROFS``), ``OSError(ENOTEMPTY)``
-and ``OSError(EIO)`` for bytes that fail their hash check or storage that cannot be
-reached.
+Errors are ``OSError`` exceptions with the errno the :class:`dlfs.DlfsError` behind them
+carries (the daemon answers the same errno), each chained to that error
+(:func:`os_error`): :class:`FileNotFoundError` (also for an unknown dataset or ref),
+:class:`IsADirectoryError`, :class:`NotADirectoryError`, :class:`FileExistsError`,
+:class:`PermissionError` (``EROFS`` for a published version, ``EPERM``),
+``OSError(ENOTEMPTY)``, ``OSError(EBUSY)`` for a state that forbids the operation,
+``OSError(EIO)`` for bytes that fail their hash check or storage that cannot be
+reached, and :class:`InvalidArgumentError` (``EINVAL``, also a ``ValueError``) for
+a malformed or ambiguous ref.
 """
 
 from __future__ import annotations
@@ -50,55 +53,46 @@ import fsspec
 from fsspec.spec import AbstractFileSystem
 
 from dlfs.api import Catalog, Entry
-from dlfs.errors import (
-    AlreadyExists,
-    Corrupt,
-    DlfsError,
-    IsADirectory,
-    NotADirectory,
-    NotEmpty,
-    NotFound,
-    NotPermitted,
-    NotSupported,
-    ReadOnly,
-    Unavailable,
-)
+from dlfs.errors import AlreadyExists, Ambiguous, DlfsError, InvalidInput, ReadOnly
 from dlfs.home import Home
 from dlfs.reader import VersionFile
 
-__all__ = ["DlfsFileSystem"]
+__all__ = ["DlfsFileSystem", "InvalidArgumentError", "os_error"]
 
 PROTOCOL = "dlfs"
 
 
+class InvalidArgumentError(OSError, ValueError):
+    """Bad input (a malformed or ambiguous ref, a bad name): an ``OSError`` with the
+    errno of the :class:`dlfs.DlfsError` behind it (``EINVAL``), and a
+    :class:`ValueError` too, as Python's own ``io.UnsupportedOperation`` is, so
+    callers that catch either keep working."""
+
+
 @contextlib.contextmanager
 def _os_errors(path: str) -> Iterator[None]:
-    """Map :class:`DlfsError` to the ``OSError`` subclasses fsspec callers expect."""
+    """Map :class:`DlfsError` to the ``OSError`` fsspec callers expect, chained."""
     try:
         yield
     except DlfsError as exc:
-        raise _os_error(exc, path) from exc
+        raise os_error(exc, path) from exc
 
 
-def _os_error(exc: DlfsError, path: str) -> Exception:
-    message = str(exc)
-    table: list[tuple[type[DlfsError], type[OSError], int]] = [
-        (NotFound, FileNotFoundError, errno.ENOENT),
-        (IsADirectory, IsADirectoryError, errno.EISDIR),
-        (NotADirectory, NotADirectoryError, errno.ENOTDIR),
-        (NotEmpty, OSError, errno.ENOTEMPTY),
-        (AlreadyExists, FileExistsError, errno.EEXIST),
-        (ReadOnly, PermissionError, errno.EROFS),
-        (NotPermitted, PermissionError, errno.EPERM),
-        (NotSupported, OSError, errno.ENOTSUP),
-        (Corrupt, OSError, errno.EIO),
-        (Unavailable, OSError, errno.EIO),
-    ]
-    for kind, error, code in table:
-        if isinstance(exc, kind):
-            return error(code, message, path)
-    # A malformed or ambiguous ref, a draft state that forbids the operation...
-    return ValueError(f"{path}: {message}")
+def os_error(exc: DlfsError, path: str) -> OSError:
+    """The ``OSError`` for ``exc`` at ``path``, with the errno ``exc`` carries.
+
+    Python picks the subclass by errno (``ENOENT``: :class:`FileNotFoundError`,
+    ``EEXIST``: :class:`FileExistsError`, ``EPERM``: :class:`PermissionError`...).
+    Two deliberate choices on top: writing to a published version
+    (:class:`dlfs.ReadOnly`, ``EROFS``) is a :class:`PermissionError`, and bad input
+    (:class:`dlfs.InvalidInput`, :class:`dlfs.Ambiguous`) an
+    :class:`InvalidArgumentError`, also a :class:`ValueError`.
+    """
+    if isinstance(exc, ReadOnly):
+        return PermissionError(exc.errno, str(exc), path)
+    if isinstance(exc, InvalidInput | Ambiguous):
+        return InvalidArgumentError(exc.errno, str(exc), path)
+    return OSError(exc.errno, str(exc), path)
 
 
 class _DraftWriter(io.BytesIO):

@@ -81,6 +81,8 @@ from dlfs.errors import (
     Corrupt,
     InvalidInput,
     IsADirectory,
+    NameTooLong,
+    NoAttribute,
     NotADirectory,
     NotFound,
     ReadOnly,
@@ -161,14 +163,6 @@ X_STATE = "user.dlfs.state"
 X_DATASET = "user.dlfs.dataset"
 FILE_XATTRS = (X_ITEM, X_BLOB, X_METADATA, X_ANNOTATIONS)
 VERSION_XATTRS = (X_VERSION, X_STATE, X_DATASET)
-
-
-class NameTooLong(InvalidInput):
-    """A name longer than 255 bytes was looked up (``ENAMETOOLONG``)."""
-
-
-class NoAttribute(NotFound):
-    """The node has no extended attribute of that name (``ENODATA``)."""
 
 
 class Role(IntEnum):

@@ -217,8 +217,8 @@ def test_upload_failures(
 def test_retry_policy() -> None:
     """Temporary failures are retried until the deadline, permanent ones are not;
     after giving up, the next call makes one attempt only (cooldown)."""
-    from dlfs.errors import NotFound
-    from dlfs.stores.retry import BadBody, RetryPolicy, TemporaryFailure
+    from dlfs.errors import BadBody, NotFound, TemporaryFailure
+    from dlfs.stores.retry import RetryPolicy
 
     policy = RetryPolicy(timeout=0.6, attempt_timeout=0.1, cooldown=0.3)
     calls: list[int] = []

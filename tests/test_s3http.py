@@ -12,8 +12,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from dlfs.errors import Corrupt, NotFound
-from dlfs.stores.retry import TemporaryFailure
+from dlfs.errors import Corrupt, NotFound, TemporaryFailure
 from dlfs.stores.s3http import Credentials, SignedGetter, fast_get_enabled
 
 KEYS = [

@@ -16,6 +16,8 @@ from dlfs import Catalog, view
 from dlfs.errors import (
     Corrupt,
     IsADirectory,
+    NameTooLong,
+    NoAttribute,
     NotADirectory,
     NotFound,
     ReadOnly,
@@ -24,7 +26,7 @@ from dlfs.errors import (
 from dlfs.home import Home
 from dlfs.stores.base import BlobStore
 from dlfs.stores.local import LocalStore
-from dlfs.view import NameTooLong, NoAttribute, Node, Role, View, open_view
+from dlfs.view import Node, Role, View, open_view
 
 META = {"label": "cat", "score": 0.75}
 ANNOTATIONS = [{"type": "box", "coords": [1, 2, 3, 4]}]

@@ -42,11 +42,10 @@ from typing import TYPE_CHECKING, Any
 
 from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
-from dlfs.errors import AlreadyExists, Conflict, Corrupt, InvalidInput, NotFound
+from dlfs.errors import AlreadyExists, BadBody, Conflict, Corrupt, InvalidInput, NotFound
 from dlfs.names import check_dataset_name, check_user_tag
 from dlfs.objects import VERSION_ID_RE, blob_id, canonical_json, item_id, tree_id
 from dlfs.stores.base import BlobStore
-from dlfs.stores.retry import BadBody
 from dlfs.stores.urls import is_linked
 
 if TYPE_CHECKING:

@@ -38,13 +38,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dlfs.errors import Conflict, Corrupt, InvalidInput, NotFound, Unavailable
+from dlfs.errors import BadBody, Conflict, Corrupt, InvalidInput, NotFound, Unavailable
 from dlfs.objects import BLOB_ID_RE, blob_id, canonical_json
 from dlfs.stores.base import IngestBatch
 from dlfs.stores.blockcache import BlockCache
 from dlfs.stores.cache import DEFAULT_READAHEAD, CachedReader, CachedStore, Plan
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE
-from dlfs.stores.retry import BadBody, RetryPolicy, retrying
+from dlfs.stores.retry import RetryPolicy, retrying
 from dlfs.stores.urls import LINKED, S3Url, is_linked, linked_url, parse_s3_url
 
 if TYPE_CHECKING:

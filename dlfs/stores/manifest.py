@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlfs.errors import BadBody
 from dlfs.objects import blob_id, canonical_json, new_hasher
-from dlfs.stores.retry import BadBody
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "BlockHasher", "Manifest", "hash_file_blocks"]
 

@@ -3,8 +3,9 @@
 Remote stores fail in two ways: *temporarily* (a refused or reset connection, a
 timeout, an HTTP 500 or 503, a body cut short or with a flipped byte) and *for good*
 (no such bucket, access denied, an object that changed underneath a linked item).
-The raw store raises :class:`TemporaryFailure` or :class:`BadBody` for the first kind,
-any other :class:`dlfs.errors.DlfsError` for the second; :func:`is_temp_failure`
+The raw store raises :class:`dlfs.errors.TemporaryFailure` or
+:class:`dlfs.errors.BadBody` for the first kind, any other
+:class:`dlfs.errors.DlfsError` for the second; :func:`is_temp_failure`
 tells them apart and :class:`RetryPolicy` retries only the first, as S3QL's
 ``retry`` decorator does.
 
@@ -20,7 +21,7 @@ calls in that window make a single attempt, so a reader walking many uncached fi
 a dead endpoint gets its errors at once instead of one timeout per file, while what
 is cached keeps being served by the layer above.
 
-    DlfsError
+    DlfsError                  (all in dlfs.errors)
     ├── Unavailable
     │   └── TemporaryFailure   retried; after the deadline becomes Unavailable
     └── Corrupt
@@ -38,20 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
-from dlfs.errors import Corrupt, Unavailable
+from dlfs.errors import BadBody, Corrupt, TemporaryFailure, Unavailable
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class TemporaryFailure(Unavailable):
-    """A failure that may go away by itself: connection, timeout, 5xx, short body."""
-
-
-class BadBody(Corrupt):
-    """Fetched bytes failed their length or hash check (likely damaged in transit)."""
 
 
 def is_temp_failure(exc: BaseException) -> bool:

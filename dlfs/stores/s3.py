@@ -50,12 +50,20 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from dlfs.errors import Corrupt, DlfsError, InvalidInput, NotFound, Unavailable
+from dlfs.errors import (
+    BadBody,
+    Corrupt,
+    DlfsError,
+    InvalidInput,
+    NotFound,
+    TemporaryFailure,
+    Unavailable,
+)
 from dlfs.stores.base import IngestBatch, StagingFolder, clear_dead_staging
 from dlfs.stores.blockcache import BlockCache
 from dlfs.stores.cache import DEFAULT_READAHEAD, CachedReader, CachedStore
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash_file_blocks
-from dlfs.stores.retry import BadBody, RetryPolicy, TemporaryFailure, retrying
+from dlfs.stores.retry import RetryPolicy, retrying
 from dlfs.stores.s3blocks import S3Blocks
 from dlfs.stores.s3http import SignedGetter, fast_get_enabled, frozen, read_body
 from dlfs.stores.urls import S3Url, parse_s3_url

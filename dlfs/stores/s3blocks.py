@@ -17,12 +17,12 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from dlfs.errors import Corrupt, InvalidInput, NotFound, Unavailable
+from dlfs.errors import BadBody, Corrupt, InvalidInput, NotFound, Unavailable
 from dlfs.objects import BLOB_ID_RE, blob_id
 from dlfs.stores.blockcache import BlockCache
 from dlfs.stores.cache import Plan
 from dlfs.stores.manifest import Manifest
-from dlfs.stores.retry import BadBody, retrying
+from dlfs.stores.retry import retrying
 
 if TYPE_CHECKING:
     from dlfs.stores.s3 import ObjectInfo, S3Store

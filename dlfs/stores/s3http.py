@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from dlfs.errors import Corrupt, NotFound, Unavailable
-from dlfs.stores.retry import TemporaryFailure
+from dlfs.errors import Corrupt, NotFound, TemporaryFailure, Unavailable
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 """The payload hash of a GET (no body), as botocore signs it."""

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 import trio
-from dlfsd.inodes import InodeTable, StaleInode
+from dlfsd.inodes import InodeTable
 from dlfsd.ops import Operations, errno_of
 from pyfuse3 import ROOT_INODE, FUSEError
 
 from dlfs import errors
+from dlfs.errors import NameTooLong, NoAttribute, StaleInode
 from dlfs.home import Home
-from dlfs.view import CACHE_TTL, NameTooLong, NoAttribute, open_view
+from dlfs.view import CACHE_TTL, open_view
 
 
 @pytest.fixture
