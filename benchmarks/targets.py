@@ -227,8 +227,8 @@ def _import_code_digest() -> str:
 
     root = Path(dlfs.__file__).parent
     digest = hashlib.sha256()
-    files = [root / "catalog.py", root / "objects.py", root / "ops" / "importer.py"]
-    files += sorted((root / "stores").glob("*.py"))
+    files = [root / "objects.py", root / "ops" / "importer.py"]
+    files += sorted((root / "catalog").glob("*.py")) + sorted((root / "stores").glob("*.py"))
     for path in files:
         if path.exists():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())

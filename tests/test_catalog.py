@@ -1,16 +1,22 @@
-"""The catalog file: private, WAL, versioned schema with migrations."""
+"""The catalog file: private, WAL, versioned schema with migrations; a damaged or
+unreachable file reported as Corrupt or Unavailable."""
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
 
-from dlfs import Catalog
+from dlfs import Catalog, mounts
 from dlfs.catalog import MIGRATIONS, SCHEMA_VERSION, CatalogDB
-from dlfs.errors import Corrupt
+from dlfs.errors import Corrupt, Unavailable
+from dlfs.home import Home
+from tests.conftest import Cli
+from tests.fs.fsutil import FUSE_OK, Mounter
 
 
 def mode(path: Path) -> int:
@@ -56,3 +62,141 @@ def test_a_failed_transaction_leaves_nothing(catalog: Catalog) -> None:
         catalog.db.dataset_insert("ghost", "plain", "", None, "local", "{}", "[]", "[]")
         raise RuntimeError("boom")
     assert catalog.db.dataset_by_name("ghost") is None
+
+
+# -- a damaged or unreachable catalog: Corrupt and Unavailable, never sqlite3 ----------
+
+
+PAGE = 4096
+
+
+def _published(catalog: Catalog, sample: Path) -> str:
+    catalog.create_dataset("cats")
+    catalog.add("cats", [sample])
+    return catalog.publish("cats").ref
+
+
+def _root_page(path: Path, table: str) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        (page,) = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)
+        ).fetchone()
+        return int(page)
+    finally:
+        conn.close()
+
+
+def _overwrite(path: Path, offset: int, nbytes: int) -> None:
+    with path.open("r+b") as f:
+        f.seek(offset)
+        f.write(bytes([0xA5]) * nbytes)
+
+
+def _damage_table(path: Path, table: str) -> None:
+    """Garbage over the root page of ``table`` (1-based page numbers); the header and
+    the schema on page 1 stay intact, so the file still opens."""
+    page = _root_page(path, table)
+    assert page > 1
+    _overwrite(path, (page - 1) * PAGE, PAGE)
+
+
+def _closed_catalog(catalog: Catalog, sample: Path, home: Path) -> tuple[Path, str]:
+    ref = _published(catalog, sample)
+    catalog.close()  # the last connection checkpoints the WAL into catalog.db
+    path = home / "catalog.db"
+    assert not Path(f"{path}-wal").exists()
+    return path, ref
+
+
+def test_damaged_pages_make_a_query_corrupt(catalog: Catalog, home: Path, sample: Path) -> None:
+    path, ref = _closed_catalog(catalog, sample, home)
+    _damage_table(path, "tree_entries")
+    db = CatalogDB(path, readonly=True)
+    try:
+        version = db.version_get(ref.split("@")[1])  # another table: still readable
+        assert version is not None
+        with pytest.raises(Corrupt, match=r"^catalog .*catalog\.db is damaged: ") as info:
+            db.entries(version["root"])
+        assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+        with pytest.raises(Corrupt):
+            db.entry(version["root"], "cat.jpg")
+    finally:
+        db.close()
+
+
+def test_garbage_over_the_header_is_corrupt(catalog: Catalog, home: Path, sample: Path) -> None:
+    path, _ref = _closed_catalog(catalog, sample, home)
+    _overwrite(path, 0, 100)
+    for readonly in (True, False):
+        with pytest.raises(Corrupt, match="is damaged: file is not a database") as info:
+            CatalogDB(path, readonly=readonly).datasets()
+        assert type(info.value.__cause__) is sqlite3.DatabaseError
+
+
+@pytest.mark.parametrize("damage", ["header", "pages"])
+def test_the_cli_on_a_damaged_catalog_prints_one_line(
+    catalog: Catalog, home: Path, sample: Path, cli: Cli, damage: str
+) -> None:
+    path, ref = _closed_catalog(catalog, sample, home)
+    if damage == "header":
+        _overwrite(path, 0, 100)
+    else:
+        _damage_table(path, "tree_entries")
+    res = cli("ls", ref, ok=False)
+    assert res.code == 1
+    assert "Traceback" not in res.err
+    assert res.err.count("\n") == 1 and res.err.startswith("dlfs: error: catalog "), res.err
+    assert "is damaged" in res.err
+
+
+def test_a_locked_catalog_is_unavailable(catalog: Catalog, home: Path) -> None:
+    other = sqlite3.connect(home / "catalog.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process is writing
+    try:
+        catalog.db.conn.execute("PRAGMA busy_timeout=0")  # fail now, not in 30 s
+        with pytest.raises(Unavailable, match="is unreachable: database is locked") as info:
+            catalog.db.dataset_insert("ghost", "plain", "", None, "local", "{}", "[]", "[]")
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        with pytest.raises(Unavailable, match="is busy"), catalog.db.transaction():
+            pass
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert catalog.db.dataset_by_name("ghost") is None
+
+
+def test_an_unopenable_catalog_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(Unavailable, match="cannot open catalog"):
+        CatalogDB(tmp_path / "missing" / "catalog.db", readonly=True)
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(Unavailable, match="cannot open catalog"):
+        CatalogDB(tmp_path / "dir.db")
+
+
+def test_a_constraint_violation_is_left_as_it_is(catalog: Catalog) -> None:
+    # a bug in dlfs, not a damaged file: not mapped to Corrupt or Unavailable
+    catalog.db.dataset_insert("cats", "plain", "", None, "local", "{}", "[]", "[]")
+    with pytest.raises(sqlite3.IntegrityError):
+        catalog.db.dataset_insert("cats", "plain", "", None, "local", "{}", "[]", "[]")
+
+
+@pytest.mark.fuse
+@pytest.mark.skipif(not FUSE_OK, reason="needs /dev/fuse and fusermount3")
+def test_a_mount_of_a_damaged_catalog_answers_eio(
+    catalog: Catalog, home: Path, sample: Path, tmp_path: Path
+) -> None:
+    ref = _published(catalog, sample)
+    catalog.close()
+    path = home / "catalog.db"
+    mounter = Mounter(home)
+    try:
+        m = mounter(ref, tmp_path / "mnt")
+        _damage_table(path, "tree_entries")  # under the running daemon
+        with pytest.raises(OSError) as info:
+            os.listdir(m.path / "train")
+        assert info.value.errno == errno.EIO
+        log = mounts.log_path(Home.at(home), m.path).read_text()
+        assert "unexpected error" not in log
+    finally:
+        mounter.cleanup()  # also fails the test if the daemon logged a traceback

@@ -1,0 +1,131 @@
+"""The one SQL schema of the catalog, its version number and the migrations.
+
+``PRAGMA user_version`` holds the schema version of a file; :data:`MIGRATIONS` lists
+named steps that bring an older file up to date. :meth:`CatalogDB.migrate
+<dlfs.catalog.database.CatalogCore.migrate>` runs each step in its own transaction.
+A new table or column is a new step appended here; a released step is never edited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+SCHEMA_V1 = """
+CREATE TABLE datasets(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL DEFAULT 'plain',
+    description TEXT NOT NULL DEFAULT '',
+    labels TEXT,
+    storage TEXT NOT NULL DEFAULT 'local',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    tags TEXT NOT NULL DEFAULT '[]',
+    sources TEXT NOT NULL DEFAULT '[]',
+    next_auto INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE TABLE versions(
+    id TEXT PRIMARY KEY,
+    dataset INTEGER NOT NULL REFERENCES datasets(id),
+    state TEXT NOT NULL CHECK (state IN ('draft', 'published')),
+    name TEXT,
+    root TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    comment TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    published_at REAL,
+    UNIQUE (dataset, name)
+);
+CREATE INDEX versions_dataset ON versions(dataset, created_at);
+CREATE TABLE version_parents(
+    version TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    parent TEXT NOT NULL,
+    PRIMARY KEY (version, pos)
+) WITHOUT ROWID;
+CREATE INDEX version_parents_parent ON version_parents(parent);
+CREATE TABLE tags(
+    dataset INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    version TEXT NOT NULL,
+    auto INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (dataset, tag)
+) WITHOUT ROWID;
+CREATE INDEX tags_version ON tags(version);
+CREATE TABLE items(
+    id TEXT PRIMARY KEY,
+    origin TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    annotations TEXT NOT NULL DEFAULT '[]'
+) WITHOUT ROWID;
+CREATE INDEX items_blob ON items(blob);
+CREATE TABLE tree_entries(
+    tree TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    ref TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tree, name)
+) WITHOUT ROWID;
+CREATE TABLE trees(
+    id TEXT PRIMARY KEY,
+    files INTEGER,
+    bytes INTEGER,
+    draft TEXT
+) WITHOUT ROWID;
+CREATE INDEX trees_draft ON trees(draft) WHERE draft IS NOT NULL;
+CREATE TABLE blobs(
+    id TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    store TEXT NOT NULL DEFAULT 'local'
+) WITHOUT ROWID;
+"""
+
+
+def _run_script(db: sqlite_utils.Database, script: str) -> None:
+    # executescript() would COMMIT the migration's transaction first; run statements one by one.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.conn.execute(statement)
+
+
+def _migrate_v1(db: sqlite_utils.Database) -> None:
+    _run_script(db, SCHEMA_V1)
+
+
+SCHEMA_V2 = """
+CREATE TABLE external_objects(
+    blob TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    version_id TEXT,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX external_objects_key ON external_objects(bucket, key);
+CREATE TRIGGER blobs_forget_external AFTER DELETE ON blobs BEGIN
+    DELETE FROM external_objects WHERE blob = old.id;
+END
+"""
+
+
+def _migrate_v2(db: sqlite_utils.Database) -> None:
+    # Linked objects: what a linked blob id stands for (dlfs.stores.linked). The
+    # trigger's body holds a ';', so the script is not split on it.
+    table, trigger = SCHEMA_V2.split("CREATE TRIGGER")
+    _run_script(db, table)
+    db.conn.execute("CREATE TRIGGER" + trigger)
+
+
+# (schema version reached, name, step). Append; never edit a released step.
+MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
+    (1, "initial schema", _migrate_v1),
+    (2, "linked objects", _migrate_v2),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]

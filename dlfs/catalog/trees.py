@@ -1,0 +1,206 @@
+"""Queries on folders: entries of one tree, trees and their totals, whole subtrees.
+
+``tree_entries`` is ``WITHOUT ROWID`` with primary key ``(tree, name)``, so
+:meth:`TreeQueries.entry` is one index probe and :meth:`TreeQueries.entries_after`
+one index range: the daemon asks them per request. A tree id starting with ``~`` is
+a draft's mutable folder (``trees.draft`` names its owner).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dlfs.catalog.database import CatalogCore, Row
+
+_ITEM_COLS = "i.blob AS blob, i.mtime AS mtime, i.origin AS origin"
+
+
+class TreeQueries(CatalogCore):
+    """Rows of ``tree_entries`` and ``trees``."""
+
+    # -- entries of one folder --------------------------------------------------
+
+    def entry(self, tree: str, name: str) -> Row | None:
+        """One entry of a folder with its item's blob, mtime and origin (files)."""
+        return self._one(
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e"
+            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            " WHERE e.tree = ? AND e.name = ?",
+            (tree, name),
+        )
+
+    def entries(self, tree: str) -> list[Row]:
+        """The entries of a folder in name order, with item blob, mtime and origin."""
+        return self._all(
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e"
+            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            " WHERE e.tree = ? ORDER BY e.name",
+            (tree,),
+        )
+
+    def entries_after(self, tree: str, after: str, limit: int) -> list[Row]:
+        """Up to ``limit`` entries of a folder whose names sort after ``after``."""
+        return self._all(
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e"
+            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            " WHERE e.tree = ? AND e.name > ? ORDER BY e.name LIMIT ?",
+            (tree, after, limit),
+        )
+
+    def entry_count(self, tree: str) -> int:
+        """How many entries a folder has."""
+        row = self._one("SELECT count(*) FROM tree_entries WHERE tree = ?", (tree,))
+        return int(row[0]) if row else 0
+
+    def raw_entries(self, tree: str) -> list[tuple[str, int, str, int]]:
+        """The ``(name, kind, ref, size)`` entries of a folder, unjoined."""
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self._all(
+                "SELECT name, kind, ref, size FROM tree_entries WHERE tree = ? ORDER BY name",
+                (tree,),
+            )
+        ]
+
+    def entries_with_items(self, tree: str) -> list[Row]:
+        """The entries of a folder in name order, files with their whole item.
+
+        Rows ``(name, kind, ref, size, origin, blob, mtime, metadata, annotations)``;
+        the item columns are NULL for folders.
+        """
+        return self._all(
+            "SELECT e.name, e.kind, e.ref, e.size, i.origin, i.blob, i.mtime,"
+            " i.metadata, i.annotations FROM tree_entries e"
+            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            " WHERE e.tree = ? ORDER BY e.name",
+            (tree,),
+        )
+
+    def entries_put(self, tree: str, entries: Iterable[tuple[str, int, str, int]]) -> None:
+        """Insert or replace ``(name, kind, ref, size)`` entries of a folder."""
+        self._many(
+            "INSERT OR REPLACE INTO tree_entries(tree, name, kind, ref, size) VALUES (?,?,?,?,?)",
+            [(tree, *e) for e in entries],
+        )
+
+    def entry_delete(self, tree: str, name: str) -> None:
+        """Remove one entry of a folder."""
+        self._run("DELETE FROM tree_entries WHERE tree = ? AND name = ?", (tree, name))
+
+    # -- trees ------------------------------------------------------------------
+
+    def tree_copy(self, src: str, dst: str) -> None:
+        """Copy every entry of folder ``src`` into folder ``dst``."""
+        self._run(
+            "INSERT INTO tree_entries(tree, name, kind, ref, size)"
+            " SELECT ?, name, kind, ref, size FROM tree_entries WHERE tree = ?",
+            (dst, src),
+        )
+
+    def tree_exists(self, tree: str) -> bool:
+        """True when the catalog knows this tree id."""
+        return self._one("SELECT 1 FROM trees WHERE id = ?", (tree,)) is not None
+
+    def tree_register(
+        self, tree: str, files: int | None, nbytes: int | None, draft: str | None = None
+    ) -> None:
+        """Record a tree: its totals (immutable trees) or its owning draft (mutable)."""
+        self._run(
+            "INSERT OR IGNORE INTO trees(id, files, bytes, draft) VALUES (?,?,?,?)",
+            (tree, files, nbytes, draft),
+        )
+
+    def tree_totals(self, tree: str) -> tuple[int, int] | None:
+        """``(files, bytes)`` of an immutable tree, or None if not recorded."""
+        row = self._one("SELECT files, bytes FROM trees WHERE id = ?", (tree,))
+        if row is None or row[0] is None:
+            return None
+        return int(row[0]), int(row[1])
+
+    def child_totals(self, tree: str) -> dict[str, tuple[int, int]]:
+        """``{sub-folder id: (files, bytes)}`` for the immutable sub-folders of a folder,
+        in one query (publish needs them for every unchanged sibling)."""
+        rows = self._all(
+            "SELECT e.ref, t.files, t.bytes FROM tree_entries e JOIN trees t ON t.id = e.ref"
+            " WHERE e.tree = ? AND e.kind = 1 AND t.files IS NOT NULL",
+            (tree,),
+        )
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    def tree_delete(self, tree: str) -> None:
+        """Delete a (mutable) tree's entries and its record."""
+        self._run("DELETE FROM tree_entries WHERE tree = ?", (tree,))
+        self._run("DELETE FROM trees WHERE id = ?", (tree,))
+
+    def tree_promote(self, mutable: str, content_id: str, files: int, nbytes: int) -> None:
+        """Turn a mutable tree into the immutable tree ``content_id``.
+
+        If an equal tree already exists the mutable rows are simply dropped.
+        """
+        if self.tree_exists(content_id):
+            self.tree_delete(mutable)
+            return
+        self._run("UPDATE tree_entries SET tree = ? WHERE tree = ?", (content_id, mutable))
+        self._run("DELETE FROM trees WHERE id = ?", (mutable,))
+        self.tree_register(content_id, files, nbytes)
+
+    def draft_tree_count(self, draft: str) -> int:
+        """How many mutable folders a draft has: what its publish will freeze."""
+        row = self._one("SELECT count(*) FROM trees WHERE draft = ?", (draft,))
+        return int(row[0]) if row else 0
+
+    # -- whole subtrees, one recursive query each --------------------------------
+
+    def subtree_totals(self, tree: str) -> tuple[int, int]:
+        """``(files, bytes)`` under any tree, counted with one recursive query."""
+        row = self._one(
+            "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL"
+            " SELECT e.ref FROM tree_entries e JOIN t ON e.tree = t.id WHERE e.kind = 1)"
+            " SELECT count(*), coalesce(sum(e.size), 0) FROM tree_entries e JOIN t"
+            " ON e.tree = t.id WHERE e.kind = 0",
+            (tree,),
+        )
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    def subtree_files(self, tree: str) -> list[Row]:
+        """Every file under a tree: rows (path, ref, size, blob), in path order."""
+        return self._all(
+            "WITH RECURSIVE t(id, path) AS (SELECT ?, '' UNION ALL"
+            " SELECT e.ref, t.path || e.name || '/' FROM tree_entries e JOIN t"
+            " ON e.tree = t.id WHERE e.kind = 1)"
+            " SELECT t.path || e.name AS path, e.ref AS ref, e.size AS size, i.blob AS blob"
+            " FROM tree_entries e JOIN t ON e.tree = t.id JOIN items i ON i.id = e.ref"
+            " WHERE e.kind = 0 ORDER BY path",
+            (tree,),
+        )
+
+    def subtree_items(self, tree: str) -> list[Row]:
+        """Every file and folder under a tree with one recursive query.
+
+        Rows ``(path, kind, ref, size, origin, blob, mtime, metadata, annotations)``
+        in path order; ``path`` is relative to ``tree`` (``a/b.jpg``) and the item
+        columns are NULL for folders.
+        """
+        return self._all(
+            "WITH RECURSIVE t(id, path) AS (SELECT ?, '' UNION ALL"
+            " SELECT e.ref, t.path || e.name || '/' FROM tree_entries e JOIN t"
+            " ON e.tree = t.id WHERE e.kind = 1)"
+            " SELECT t.path || e.name AS path, e.kind AS kind, e.ref AS ref, e.size AS size,"
+            " i.origin AS origin, i.blob AS blob, i.mtime AS mtime,"
+            " i.metadata AS metadata, i.annotations AS annotations"
+            " FROM tree_entries e JOIN t ON e.tree = t.id"
+            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref ORDER BY path",
+            (tree,),
+        )
+
+    def subtree_ids(self, tree: str) -> list[Row]:
+        """Every folder under (and including) a tree with its recorded totals:
+        rows ``(id, files, bytes)``, with one recursive query."""
+        return self._all(
+            "WITH RECURSIVE t(id) AS (SELECT ? UNION"
+            " SELECT e.ref FROM tree_entries e JOIN t ON e.tree = t.id WHERE e.kind = 1)"
+            " SELECT t.id AS id, r.files AS files, r.bytes AS bytes FROM t"
+            " LEFT JOIN trees r ON r.id = t.id ORDER BY t.id",
+            (tree,),
+        )
