@@ -21,7 +21,7 @@ rooted at :class:`DlfsError`::
     └── Unavailable     storage that cannot be reached after bounded retries
 """
 
-from dlfs.api import Catalog, Dataset, Entry, Item, Version, mount
+from dlfs.api import Catalog
 from dlfs.errors import (
     AlreadyExists,
     Ambiguous,
@@ -38,6 +38,8 @@ from dlfs.errors import (
     ReadOnly,
     Unavailable,
 )
+from dlfs.handles import Dataset, Entry, Item, Version
+from dlfs.mounts import mounted as mount
 from dlfs.reader import VersionFile
 
 __all__ = [
