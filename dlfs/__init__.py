@@ -31,7 +31,7 @@ rooted at :class:`DlfsError`, each class carrying the errno it stands for as
         └── TemporaryFailure    EIO           a remote failure that may pass (retried)
 """
 
-from dlfs.api import Catalog, Dataset, Entry, Item, Version, mount
+from dlfs.api import Catalog
 from dlfs.errors import (
     AlreadyExists,
     Ambiguous,
@@ -48,6 +48,8 @@ from dlfs.errors import (
     ReadOnly,
     Unavailable,
 )
+from dlfs.handles import Dataset, Entry, Item, Version
+from dlfs.mounts import mounted as mount
 from dlfs.reader import VersionFile
 
 __all__ = [

@@ -1,15 +1,15 @@
-"""Running mounts: starting the daemon, the registry, stale mounts, unmounting.
+"""Running mounts: starting the daemon, stale mounts, unmounting, and
+:func:`mounted`, the ``with`` block that ``dlfs.mount`` is.
 
 No FUSE import here: the daemon (``dlfsd``) is started as a separate process
 (``python -m dlfsd``), and this module only reads ``/proc``, writes small JSON files
 and runs ``fusermount3``.
 
-The registry is one JSON file per running mount under ``<home>/mounts/``, named by a
-hash of the mountpoint, written by the daemon once its mount exists and removed by
-the daemon when it unmounts. A record whose daemon is gone while ``/proc/mounts``
-still lists the mount is *stale*: the kernel answers "Transport endpoint is not
-connected" there. :func:`unmount` clears such a mount with ``fusermount3 -u`` (``-z``
-as a fallback), and :func:`mount` clears one left on the path it is asked to use.
+The registry of running mounts is :mod:`dlfs.mountregistry` (its names are
+re-exported here). A record whose daemon is gone while ``/proc/mounts`` still lists
+the mount is *stale*: :func:`unmount` clears such a mount with ``fusermount3 -u``
+(``-z`` as a fallback), and :func:`mount` clears one left on the path it is asked to
+use.
 
 :func:`mount` returns only when the mount is usable: the daemon forks into the
 background and reports on a pipe, one line, ``ok`` once the kernel has been served a
@@ -20,21 +20,17 @@ log file.
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
-import json
 import os
-import re
 import select
 import signal
 import stat
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from dlfs import draftlock, versions
 from dlfs.catalog import CatalogDB
@@ -47,9 +43,29 @@ from dlfs.errors import (
     Unavailable,
 )
 from dlfs.home import Home
+
+# The registry's names stay reachable as ``mounts.X``, where callers have always found them.
+from dlfs.mountregistry import FSTYPE as FSTYPE
+from dlfs.mountregistry import MountRecord as MountRecord
+from dlfs.mountregistry import MountStatus as MountStatus
+from dlfs.mountregistry import daemon_alive as daemon_alive
+from dlfs.mountregistry import log_path as log_path
+from dlfs.mountregistry import normalize as normalize
+from dlfs.mountregistry import probe as probe
+from dlfs.mountregistry import proc_mounts as proc_mounts
+from dlfs.mountregistry import process_start as process_start
+from dlfs.mountregistry import read_record as read_record
+from dlfs.mountregistry import record_at as record_at
+from dlfs.mountregistry import record_path as record_path
+from dlfs.mountregistry import records as records
+from dlfs.mountregistry import register as register
+from dlfs.mountregistry import status as status
+from dlfs.mountregistry import unregister as unregister
 from dlfs.stores.blockcache import parse_size
 
-FSTYPE = "fuse.dlfs"
+if TYPE_CHECKING:
+    from dlfs.handles import Version
+
 READY_TIMEOUT = 60.0
 EXIT_TIMEOUT = 10.0
 
@@ -71,229 +87,6 @@ ALLOWED_OPTIONS = frozenset(
         "exec",
     }
 )
-
-
-@dataclass
-class MountRecord:
-    """What the registry knows about one mount."""
-
-    mountpoint: str
-    ref: str | None
-    """The ref as given (``None``: the whole catalog)."""
-    version: str | None
-    """The version id mounted (``None``: the whole catalog)."""
-    pid: int
-    pid_start: int
-    """The daemon's start time in clock ticks since boot (``/proc/PID/stat``), so a
-    recycled pid is not mistaken for the daemon."""
-    log: str
-    started_at: float
-    mode: str = "published"
-    """``published``, ``writable`` (a draft served read-write), ``draft`` (a draft
-    served read-only, ``-o ro``) or ``catalog``."""
-    options: list[str] = field(default_factory=list)
-    cache_dir: str | None = None
-    cache_size: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> MountRecord:
-        """The record from :meth:`to_json`'s output (unknown keys ignored)."""
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-@dataclass
-class MountStatus:
-    """A mount as ``dlfs mounts`` shows it.
-
-    ``state`` is ``ok`` (served by a live daemon), ``stale`` (the daemon is gone or
-    does not answer; clear it with ``dlfs umount``) or ``unmounted`` (the daemon is
-    alive but the mount is not there: starting or stopping).
-    """
-
-    mountpoint: str
-    ref: str | None
-    version: str | None
-    pid: int | None
-    state: str
-    mode: str | None = None
-    log: str | None = None
-    started_at: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
-
-# -- mountpoints and /proc ------------------------------------------------------------
-
-
-def normalize(mountpoint: str | os.PathLike[str]) -> Path:
-    """The absolute, symlink-free form of a mountpoint (without touching a stale mount)."""
-    return Path(os.path.realpath(os.path.abspath(os.path.expanduser(os.fspath(mountpoint)))))
-
-
-def record_path(home: Home, mountpoint: str | os.PathLike[str]) -> Path:
-    """Where the record of the mount at ``mountpoint`` lives."""
-    return _record_file(home, str(normalize(mountpoint)))
-
-
-def _record_file(home: Home, normalized: str) -> Path:
-    # No realpath here: the daemon calls this while its own mount may not answer.
-    key = hashlib.sha256(os.fsencode(normalized)).hexdigest()[:20]
-    return home.mounts / f"{key}.json"
-
-
-def log_path(home: Home, mountpoint: str | os.PathLike[str]) -> Path:
-    """The log file of the daemon serving ``mountpoint``."""
-    return home.logs / f"mount-{record_path(home, mountpoint).stem}.log"
-
-
-def _unescape(field_: str) -> str:
-    # /proc/mounts escapes space, tab, newline and backslash as \ooo.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
-
-
-def proc_mounts() -> dict[str, tuple[str, str]]:
-    """Every mount of this mount namespace: mountpoint -> ``(source, fstype)``."""
-    found: dict[str, tuple[str, str]] = {}
-    with open("/proc/self/mounts", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3:
-                found[_unescape(parts[1])] = (_unescape(parts[0]), parts[2])
-    return found
-
-
-def process_start(pid: int) -> int | None:
-    """The start time of a live process (clock ticks since boot); None if it is gone
-    or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses: split after the last ')'.
-    fields = data[data.rfind(")") + 2 :].split()
-    if not fields or fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def daemon_alive(record: MountRecord) -> bool:
-    """True while the process that wrote ``record`` runs."""
-    return process_start(record.pid) == record.pid_start
-
-
-def probe(mountpoint: str, timeout: float = 2.0) -> str:
-    """``ok``, ``stale`` (ENOTCONN: nobody serves it) or ``hung`` (no answer in time).
-
-    Lists the folder (the kernel never caches listings here) in a helper thread, so
-    a hung daemon cannot hang the caller.
-    """
-    result: list[str] = []
-
-    def run() -> None:
-        try:
-            with os.scandir(mountpoint) as it:
-                next(it, None)
-            result.append("ok")
-        except OSError as exc:
-            result.append("stale" if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED) else "ok")
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return result[0] if result else "hung"
-
-
-# -- the registry -----------------------------------------------------------------------
-
-
-def register(home: Home, record: MountRecord) -> Path:
-    """Write the record of a running mount (atomically); return its path."""
-    home.mounts.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = _record_file(home, record.mountpoint)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record.to_json(), indent=2))
-    os.replace(tmp, path)
-    return path
-
-
-def unregister(home: Home, mountpoint: str, pid: int | None = None) -> None:
-    """Remove the record of the *normalized* ``mountpoint`` (only if it belongs to
-    ``pid``, when given). Never touches the mountpoint itself."""
-    path = _record_file(home, mountpoint)
-    record = _load(path)
-    if record is not None and pid is not None and record.pid != pid:
-        return
-    path.unlink(missing_ok=True)
-
-
-def read_record(home: Home, mountpoint: str | os.PathLike[str]) -> MountRecord | None:
-    """The record of ``mountpoint``, or None."""
-    return _load(record_path(home, mountpoint))
-
-
-def _load(path: Path) -> MountRecord | None:
-    try:
-        return MountRecord.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def records(home: Home) -> list[MountRecord]:
-    """Every record in the registry, by mountpoint."""
-    if not home.mounts.is_dir():
-        return []
-    found = [_load(p) for p in home.mounts.glob("*.json")]
-    return sorted((r for r in found if r is not None), key=lambda r: r.mountpoint)
-
-
-def status(home: Home) -> list[MountStatus]:
-    """Every mount of this catalog, and every stale dlfs mount on the machine
-    (whatever catalog it came from: ``dlfs umount`` can clear it).
-
-    Records left by a daemon that died after its mount was already gone are removed
-    on the way (there is nothing to clear).
-    """
-    mounted = proc_mounts()
-    out: list[MountStatus] = []
-    seen: set[str] = set()
-    for rec in records(home):
-        alive = daemon_alive(rec)
-        is_mounted = rec.mountpoint in mounted
-        if not alive and not is_mounted:
-            unregister(home, rec.mountpoint, rec.pid)
-            continue
-        seen.add(rec.mountpoint)
-        state = ("ok" if is_mounted else "unmounted") if alive else "stale"
-        version, mode = rec.version, rec.mode
-        if mode == "writable" and version:
-            became = draftlock.published_as(home, version)
-            if became:  # the daemon now serves the version the draft became, read-only
-                version, mode = became, "published"
-        out.append(
-            MountStatus(
-                rec.mountpoint,
-                rec.ref,
-                version,
-                rec.pid,
-                state,
-                mode,
-                rec.log,
-                rec.started_at,
-            )
-        )
-    for path, (_source, fstype) in sorted(mounted.items()):
-        # Another catalog's live mounts are its business; a dead one is anyone's.
-        if fstype == FSTYPE and path not in seen and probe(path) == "stale":
-            out.append(MountStatus(path, None, None, None, "stale"))
-    return out
 
 
 # -- mounting -------------------------------------------------------------------------
@@ -350,7 +143,7 @@ def check_mountpoint(home: Home, mountpoint: str | os.PathLike[str]) -> Path:
     mounted = proc_mounts()
     if str(path) in mounted:
         source, fstype = mounted[str(path)]
-        record = _load(_record_file(home, str(path)))
+        record = record_at(home, str(path))
         if fstype == FSTYPE and (
             (record is not None and not daemon_alive(record))
             or (record is None and probe(str(path)) == "stale")
@@ -489,7 +282,7 @@ def _start_background(home: Home, path: Path, argv: list[str], timeout: float) -
             os.close(write_fd)
         os.close(read_fd)
     if outcome == "ok":
-        record = _load(_record_file(home, str(path)))
+        record = record_at(home, str(path))
         if record is None:
             raise Unavailable(f"the daemon mounted {path} but left no record; see {log}")
         return record
@@ -591,7 +384,7 @@ def unmount(home: Home, mountpoint: str | os.PathLike[str], lazy: bool = False) 
     """
     path = str(normalize(mountpoint))
     mounted = proc_mounts()
-    record = _load(_record_file(home, path))
+    record = record_at(home, path)
     if path in mounted and mounted[path][1] != FSTYPE:
         raise InvalidInput(f"{path} is not a dlfs mount ({mounted[path][1]})")
     alive = record is not None and daemon_alive(record)
@@ -641,3 +434,84 @@ def _stop(record: MountRecord) -> None:
         except ProcessLookupError:
             return
         _wait_gone(record, EXIT_TIMEOUT)
+
+
+# -- for the length of a with block (dlfs.mount) ----------------------------------------
+
+
+@contextlib.contextmanager
+def mounted(
+    ref: str | Version | None = None,
+    mountpoint: str | os.PathLike[str] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    options: Sequence[str] = (),
+    cache_dir: str | None = None,
+    cache_size: str | None = None,
+    timeout: float = READY_TIMEOUT,
+) -> Iterator[Path]:
+    """Mount a version for the length of a ``with`` block; yield its root folder.
+
+    The mount is made exactly as ``dlfs mount`` makes it (:func:`dlfs.mounts.mount`:
+    a background daemon, ready when this returns) in a new private temporary folder,
+    or at ``mountpoint`` when given, and unmounted when the block ends, also when it
+    raises. Files still open then (a ``DataLoader`` worker that has not exited...)
+    do not keep it: the mount is detached, and its daemon exits once they are
+    closed. The temporary folder is removed.
+
+    ``ref`` is a ref (``"cats@v1"``, ``"cats"`` for ``cats@latest``), a
+    :class:`Version`, or ``None`` for the whole catalog. ``home`` is the catalog
+    (default ``$DLFS_HOME``; a :class:`Version` brings its own). ``options``,
+    ``cache_dir`` and ``cache_size`` are those of ``dlfs mount``.
+
+    ```python
+    with dlfs.mount("cats@v1") as root:
+        print(sorted(p.name for p in root.iterdir()))
+    ```
+    """
+    if ref is not None and not isinstance(ref, str):  # a Version handle
+        home = ref.catalog.home.root if home is None else home
+        ref = ref.ref
+    where = Home.at(home)
+    made: Path | None = None
+    if mountpoint is None:
+        made = target = Path(tempfile.mkdtemp(prefix="dlfs-mount-"))
+    else:
+        target = Path(mountpoint)
+    try:
+        record = mount(
+            where,
+            target,
+            ref,
+            options=list(options),
+            cache_dir=cache_dir,
+            cache_size=cache_size,
+            timeout=timeout,
+        )
+    except BaseException:
+        if made is not None:
+            made.rmdir()
+        raise
+    root = Path(record.mountpoint)
+    try:
+        yield root
+    except BaseException:
+        # The block's own error is what the caller needs: an unmount problem is not
+        # allowed to replace it.
+        with contextlib.suppress(DlfsError):
+            _unmount(where, root)
+        raise
+    else:
+        _unmount(where, root)
+    finally:
+        if made is not None:
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
+def _unmount(home: Home, root: Path) -> None:
+    """Unmount ``root``; detach it (``--lazy``) when files are still open there."""
+    try:
+        unmount(home, root)
+    except Conflict:
+        unmount(home, root, lazy=True)

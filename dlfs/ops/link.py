@@ -23,11 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
-from dlfs.errors import DlfsError, InvalidInput
-from dlfs.names import check_name
+from dlfs.errors import Conflict, DlfsError, InvalidInput
+from dlfs.names import check_dataset_name, check_name
 from dlfs.objects import DIR, item_id, new_origin
 from dlfs.stores.linked import ExternalObject
+from dlfs.stores.urls import S3Url, is_linked, linked_url
 from dlfs.trees import DraftTree
 
 Progress = Callable[[int], None]
@@ -70,6 +72,53 @@ def key_parts(prefix: str, key: str) -> list[str] | None:
         return [check_name(p) for p in parts]
     except InvalidInput:
         return None
+
+
+def link_storage(db: CatalogDB, name: str, url: str) -> str:
+    """The storage URL (``linked:s3://...``) of linking ``url`` to dataset ``name``;
+    :class:`Conflict` when the dataset exists and keeps its binaries elsewhere."""
+    check_dataset_name(name)
+    storage = linked_url(url)
+    ds = db.dataset_by_name(name)
+    if ds is not None and ds["storage"] != storage:
+        raise Conflict(
+            f"dataset {name!r} keeps its binaries in {ds['storage']}; link {url} to a new dataset"
+        )
+    return storage
+
+
+def sync_storage(db: CatalogDB, name: str) -> str:
+    """The storage URL of dataset ``name``; :class:`InvalidInput` when it is not
+    linked to a bucket."""
+    ds = versions.dataset_row(db, name)
+    if not is_linked(ds["storage"]):
+        raise InvalidInput(
+            f"dataset {name!r} is not linked to a bucket (its storage is {ds['storage']});"
+            " use 'dlfs link NAME s3://bucket/prefix'"
+        )
+    return str(ds["storage"])
+
+
+def index(
+    db: CatalogDB,
+    name: str,
+    storage: str,
+    loc: S3Url,
+    versioned: bool,
+    objects: list[ExternalObject],
+    progress: Progress | None = None,
+) -> SyncResult:
+    """Index the listing ``objects`` of bucket location ``loc`` into the draft of
+    dataset ``name`` (made, as a linked dataset, if it does not exist), inside the
+    caller's transaction; see :func:`apply`."""
+    ds = db.dataset_by_name(name)
+    if ds is None:
+        source = {"url": str(loc), "versioned": versioned}
+        versions.create_dataset(db, name, storage=storage, kind="linked", sources=[source])
+    draft = versions.resolve_draft(db, f"{name}@draft")
+    result = apply(db, draft, loc.bucket, loc.prefix, objects, storage, progress)
+    result.versioned = versioned
+    return result
 
 
 def _row_object(row: Row) -> ExternalObject:
