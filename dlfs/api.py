@@ -45,7 +45,7 @@ from dlfs.ops import push as push_ops
 from dlfs.ops.where import equal as json_equal
 from dlfs.reader import VersionFile
 from dlfs.stores.base import BlobStore
-from dlfs.stores.local import LocalStore
+from dlfs.stores.registry import StoreRegistry
 from dlfs.stores.urls import is_linked, linked_url, parse_s3_url
 
 if TYPE_CHECKING:
@@ -114,10 +114,11 @@ class Catalog:
         self.home = Home.at(home)
         self.home.create()
         self.db = CatalogDB(self.home.catalog_path)
-        self._stores: dict[str, BlobStore] = {}
+        self._stores = StoreRegistry(self.home)
 
     def close(self) -> None:
-        """Close the catalog file."""
+        """Close the stores (their cached files) and the catalog file."""
+        self._stores.close()
         self.db.close()
 
     def __enter__(self) -> Catalog:
@@ -132,14 +133,7 @@ class Catalog:
         """The blob store for a storage URL: ``local`` is the catalog's own;
         ``s3://bucket/prefix`` and ``linked:s3://bucket/prefix`` are remote stores (see
         :func:`dlfs.stores.remote.open_store`; endpoint from ``DLFS_S3_ENDPOINT``)."""
-        if url not in self._stores:
-            if url == "local":
-                self._stores[url] = LocalStore(self.home.blobs)
-            else:
-                from dlfs.stores.remote import open_store  # boto3 only when needed
-
-                self._stores[url] = open_store(url, self.home)
-        return self._stores[url]
+        return self._stores.get(url)
 
     def _store_of(self, version: Row) -> BlobStore:
         ds = self.db.dataset_by_id(version["dataset"])
@@ -327,7 +321,8 @@ class Catalog:
         return _item(join_path(parts), item)
 
     def cat(self, ref: str, path: str) -> Iterator[bytes]:
-        """The bytes of a file, verified against their hash."""
+        """The bytes of a file, in chunks, each verified against its hash before it is
+        yielded (a corrupt chunk raises :class:`Corrupt` instead)."""
         with self.db.snapshot():
             row = versions.resolve(self.db, ref)
             item = self._item(row, split_path(path))
@@ -375,8 +370,7 @@ class Catalog:
             for planned in files:
                 planned.metadata, planned.annotations = meta, ann
         store = self._store_of(row)
-        if isinstance(store, LocalStore):
-            store.clear_staging()
+        store.clear_staging()
         return importer.add(self.db, store, row, files, folders, progress)
 
     def add_bytes(
@@ -683,9 +677,7 @@ class Catalog:
         with self.db.transaction():
             removed = self._sweep(stores={"local"})
         self._delete_blobs(removed, "local")
-        local = self.store("local")
-        assert isinstance(local, LocalStore)
-        local.clear_staging()
+        self.store("local").clear_staging()
         return {"blobs_removed": len(removed)}
 
     def fsck(self, progress: Progress | None = None) -> list[str]:
@@ -696,9 +688,8 @@ class Catalog:
         for blob in self.db.blobs_all():
             if blob["store"] != "local":
                 continue
-            if not local.verify(blob["id"]):
-                problems.append(f"blob {blob['id']} is missing or corrupt")
-            elif isinstance(local, LocalStore) and (problem := local.check_manifest(blob["id"])):
+            problem = local.check(blob["id"])
+            if problem is not None:
                 problems.append(problem)
             if progress is not None:
                 progress(blob["size"])

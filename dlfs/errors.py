@@ -75,3 +75,9 @@ class Corrupt(DlfsError):
 
 class Unavailable(DlfsError):
     """A store could not be reached after bounded retries."""
+
+
+class BlobMissing(Unavailable):
+    """A store has no bytes for a blob the catalog names: unreadable like an
+    unreachable store (``EIO`` through a mount); :meth:`dlfs.Version.open` reports it
+    as :class:`NotFound`."""

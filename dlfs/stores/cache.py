@@ -53,13 +53,13 @@ import xxhash
 
 from dlfs.errors import Corrupt, DlfsError, InvalidInput
 from dlfs.stores.base import BlobStore
+from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE as DEFAULT_BLOCK_SIZE
 
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 GiB = 1 << 30
 DEFAULT_CACHE_SIZE = 10 * GiB
-DEFAULT_BLOCK_SIZE = 4 * MiB
 DEFAULT_READAHEAD = 32 * MiB
 DEFAULT_MEMORY = 64 * MiB
 DEFAULT_RUN = 16 * MiB
@@ -811,7 +811,9 @@ class CachedStore(BlobStore):
         """Checked bytes of a blob (see :class:`CachedReader`)."""
         return self.reader.read(blob, offset, size, blob_size)
 
-    def read_nowait(self, blob: str, offset: int, size: int) -> bytes | memoryview | None:
+    def read_nowait(
+        self, blob: str, offset: int, size: int, blob_size: int | None = None
+    ) -> bytes | memoryview | None:
         return self.reader.read_nowait(blob, offset, size)
 
     def prefetch(self, blob: str, size: int) -> None:

@@ -1,6 +1,6 @@
 """Block manifests: the xxh3-128 of every block of a large blob.
 
-A blob larger than one block (:data:`dlfs.stores.cache.DEFAULT_BLOCK_SIZE`, 4 MiB)
+A blob larger than one block (:data:`DEFAULT_BLOCK_SIZE`, 4 MiB)
 gets a manifest next to it, in every store: ``<blob id>.blocks`` in S3, and
 ``blobs/<2 hex>/<blob id>.blocks`` in the local store. Readers check each block
 against its hash the first time they serve it, so a large blob streams instead of
@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlfs.objects import blob_id, canonical_json, new_hasher
-from dlfs.stores.cache import DEFAULT_BLOCK_SIZE
 from dlfs.stores.retry import BadBody
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "BlockHasher", "Manifest", "hash_file_blocks"]
+
+DEFAULT_BLOCK_SIZE = 4 << 20
+"""The block size of manifests, local stores and remote reads (4 MiB)."""
 
 
 @dataclass(frozen=True)
