@@ -40,7 +40,8 @@ from dlfs import mounts
 from dlfs.draftview import open_mount_view
 from dlfs.errors import DlfsError
 from dlfs.home import Home
-from dlfs.view import View, default_stores
+from dlfs.stores.registry import StoreRegistry
+from dlfs.view import View
 
 from .ops import Operations, WritableOperations
 from .readahead import raise_read_ahead
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     mountpoint = str(mounts.normalize(args.mountpoint))
     try:
         mounts.mount_options(args.options, writable=True)  # bad options fail first
-        stores = default_stores(home, args.cache_dir, args.cache_size)
+        stores = StoreRegistry(home, cache_dir=args.cache_dir, cache_size=args.cache_size)
         read_only = mounts.read_only_requested(args.options)
         warm_catalog(home)
         view = open_mount_view(home, args.ref, stores, mountpoint, read_only)

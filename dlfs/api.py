@@ -48,7 +48,7 @@ from dlfs.ops import push as push_ops
 from dlfs.ops.selection import DATASET_FIELDS
 from dlfs.reader import VersionFile
 from dlfs.stores.base import BlobStore
-from dlfs.stores.local import LocalStore
+from dlfs.stores.registry import StoreRegistry
 from dlfs.stores.urls import parse_s3_url
 
 if TYPE_CHECKING:
@@ -77,10 +77,11 @@ class Catalog:
         self.home = Home.at(home)
         self.home.create()
         self.db = CatalogDB(self.home.catalog_path)
-        self._stores: dict[str, BlobStore] = {}
+        self._stores = StoreRegistry(self.home)
 
     def close(self) -> None:
-        """Close the catalog file."""
+        """Close the stores (their cached files) and the catalog file."""
+        self._stores.close()
         self.db.close()
 
     def __enter__(self) -> Catalog:
@@ -95,14 +96,7 @@ class Catalog:
         """The blob store for a storage URL: ``local`` is the catalog's own;
         ``s3://bucket/prefix`` and ``linked:s3://bucket/prefix`` are remote stores (see
         :func:`dlfs.stores.remote.open_store`; endpoint from ``DLFS_S3_ENDPOINT``)."""
-        if url not in self._stores:
-            if url == "local":
-                self._stores[url] = LocalStore(self.home.blobs)
-            else:
-                from dlfs.stores.remote import open_store  # boto3 only when needed
-
-                self._stores[url] = open_store(url, self.home)
-        return self._stores[url]
+        return self._stores.get(url)
 
     def _store_of(self, version: Row) -> BlobStore:
         ds = self.db.dataset_by_id(version["dataset"])
@@ -305,7 +299,8 @@ class Catalog:
         return Item.from_row(join_path(parts), item)
 
     def cat(self, ref: str, path: str) -> Iterator[bytes]:
-        """The bytes of a file, verified against their hash."""
+        """The bytes of a file, in chunks, each verified against its hash before it is
+        yielded (a corrupt chunk raises :class:`Corrupt` instead)."""
         with self.db.snapshot():
             row = versions.resolve(self.db, ref)
             item = self._item(row, split_path(path))
@@ -353,8 +348,7 @@ class Catalog:
             for planned in files:
                 planned.metadata, planned.annotations = meta, ann
         store = self._store_of(row)
-        if isinstance(store, LocalStore):
-            store.clear_staging()
+        store.clear_staging()
         return importer.add(self.db, store, row, files, folders, progress)
 
     def add_bytes(

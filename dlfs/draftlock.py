@@ -35,9 +35,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from dlfs.durable import syncfs
 from dlfs.errors import Conflict
 from dlfs.home import Home
-from dlfs.stores.local import syncfs
 
 PUBLISH_WAIT = float(os.environ.get("DLFS_PUBLISH_WAIT") or 5.0)
 """Seconds a publish waits for the files open for writing in a mount to be closed

@@ -71,6 +71,7 @@ from typing import Any
 from dlfs import trees, versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.draftlock import MountLock
+from dlfs.durable import syncfs
 from dlfs.errors import (
     AlreadyExists,
     Corrupt,
@@ -89,7 +90,7 @@ from dlfs.home import Home
 from dlfs.names import NAME_MAX, check_annotations, check_metadata, check_name
 from dlfs.objects import DIR, FILE, canonical_json, is_mutable, item_id, new_origin
 from dlfs.staging import StagedFile, StagingArea, clear_abandoned, store_blob
-from dlfs.stores.local import syncfs
+from dlfs.stores.registry import StoreRegistry
 from dlfs.view import (
     BLOCK_SIZE,
     LIVE_TTL,
@@ -107,7 +108,6 @@ from dlfs.view import (
     Role,
     StoreFactory,
     View,
-    default_stores,
     open_view,
 )
 
@@ -698,13 +698,7 @@ class DraftView(View):
         if f.dirty:
             self._commit(f, durable=True)
         elif f.committed and f.blob:
-            path = self._store(self._dataset).local_path(f.blob)
-            if path is not None and path.exists():
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            self._store(self._dataset).sync_blob(f.blob)
             self.db.sync_wal()
 
     def release(self, fh: int) -> None:
@@ -1123,7 +1117,7 @@ def open_mount_view(
             if current is None or current["state"] != "draft":
                 raise NotFound(f"draft {row['id']} was published or deleted meanwhile")
             clear_abandoned(home.blobs)  # left by daemons that died
-            return DraftView(db, stores or default_stores(home), current, home, lock)
+            return DraftView(db, stores or StoreRegistry(home), current, home, lock)
         except BaseException:
             db.close()
             raise

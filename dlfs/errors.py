@@ -158,3 +158,9 @@ class TemporaryFailure(Unavailable):
     """A failure that may go away by itself: connection, timeout, 5xx, short body;
     :mod:`dlfs.stores.retry` tries again, and reports :class:`Unavailable` once its
     deadline has passed."""
+
+
+class BlobMissing(Unavailable):
+    """A store has no bytes for a blob the catalog names: unreadable like an
+    unreachable store (``EIO`` through a mount); :meth:`dlfs.Version.open` reports it
+    as :class:`NotFound`."""

@@ -5,16 +5,14 @@
 :class:`io.BufferedReader`), usable wherever Python expects one (``pandas.read_csv``,
 ``PIL.Image.open``, ``zipfile``, ``tarfile``...).
 
-It never hands out wrong bytes, as a mount never does:
-
-- a blob in the catalog's local store is hashed in full through the file descriptor
-  that then serves it, once, when the file is opened; a mismatch raises
-  :class:`dlfs.Corrupt` there and nothing is read. (Blob files are never rewritten,
-  and the descriptor pins the file that was checked.)
-- a blob in a remote store (S3, a linked bucket) is read by ranges through the store,
-  which checks every block against its hash as it arrives (see
-  :mod:`dlfs.stores.cache`), so opening costs nothing and a corrupt block raises
-  :class:`dlfs.Corrupt` on the read that reaches it.
+It never hands out wrong bytes, as a mount never does: it reads through
+:meth:`dlfs.stores.base.BlobStore.read`, which returns verified bytes in every store
+(the local store through the same :class:`dlfs.stores.localread.LocalReader` a mount
+uses: a small blob hashed whole, a large one block by block; remote stores check
+every block as it arrives). Opening a local blob reads its first byte, so that a
+missing (:class:`dlfs.NotFound`) or corrupt (:class:`dlfs.Corrupt`) small blob fails
+there (a remote one costs nothing to open); a bad block of a large blob raises
+:class:`dlfs.Corrupt` on the read that reaches it.
 
 After :meth:`dlfs.Catalog.open` returns, reading touches only the blob store, never
 the catalog: a file object may be handed to another thread.
@@ -23,11 +21,9 @@ the catalog: a file object may be handed to another thread.
 from __future__ import annotations
 
 import io
-import os
 
-from dlfs.errors import Corrupt, NotFound, Unavailable
-from dlfs.objects import new_hasher
-from dlfs.stores.base import CHUNK, BlobStore
+from dlfs.errors import BlobMissing, NotFound
+from dlfs.stores.base import BlobStore
 
 DEFAULT_BUFFER = 1 << 20
 
@@ -41,11 +37,12 @@ class _BlobRaw(io.RawIOBase):
         self._blob = blob
         self._size = size
         self._pos = 0
-        self._fd = -1
         self.name = name
-        path = store.local_path(blob)
-        if path is not None:
-            self._fd = _open_verified(path, blob)
+        if size and not store.remote:  # remote reads cost a request: none before the first
+            try:
+                store.read(blob, 0, 1, size)
+            except BlobMissing as exc:
+                raise NotFound(str(exc)) from exc
 
     def readable(self) -> bool:
         return True
@@ -76,42 +73,11 @@ class _BlobRaw(io.RawIOBase):
         want = min(len(buffer), self._size - self._pos)
         if want <= 0:
             return 0
-        if self._fd >= 0:
-            data = os.pread(self._fd, want, self._pos)
-        else:
-            data = self._store.read(self._blob, self._pos, want)
+        data = self._store.read(self._blob, self._pos, want, self._size)
         n = len(data)
         buffer[:n] = data
         self._pos += n
         return n
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        super().close()
-
-
-def _open_verified(path: os.PathLike[str] | str, blob: str) -> int:
-    """A read-only descriptor of a local blob file whose bytes hash to ``blob``."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotFound(f"blob {blob} is missing from the local store") from None
-    except OSError as exc:
-        raise Unavailable(f"blob {blob} cannot be opened: {exc.strerror}") from exc
-    try:
-        hasher = new_hasher()
-        offset = 0
-        while chunk := os.pread(fd, CHUNK, offset):
-            hasher.update(chunk)
-            offset += len(chunk)
-        if hasher.hexdigest() != blob:
-            raise Corrupt(f"blob {blob} is corrupt: its bytes do not match its hash")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 class VersionFile(io.BufferedReader):

@@ -8,12 +8,12 @@ kept up to date while the writes are sequential, so a file written front to back
 hashed as it arrives and never read again; after a random write it is hashed once, by
 streaming the file, when it is stored.
 
-:func:`store_blob` makes the staged bytes a blob: in the local store the staging file
-is *renamed* to ``blobs/ab/<id>`` (no copy; with ``durable``, fsynced first and its
-folder after), after the block manifest of a blob larger than one block (computed
-with the running hash, see :mod:`dlfs.stores.manifest`); nothing is stored when that
-blob already exists (identical bytes are stored once). Other stores get the file
-through an ingest batch.
+:func:`store_blob` makes the staged bytes a blob: the store adopts the file
+(:meth:`dlfs.stores.base.BlobStore.adopt`). The local store *renames* it into place
+(no copy), after the block manifest of a blob larger than one block, computed with
+the running hash (:meth:`StagedFile.manifest`); nothing is stored when that blob
+already exists (identical bytes are stored once). Other stores copy the file through
+an ingest batch.
 
 A daemon that dies leaves its staging folder behind; the next writable mount removes
 every folder whose daemon is gone (:func:`clear_abandoned`): nothing in them is
@@ -33,13 +33,10 @@ from pathlib import Path
 
 from dlfs.errors import Unavailable
 from dlfs.stores.base import BlobStore
-from dlfs.stores.local import LocalStore
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest
 
 HASH_CHUNK = 4 << 20
 LOCK_NAME = ".lock"
-_SHARDS: set[Path] = set()
-"""Shard folders of local stores known to exist (``blobs/ab``): made once."""
 
 
 class StagedFile:
@@ -108,6 +105,10 @@ class StagedFile:
     def manifest(self, block_size: int) -> Manifest | None:
         """The block manifest of the content for ``block_size`` (None: one block)."""
         return self._hashed(block_size).manifest_so_far()
+
+    def sync(self) -> None:
+        """Flush the staged bytes to stable storage (``fsync``)."""
+        os.fsync(self.fd)
 
     def close(self) -> None:
         """Close the file descriptor (the file stays)."""
@@ -185,51 +186,13 @@ def clear_abandoned(store_root: Path) -> int:
 def store_blob(store: BlobStore, staged: StagedFile, durable: bool = False) -> tuple[str, bool]:
     """Store the staged bytes as a blob of ``store``; return ``(blob id, moved)``.
 
-    ``moved`` means the staging file *became* the blob's file (renamed into the local
-    store): it must never be written again, and ``staged`` is closed. Otherwise the
-    staged file is unchanged and may be written on. Without ``durable`` the bytes
-    survive a crash of this process (they are in a file); with it, power loss too.
+    ``moved`` means the staging file *became* the blob's file (the store adopted it,
+    see :meth:`dlfs.stores.base.BlobStore.adopt`): it must never be written again,
+    and ``staged`` is closed. Otherwise the staged file is unchanged and may be
+    written on. Without ``durable`` the bytes survive a crash of this process (they
+    are in a file); with it, power loss too.
     """
-    blob = staged.digest()
-    if isinstance(store, LocalStore):
-        final = store.path(blob)
-        if final.exists():
-            return blob, False
-        manifest = staged.manifest(store.block_size)
-        if durable:
-            os.fsync(staged.fd)
-        try:
-            if final.parent not in _SHARDS:
-                final.parent.mkdir(mode=0o700, exist_ok=True)
-                _SHARDS.add(final.parent)
-            if manifest is not None:  # the manifest first: a large blob never lacks it
-                _write_file(store.manifest_path(blob), manifest.encode(), durable)
-            os.rename(staged.path, final)
-        except OSError as exc:
-            raise Unavailable(f"cannot store blob {blob}: {exc.strerror}") from exc
+    blob, moved = store.adopt(staged, durable)
+    if moved:
         staged.close()
-        if durable:
-            _fsync_dir(final.parent)
-        return blob, True
-    with store.batch() as batch:
-        stored, _size = batch.add_file(staged.path)
-        batch.commit()
-    return stored, False
-
-
-def _write_file(path: Path, data: bytes, durable: bool) -> None:
-    """Write ``path`` whole: a temporary file renamed over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if durable:
-            os.fsync(f.fileno())
-    os.rename(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return blob, moved

@@ -233,7 +233,7 @@ def test_parallel_readers_fetch_each_block_once(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from dlfs.stores.remote import store_factory
+    from dlfs.stores.registry import StoreRegistry
 
     bucket = s3.bucket()
     url = f"s3://{bucket}/p"
@@ -244,7 +244,7 @@ def test_parallel_readers_fetch_each_block_once(
     config = StoreConfig.from_env(
         endpoint_url=proxy.endpoint, cache_dir=tmp_path / "c", readahead=0, block_size=BLOCK
     )
-    factory = store_factory(Home.at(catalog.home.root), config)
+    factory = StoreRegistry(Home.at(catalog.home.root), config)
     store = factory(url)
     assert factory(url) is store and factory("local") is factory("local")
     chunk = 8192

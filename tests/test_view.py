@@ -24,8 +24,10 @@ from dlfs.errors import (
     Unavailable,
 )
 from dlfs.home import Home
+from dlfs.stores import localread
 from dlfs.stores.base import BlobStore
 from dlfs.stores.local import LocalStore
+from dlfs.stores.localread import LocalReader
 from dlfs.view import Node, Role, View, open_view
 
 META = {"label": "cat", "score": 0.75}
@@ -56,6 +58,13 @@ def open_views(home: Path) -> Iterator[Callable[..., View]]:
     yield make
     for v in opened:
         v.close()
+
+
+def local_reader(v: View) -> LocalReader:
+    """The reader of the local store a view reads through (its caches are checked)."""
+    store = v._store(v.root().dataset)
+    assert isinstance(store, LocalStore)
+    return store.reader()
 
 
 def walk(v: View, node: Node, prefix: str = "") -> dict[str, Node]:
@@ -340,7 +349,7 @@ def test_first_reads_run_inline_while_the_disk_is_fast_and_in_threads_when_slow(
     v = open_views(published)
     fh = v.open(resolve(v, "cat.jpg"), os.O_RDONLY)
     assert v.read_nowait(fh, 0, 4) == b"meow"  # opened and verified inline
-    monkeypatch.setattr(view, "INLINE_COLD_MAX", -1.0)  # every disk is slow from now on
+    monkeypatch.setattr(localread, "INLINE_COLD_MAX", -1.0)  # every disk is slow from now on
     fh = v.open(resolve(v, "train/b.jpg"), os.O_RDONLY)
     assert v.read_nowait(fh, 0, 3) is None  # left to a worker thread
     with ThreadPoolExecutor(1) as pool:
@@ -355,7 +364,7 @@ def test_replaced_blob_file_is_verified_again(
     catalog: Catalog,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    monkeypatch.setattr(view, "FD_CACHE", 1)
+    monkeypatch.setattr(localread, "FD_CACHE", 1)
     v = open_views(published)
     assert read_all(v, resolve(v, "train/b.jpg")) == b"B" * 7000
     assert read_all(v, resolve(v, "cat.jpg")) == b"meow" * 1000  # evicts b.jpg's fd
@@ -372,13 +381,13 @@ def test_replaced_blob_file_is_verified_again(
 def test_fd_cache_stays_bounded(
     published: str, open_views: Callable[..., View], monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(view, "FD_CACHE", 2)
+    monkeypatch.setattr(localread, "FD_CACHE", 2)
     v = open_views(published)
     files = {p: n for p, n in walk(v, v.root()).items() if n.role == Role.FILE}
     for _round in range(2):
         for node in files.values():
             read_all(v, node)
-    assert len(v._fds) <= 2
+    assert len(local_reader(v)._fds) <= 2
 
 
 # -- the whole catalog ------------------------------------------------------------------
@@ -539,11 +548,11 @@ def test_hashed_blocks_serve_their_reads_and_are_let_go(
     half = BLOCK // 2
     assert bytes(read_like_the_daemon(v, fh, 0, half)) == LARGE[:half]
     # Block 0 was read from the disk to be hashed; those bytes serve the next read.
-    assert v._kept.size >= BLOCK
+    assert local_reader(v)._kept.size >= BLOCK
     assert bytes(read_like_the_daemon(v, fh, half, half)) == LARGE[half:BLOCK]
     v.release(fh)
     assert read_all(v, node, chunk=half) == LARGE
-    assert v._kept.size == 0  # each block was let go once read to its end
+    assert local_reader(v)._kept.size == 0  # each block was let go once read to its end
 
 
 def test_large_blob_gets_a_manifest_and_streams(
@@ -556,7 +565,7 @@ def test_large_blob_gets_a_manifest_and_streams(
     blob = catalog.item(large, "large.bin").blob
     manifest = home / "blobs" / blob[:2] / f"{blob}.blocks"
     assert manifest.exists()
-    monkeypatch.setattr(view, "INLINE_COLD_MAX", -1.0)  # a slow disk: first reads in threads
+    monkeypatch.setattr(localread, "INLINE_COLD_MAX", -1.0)  # a slow disk: first reads in threads
     v = open_views(large)
     fh = v.open(resolve(v, "large.bin"), os.O_RDONLY)
     assert v.read_nowait(fh, 0, 10) is None  # first block: a worker thread

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dlfs import versions
 from dlfs.catalog import CatalogDB
 from dlfs.stores.base import BlobStore
-from dlfs.stores.local import LocalStore
 
 Progress = Callable[[int], None]
 """Called with the bytes of each blob checked."""
@@ -54,7 +53,6 @@ def finish_gc(local: BlobStore, removed: list[str]) -> dict[str, int]:
     """The part of ``gc`` after its sweep: delete the bytes of the ``removed`` local
     blobs and whatever imports left in staging; return the counts."""
     delete_blobs(local, removed)
-    assert isinstance(local, LocalStore)
     local.clear_staging()
     return {"blobs_removed": len(removed)}
 
@@ -66,9 +64,8 @@ def fsck(db: CatalogDB, local: BlobStore, progress: Progress | None = None) -> l
     for blob in db.blobs_all():
         if blob["store"] != "local":
             continue
-        if not local.verify(blob["id"]):
-            problems.append(f"blob {blob['id']} is missing or corrupt")
-        elif isinstance(local, LocalStore) and (problem := local.check_manifest(blob["id"])):
+        problem = local.check(blob["id"])
+        if problem is not None:
             problems.append(problem)
         if progress is not None:
             progress(blob["size"])

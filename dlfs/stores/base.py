@@ -18,10 +18,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
-    from dlfs.stores.manifest import BlockHasher
+    from dlfs.stores.manifest import BlockHasher, Manifest
 
 CHUNK = 1 << 20
 
@@ -65,8 +65,33 @@ class IngestBatch(abc.ABC):
         self.abort()
 
 
+class StagedBytes(Protocol):
+    """Bytes waiting in a local file to become a blob (a
+    :class:`dlfs.staging.StagedFile`): what :meth:`BlobStore.adopt` takes."""
+
+    @property
+    def path(self) -> Path:
+        """The file holding the bytes."""
+
+    def digest(self) -> str:
+        """The blob id of the bytes."""
+
+    def manifest(self, block_size: int) -> Manifest | None:
+        """Their block manifest for ``block_size`` (None: one block or less)."""
+
+    def sync(self) -> None:
+        """Flush the file's bytes to stable storage."""
+
+
 class BlobStore(abc.ABC):
-    """Bytes by content id. Implementations: :mod:`dlfs.stores.local`."""
+    """Bytes by content id. Implementations: :mod:`dlfs.stores.local`,
+    :mod:`dlfs.stores.s3`, :mod:`dlfs.stores.linked`.
+
+    Every read returns verified bytes: bytes that hash to the blob's id (per block
+    where the store keeps block hashes), or an error: :class:`dlfs.errors.Corrupt`
+    when they do not, :class:`dlfs.errors.Unavailable` (:class:`dlfs.errors.BlobMissing`
+    for a blob the store does not have) when they cannot be had.
+    """
 
     url: str
     remote = True
@@ -81,30 +106,61 @@ class BlobStore(abc.ABC):
         """A new batch of blobs to write."""
 
     @abc.abstractmethod
-    def read(self, blob: str, offset: int, size: int, blob_size: int | None = None) -> bytes:
-        """Up to ``size`` bytes of a blob from ``offset`` (fewer at its end).
-        ``blob_size``, when the caller knows it, saves remote stores a lookup."""
+    def read(
+        self, blob: str, offset: int, size: int, blob_size: int | None = None
+    ) -> bytes | memoryview:
+        """Up to ``size`` verified bytes of a blob from ``offset`` (fewer at its end).
+        ``blob_size``, when the caller knows it (the catalog's), saves a lookup; a
+        blob shorter than that is :class:`dlfs.errors.Corrupt`. May block; safe
+        from any thread."""
+
+    def read_nowait(
+        self, blob: str, offset: int, size: int, blob_size: int | None = None
+    ) -> bytes | memoryview | None:
+        """:meth:`read`'s bytes when they can be had without blocking on a network,
+        a slow disk or the hashing of a large blob; None otherwise (then call
+        :meth:`read`, in a worker thread)."""
+        return None
 
     @abc.abstractmethod
     def iter_bytes(self, blob: str) -> Iterator[bytes]:
-        """The whole blob, in chunks, verified against its id.
-
-        Raises :class:`dlfs.errors.Corrupt` (after yielding what was read) if the bytes
-        do not hash to ``blob``; callers that must never pass on wrong bytes buffer or
-        use :meth:`verify` first.
-        """
+        """The whole blob, in chunks, never yielding a byte that was not verified:
+        a chunk that fails its check raises :class:`dlfs.errors.Corrupt` instead of
+        being yielded (what came before it was good)."""
 
     @abc.abstractmethod
     def verify(self, blob: str) -> bool:
         """Re-hash the stored bytes: True when they match the id."""
 
+    def check(self, blob: str) -> str | None:
+        """What is wrong with a stored blob, as one line for ``dlfs fsck``; None
+        when nothing is."""
+        return None if self.verify(blob) else f"blob {blob} is missing or corrupt"
+
     @abc.abstractmethod
     def delete(self, blob: str) -> None:
         """Remove a blob (no error if it is already gone)."""
 
-    def read_nowait(self, blob: str, offset: int, size: int) -> bytes | memoryview | None:
-        """:meth:`read`'s bytes when they can be had without blocking (remote stores:
-        from memory); None otherwise."""
+    def adopt(self, staged: StagedBytes, durable: bool = False) -> tuple[str, bool]:
+        """Store the bytes of a staged file as a blob; return ``(blob id, moved)``.
+
+        ``moved`` means the staged file *became* the blob (a local store renames it
+        into place): it must never be written again. Otherwise it is unchanged (its
+        bytes were copied; here through an ingest batch, which is durable). Without
+        ``durable`` the bytes survive a crash of this process; with it, power loss.
+        """
+        with self.batch() as batch:
+            stored, _size = batch.add_file(staged.path)
+            batch.commit()
+        return stored, False
+
+    def sync_blob(self, blob: str) -> None:
+        """Make one stored blob durable against power loss (for ``fsync``); stores
+        whose writes are durable when they return do nothing."""
+        return None
+
+    def clear_staging(self) -> None:
+        """Remove what writers that died left in the store's staging folder."""
         return None
 
     def prefetch(self, blob: str, size: int) -> None:
@@ -114,17 +170,14 @@ class BlobStore(abc.ABC):
         return None
 
     def close(self) -> None:
-        """Stop background work and finish pending cache writes (remote stores)."""
+        """Stop background work and finish pending cache writes (remote stores),
+        close cached files (local ones)."""
         return None
 
     def local_path(self, blob: str) -> Path | None:
-        """A local file holding exactly the blob, when the store has one."""
+        """A local file holding exactly the blob, when the store has one (for
+        uploads that read a file by path; its bytes are not verified)."""
         return None
-
-    def local_file(self, blob: str) -> str | None:
-        """:meth:`local_path` as a string (the daemon's read path asks often)."""
-        path = self.local_path(blob)
-        return None if path is None else os.fspath(path)
 
 
 class StagingFolder:

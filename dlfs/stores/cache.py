@@ -527,7 +527,9 @@ class CachedStore(BlobStore):
         """Checked bytes of a blob (see :class:`CachedReader`)."""
         return self.reader.read(blob, offset, size, blob_size)
 
-    def read_nowait(self, blob: str, offset: int, size: int) -> bytes | memoryview | None:
+    def read_nowait(
+        self, blob: str, offset: int, size: int, blob_size: int | None = None
+    ) -> bytes | memoryview | None:
         return self.reader.read_nowait(blob, offset, size)
 
     def prefetch(self, blob: str, size: int) -> None:

@@ -4,44 +4,34 @@ Writes are atomic and durable in batches: each blob is streamed (and hashed) int
 staging file under ``<home>/blobs/.staging``; :meth:`LocalBatch.commit` flushes the
 file system once (``syncfs``, far cheaper than an ``fsync`` per file), renames every
 staged file to its final name, then flushes again so the renames are durable. A blob
-that already exists is never rewritten: identical bytes are stored once.
+that already exists is never rewritten: identical bytes are stored once. A file
+written through a draft mount is adopted (:meth:`LocalStore.adopt`): renamed into
+place, no copy.
 
 A blob larger than one block (``block_size``, 4 MiB) also gets a block manifest,
 ``<id>.blocks`` beside it (:class:`dlfs.stores.manifest.Manifest`), computed in the
 same pass as the blob id and renamed into place before the blob, so that readers
-verify it block by block (see :mod:`dlfs.view`).
+verify it block by block. Reads go through the store's
+:class:`dlfs.stores.localread.LocalReader`, which verifies every byte it returns.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from dlfs.errors import Corrupt, NotFound
-from dlfs.objects import new_hasher
-from dlfs.stores.base import CHUNK, BlobStore, IngestBatch, StagingFolder, clear_dead_staging
+from dlfs.durable import fsync_dir, syncfs
+from dlfs.errors import Corrupt, Unavailable
+from dlfs.stores.base import BlobStore, IngestBatch, StagedBytes, StagingFolder, clear_dead_staging
+from dlfs.stores.localread import LocalReader
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash_file_blocks
 
 BLOCK_SIZE = DEFAULT_BLOCK_SIZE
 """The block size of new local stores (tests set it smaller)."""
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def syncfs(path: Path) -> None:
-    """Flush the file system that holds ``path`` to stable storage."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _libc.syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
 
 
 class LocalStore(BlobStore):
@@ -56,6 +46,10 @@ class LocalStore(BlobStore):
         self.staging = root / ".staging"
         self.block_size = block_size or BLOCK_SIZE
         """Blobs larger than this get a block manifest of blocks of this size."""
+        self._reader: LocalReader | None = None
+        self._reader_lock = threading.Lock()
+        self._shards: set[str] = set()
+        """Shard folders known to exist (``ab``): made once."""
 
     def path(self, blob: str) -> Path:
         """Where blob ``blob`` lives (whether or not it exists)."""
@@ -64,7 +58,8 @@ class LocalStore(BlobStore):
     def local_path(self, blob: str) -> Path | None:
         return self.path(blob)
 
-    def local_file(self, blob: str) -> str | None:
+    def local_file(self, blob: str) -> str:
+        """:meth:`path` as a string (the read path asks often)."""
         return f"{self._root}/{blob[:2]}/{blob}"
 
     def manifest_path(self, blob: str) -> Path:
@@ -77,38 +72,54 @@ class LocalStore(BlobStore):
     def batch(self) -> LocalBatch:
         return LocalBatch(self)
 
-    def read(self, blob: str, offset: int, size: int, blob_size: int | None = None) -> bytes:
-        try:
-            fd = os.open(self.path(blob), os.O_RDONLY)
-        except FileNotFoundError as exc:
-            raise NotFound(f"blob {blob} is missing from the local store") from exc
-        try:
-            return os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
+    # -- reading: all through the one reader ------------------------------------------
+
+    def reader(self) -> LocalReader:
+        """The store's reader, made on first use.
+
+        It then also answers :meth:`read` and :meth:`read_nowait` directly (bound on
+        the instance), so a read costs no call through the store: the daemon's read
+        path is tuned per call (``docs/performance.md``).
+        """
+        reader = self._reader
+        if reader is None:
+            with self._reader_lock:
+                reader = self._reader
+                if reader is None:
+                    reader = LocalReader(self.local_file, self.manifest_path, self.block_size)
+                    self.read = reader.read  # type: ignore[method-assign]
+                    self.read_nowait = reader.read_nowait  # type: ignore[method-assign]
+                    self._reader = reader
+        return reader
+
+    def read(
+        self, blob: str, offset: int, size: int, blob_size: int | None = None
+    ) -> bytes | memoryview:
+        """Verified bytes (see :class:`LocalReader`)."""
+        return self.reader().read(blob, offset, size, blob_size)
+
+    def read_nowait(
+        self, blob: str, offset: int, size: int, blob_size: int | None = None
+    ) -> bytes | memoryview | None:
+        """Verified bytes when they come without waiting (see :class:`LocalReader`)."""
+        return self.reader().read_nowait(blob, offset, size, blob_size)
 
     def iter_bytes(self, blob: str) -> Iterator[bytes]:
-        hasher = new_hasher()
-        try:
-            f = open(self.path(blob), "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError as exc:
-            raise NotFound(f"blob {blob} is missing from the local store") from exc
-        with f:
-            while chunk := f.read(CHUNK):
-                hasher.update(chunk)
-                yield chunk
-        if hasher.hexdigest() != blob:
-            raise Corrupt(f"blob {blob} is corrupt: its bytes do not match its hash")
+        return self.reader().iter_bytes(blob, self.block_size)
 
     def verify(self, blob: str) -> bool:
-        hasher = new_hasher()
-        try:
-            with open(self.path(blob), "rb") as f:
-                while chunk := f.read(CHUNK):
-                    hasher.update(chunk)
-        except FileNotFoundError:
-            return False
-        return bool(hasher.hexdigest() == blob)
+        return self.reader().verify(blob)
+
+    def check(self, blob: str) -> str | None:
+        """The blob's bytes against its id, then its block manifest if it has one."""
+        if not self.verify(blob):
+            return f"blob {blob} is missing or corrupt"
+        return self.check_manifest(blob)
+
+    def close(self) -> None:
+        """Close the reader's cached files (it stays usable)."""
+        if self._reader is not None:
+            self._reader.close()
 
     def check_manifest(self, blob: str) -> str | None:
         """What is wrong with the block manifest of ``blob`` (None: nothing). A blob
@@ -131,6 +142,48 @@ class LocalStore(BlobStore):
             return f"the block manifest of blob {blob} does not match its bytes"
         return None
 
+    # -- writing ----------------------------------------------------------------------
+
+    def adopt(self, staged: StagedBytes, durable: bool = False) -> tuple[str, bool]:
+        """Rename the staged file into place as its blob (no copy), after the block
+        manifest of a large blob; with ``durable``, the file, the manifest and the
+        folder are fsynced. Nothing moves when the blob already exists."""
+        blob = staged.digest()
+        final = self.path(blob)
+        if final.exists():
+            return blob, False
+        manifest = staged.manifest(self.block_size)
+        if durable:
+            staged.sync()
+        try:
+            if blob[:2] not in self._shards:
+                final.parent.mkdir(mode=0o700, exist_ok=True)
+                self._shards.add(blob[:2])
+            if manifest is not None:  # the manifest first: a large blob never lacks it
+                _write_file(self.manifest_path(blob), manifest.encode(), durable)
+            os.rename(staged.path, final)
+        except OSError as exc:
+            raise Unavailable(f"cannot store blob {blob}: {exc.strerror}") from exc
+        if durable:
+            fsync_dir(final.parent)
+        return blob, True
+
+    def sync_blob(self, blob: str) -> None:
+        """``fsync`` the blob's file (no error when it is missing)."""
+        try:
+            fd = os.open(self.path(blob), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def sync(self) -> None:
+        """Flush the file system holding the store (``syncfs``)."""
+        if self.root.exists():
+            syncfs(self.root)
+
     def delete(self, blob: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(blob).unlink()
@@ -150,6 +203,16 @@ class LocalStore(BlobStore):
     def clear_staging(self) -> None:
         """Remove staging folders left by writers that died (none of it is referenced)."""
         clear_dead_staging(self.staging)
+
+
+def _write_file(path: Path, data: bytes, durable: bool) -> None:
+    """Write ``path`` whole: a temporary file renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if durable:
+            os.fsync(f.fileno())
+    os.rename(tmp, path)
 
 
 class LocalBatch(IngestBatch):

@@ -7,10 +7,10 @@
         S3Blocks / LinkedBlocks    fetch one block and check it, under RetryPolicy
           S3Client                 boto3, errors mapped to DlfsError
 
-:func:`store_factory` returns a ``url -> BlobStore`` callable with the signature the
-daemon's view expects (``dlfs.view.StoreFactory``); stores are made once per URL and
-are thread-safe. Settings come from :class:`StoreConfig` (``StoreConfig.from_env()``
-reads the ``DLFS_*`` variables listed there). Blob sizes and linked objects are looked
+Stores are thread-safe; :class:`dlfs.stores.registry.StoreRegistry` makes one per
+URL for the catalog, the views and the daemon. Settings come from
+:class:`StoreConfig` (``StoreConfig.from_env()`` reads the ``DLFS_*`` variables listed
+there). Blob sizes and linked objects are looked
 up in the catalog through :class:`CatalogLookup`, which opens one read-only
 connection per thread, so reads may come from any thread.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,8 +37,6 @@ from dlfs.stores.linked import SCHEME, ExternalObject, LinkedStore
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE
 from dlfs.stores.retry import RetryPolicy
 from dlfs.stores.s3 import DEFAULT_MULTIPART_THRESHOLD, S3Client, S3Store
-
-StoreFactory = Callable[[str], BlobStore]
 
 
 @dataclass(frozen=True)
@@ -197,27 +194,3 @@ def open_store(
     raise InvalidInput(
         f"unsupported storage {url!r}: use 'local', s3://bucket/prefix or a linked bucket"
     )
-
-
-def store_factory(home: Home, config: StoreConfig | None = None) -> StoreFactory:
-    """A ``url -> BlobStore`` function for the daemon: ``local`` and remote URLs, each
-    store made once and shared by every thread."""
-    from dlfs.stores.local import LocalStore
-
-    config = config or StoreConfig.from_env()
-    lookup = CatalogLookup(home.catalog_path)
-    stores: dict[str, BlobStore] = {}
-    lock = threading.Lock()
-
-    def factory(url: str) -> BlobStore:
-        with lock:
-            store = stores.get(url)
-            if store is None:
-                if url == "local":
-                    store = LocalStore(home.blobs)
-                else:
-                    store = open_store(url, home, config, lookup)
-                stores[url] = store
-            return store
-
-    return factory
