@@ -48,7 +48,9 @@ from dlfs.errors import (
     ReadOnly,
     Unavailable,
 )
-from dlfs.view import IO_SIZE, Listing, NameTooLong, NoAttribute, Node, View
+from dlfs.errors import NameTooLong, NoAttribute
+from dlfs.nodes import IO_SIZE, Listing, Node
+from dlfs.view import View
 
 from .inodes import InodeTable, StaleInode
 

@@ -75,3 +75,11 @@ class Corrupt(DlfsError):
 
 class Unavailable(DlfsError):
     """A store could not be reached after bounded retries."""
+
+
+class NameTooLong(InvalidInput):
+    """A name longer than 255 bytes was looked up (``ENAMETOOLONG``)."""
+
+
+class NoAttribute(NotFound):
+    """The node has no extended attribute of that name (``ENODATA``)."""

@@ -17,7 +17,8 @@ from pyfuse3 import ROOT_INODE, FUSEError
 
 from dlfs import errors
 from dlfs.home import Home
-from dlfs.view import CACHE_TTL, NameTooLong, NoAttribute, open_view
+from dlfs.errors import NameTooLong, NoAttribute
+from dlfs.view import CACHE_TTL, open_view
 
 
 @pytest.fixture
