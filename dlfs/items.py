@@ -17,7 +17,7 @@ stored; the mtime is kept beside the item and is not part of its id.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from dlfs.objects import canonical_json, item_id, new_origin
 
@@ -26,6 +26,12 @@ EMPTY_ANNOTATIONS = "[]"
 
 ItemRow = tuple[str, str, str, int, float, str, str]
 """``(id, origin, blob, size, mtime, metadata, annotations)``: a row of ``items``."""
+
+
+class Fields(Protocol):
+    """A row with named columns (``sqlite3.Row``, a dict)."""
+
+    def __getitem__(self, key: str) -> Any: ...
 
 
 class ItemRecord(NamedTuple):
@@ -56,7 +62,7 @@ class ItemRecord(NamedTuple):
         return cls(new_origin(), blob, size, mtime, metadata, annotations)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ItemRecord:
+    def from_row(cls, row: Fields) -> ItemRecord:
         """The record of an ``items`` row."""
         return cls(
             row["origin"],
