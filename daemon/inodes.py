@@ -23,7 +23,7 @@ from __future__ import annotations
 from pyfuse3 import ROOT_INODE
 
 from dlfs.errors import StaleInode
-from dlfs.view import Node
+from dlfs.nodes import Node
 
 
 class InodeTable:

@@ -37,7 +37,7 @@ import pyfuse3
 import trio
 
 from dlfs import mounts
-from dlfs.draftview import open_mount_view
+from dlfs.draftview import DraftView, open_mount_view
 from dlfs.errors import DlfsError
 from dlfs.home import Home
 from dlfs.stores.registry import StoreRegistry
@@ -235,7 +235,7 @@ def warm_catalog(home: Home) -> None:
             os.close(fd)
 
 
-def release(view: View) -> None:
+def release(view: View | DraftView) -> None:
     try:
         view.close()
     except Exception:

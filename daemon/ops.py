@@ -1,6 +1,9 @@
-"""pyfuse3 operations: a short adapter per request over :class:`dlfs.view.View`.
+"""pyfuse3 operations: a short adapter per request over a view of dlfs.
 
-Each handler unpacks the request, makes one call to the view and builds the reply.
+Each handler unpacks the request, makes one call to the view (a read-only
+:class:`dlfs.view.View`, or a :class:`dlfs.draftview.DraftView` that takes writes: a
+write to a read-only view is refused by :meth:`dlfs.view.View.refuse`, ``EROFS``) and
+builds the reply.
 Errors are mapped in one place, the :func:`fuse_errors` decorator on every handler
 that can fail: the request answers the errno each :class:`dlfs.errors.DlfsError`
 carries (:func:`errno_of`). There is no SQL and no filesystem logic here; what the
@@ -36,8 +39,10 @@ from pyfuse3 import (
     StatvfsData,
 )
 
+from dlfs.draftview import DraftView
 from dlfs.errors import DlfsError, NotFound
-from dlfs.view import IO_SIZE, Listing, Node, View
+from dlfs.nodes import IO_SIZE, Listing, Node
+from dlfs.view import View
 
 from .inodes import InodeTable
 
@@ -92,7 +97,7 @@ class Operations(pyfuse3.Operations):
     enable_writeback_cache = False
     enable_acl = False
 
-    def __init__(self, view: View) -> None:
+    def __init__(self, view: View | DraftView) -> None:
         super().__init__()
         self.view = view
         self.inodes = InodeTable(view.root())
@@ -116,6 +121,13 @@ class Operations(pyfuse3.Operations):
 
     def _entry(self, parent: int, name: bytes, node: Node) -> EntryAttributes:
         return self._attr(self.inodes.remember(parent, os.fsdecode(name), node), node)
+
+    def _writer(self, what: str) -> DraftView:
+        """The view that takes a write request; a read-only view refuses it (EROFS)."""
+        view = self.view
+        if isinstance(view, DraftView):
+            return view
+        view.refuse(what)
 
     # -- reading the tree -------------------------------------------------------------
 
@@ -225,21 +237,25 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
     ) -> tuple[FileInfo, EntryAttributes]:
         parent = self.inodes.node(parent_inode)
-        fh, node = self.view.create(parent, os.fsdecode(name), mode, flags)
+        fh, node = self._writer("create a file").create(parent, os.fsdecode(name), mode, flags)
         return FileInfo(fh=fh, keep_cache=False), self._entry(parent_inode, name, node)
 
     @fuse_errors
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext
     ) -> EntryAttributes:
-        node = self.view.mkdir(self.inodes.node(parent_inode), os.fsdecode(name), mode)
+        node = self._writer("make a folder").mkdir(
+            self.inodes.node(parent_inode), os.fsdecode(name), mode
+        )
         return self._entry(parent_inode, name, node)
 
     @fuse_errors
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext
     ) -> EntryAttributes:
-        node = self.view.mknod(self.inodes.node(parent_inode), os.fsdecode(name), mode, rdev)
+        node = self._writer("make a file").mknod(
+            self.inodes.node(parent_inode), os.fsdecode(name), mode, rdev
+        )
         return self._entry(parent_inode, name, node)
 
     @fuse_errors
@@ -247,26 +263,28 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext
     ) -> EntryAttributes:
         parent = self.inodes.node(parent_inode)
-        node = self.view.symlink(parent, os.fsdecode(name), os.fsdecode(target))
+        node = self._writer("make a symlink").symlink(
+            parent, os.fsdecode(name), os.fsdecode(target)
+        )
         return self._entry(parent_inode, name, node)
 
     @fuse_errors
     async def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext
     ) -> EntryAttributes:
-        node = self.view.link(
+        node = self._writer("make a link").link(
             self.inodes.node(inode), self.inodes.node(new_parent_inode), os.fsdecode(new_name)
         )
         return self._entry(new_parent_inode, new_name, node)
 
     @fuse_errors
     async def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        self.view.unlink(self.inodes.node(parent_inode), os.fsdecode(name))
+        self._writer("remove a file").unlink(self.inodes.node(parent_inode), os.fsdecode(name))
         self.inodes.detach(parent_inode, os.fsdecode(name))
 
     @fuse_errors
     async def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        self.view.rmdir(self.inodes.node(parent_inode), os.fsdecode(name))
+        self._writer("remove a folder").rmdir(self.inodes.node(parent_inode), os.fsdecode(name))
         self.inodes.detach(parent_inode, os.fsdecode(name))
 
     @fuse_errors
@@ -279,7 +297,7 @@ class Operations(pyfuse3.Operations):
         flags: int,
         ctx: RequestContext,
     ) -> None:
-        self.view.rename(
+        self._writer("rename").rename(
             self.inodes.node(parent_inode_old),
             os.fsdecode(name_old),
             self.inodes.node(parent_inode_new),
@@ -299,7 +317,7 @@ class Operations(pyfuse3.Operations):
         fh: int | None,
         ctx: RequestContext,
     ) -> EntryAttributes:
-        node = self.view.setattr(
+        node = self._writer("change attributes").setattr(
             self.inodes.node(inode),
             size=attr.st_size if fields.update_size else None,
             mode=attr.st_mode if fields.update_mode else None,
@@ -310,15 +328,19 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        return self.view.write(fh, off, buf)
+        return self._writer("write").write(fh, off, buf)
 
     @fuse_errors
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:
-        self.view.setxattr(self.inodes.node(inode), os.fsdecode(name), value)
+        self._writer("set extended attributes").setxattr(
+            self.inodes.node(inode), os.fsdecode(name), value
+        )
 
     @fuse_errors
     async def removexattr(self, inode: int, name: bytes, ctx: RequestContext) -> None:
-        self.view.removexattr(self.inodes.node(inode), os.fsdecode(name))
+        self._writer("remove extended attributes").removexattr(
+            self.inodes.node(inode), os.fsdecode(name)
+        )
 
 
 class WritableOperations(Operations):
@@ -327,11 +349,11 @@ class WritableOperations(Operations):
 
     @fuse_errors
     async def flush(self, fh: int) -> None:
-        self.view.flush(fh)
+        self._writer("write").flush(fh)
 
     @fuse_errors
     async def fsync(self, fh: int, datasync: bool) -> None:
-        self.view.fsync(fh, datasync)
+        self._writer("write").fsync(fh, datasync)
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         return  # folder changes are committed before their request is answered

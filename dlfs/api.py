@@ -29,6 +29,7 @@ from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, InvalidInput, IsADirectory
 from dlfs.handles import Dataset, Entry, Item, Progress, Version
 from dlfs.home import Home
+from dlfs.items import canonical_labels
 from dlfs.mounts import mounted as mount
 from dlfs.names import (
     check_annotations,
@@ -38,7 +39,7 @@ from dlfs.names import (
     set_dotted,
     split_path,
 )
-from dlfs.objects import DIR, canonical_json, item_id
+from dlfs.objects import DIR
 from dlfs.ops import clone as clone_ops
 from dlfs.ops import diff as diff_ops
 from dlfs.ops import importer, maintenance, placing, selection
@@ -420,13 +421,8 @@ class Catalog:
             meta = dict(old.metadata) if metadata is None else check_metadata(metadata)
             for key, value in assignments or []:
                 set_dotted(meta, key, value)
-            ann = old.annotations if annotations is None else check_annotations(annotations)
-            meta_text, ann_text = canonical_json(meta), canonical_json(ann)
-            iid = item_id(old.origin, old.blob, old.size, meta_text, ann_text)
-            self.db.items_put(
-                [(iid, old.origin, old.blob, old.size, old.mtime, meta_text, ann_text)]
-            )
-            tree.set_file(parts, iid, old.size)
+            ann = None if annotations is None else check_annotations(annotations)
+            tree.relabel(tree.mutable_dir(parts[:-1]), parts[-1], *canonical_labels(meta, ann))
             # The first change to a folder re-points the draft's root: read it again.
             current = self.db.version_get(row["id"])
             assert current is not None

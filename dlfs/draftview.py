@@ -1,31 +1,23 @@
 """Writable draft mounts: the filesystem semantics of editing a draft, with no FUSE.
 
-A :class:`DraftView` is the :class:`dlfs.view.View` of one draft that also accepts
-writes: create, write (any offset), truncate, rename, unlink, mkdir, rmdir, setting
+A :class:`DraftView` serves one draft as :class:`dlfs.view.View` serves a version, and
+also accepts writes: create, write (any offset), truncate, rename, unlink, mkdir, rmdir, setting
 times, ``user.dlfs.metadata`` / ``user.dlfs.annotations``, flush, fsync. Symlinks,
 hard links and special files are refused (:class:`NotPermitted`). The daemon adapts
 these calls to pyfuse3 as it does for read-only views.
 
-**Where entries are: places.** The kernel names files by inode, and a folder's tree
-id is no stable name for it (the first change copies a shared folder into a mutable
-one, with a new id), nor is its path (a rename moves it). So every node handed out
-carries a :class:`Place`: its folder's place and its name. Places are unique per
-location (an index keyed by ``(parent place, name)``), a rename re-points the moved
-place, and an unlink or rmdir detaches it: an inode keeps naming its entry, and open
-files follow their file. A folder place caches its tree id; a cached *mutable* id
-is trusted (it stays the same until publish), an immutable one is re-checked from
-the parent. ``PRAGMA data_version`` tells when another process committed (``dlfs
+**Where entries are** is :mod:`dlfs.places`: every node handed out carries a
+:class:`~dlfs.places.Place` (``Node.key``), which follows renames, so an inode keeps
+naming its entry. ``PRAGMA data_version`` tells when another process committed (``dlfs
 add``, ``dlfs publish``...): every cache is then dropped.
 
-**Writing a file.** Opening a file for writing gives it an :class:`OpenFile`, shared
-by every handle on it. Its bytes go to a staging file (:mod:`dlfs.staging`), copied
-from the current blob on the first write unless it was truncated. On ``flush`` (every
-``close``), ``fsync`` and the last ``release``, a changed file is *committed*: hashed
-(incrementally while written in order), stored as a blob once (the local store takes
-the staging file by rename), and recorded in one catalog transaction. A created file
-exists only in the mount (in listings and lookups) until its first commit, so a crash
-never leaves half-written files behind: the catalog only ever names closed (or
-fsynced) content. Readers of a file open for writing read the staged bytes.
+**Writing a file** is :mod:`dlfs.openfiles`: a file opened for writing gets an
+:class:`~dlfs.openfiles.OpenFile` whose bytes wait in a staging file. On ``flush``
+(every ``close``), ``fsync`` and the last ``release``, a changed file is *committed*:
+stored as a blob once (the local store takes the staging file by rename) and recorded
+in one catalog transaction. A created file exists only in the mount (in listings and
+lookups) until its first commit, so a crash never leaves half-written files behind:
+the catalog only ever names closed (or fsynced) content.
 
 **Lineage.** A file rewritten in place keeps its item's origin, metadata and
 annotations with the new blob. A file created here gets a new origin; if it is renamed
@@ -58,17 +50,13 @@ Threading: as for :class:`View`, everything runs on the daemon's event loop exce
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import stat
 import time
-import weakref
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator
 
-from dlfs import trees, versions
+from dlfs import trees, versions, xattrs
 from dlfs.catalog import CatalogDB, Row
 from dlfs.draftlock import MountLock
 from dlfs.durable import syncfs
@@ -87,29 +75,18 @@ from dlfs.errors import (
     ReadOnly,
 )
 from dlfs.home import Home
-from dlfs.names import NAME_MAX, check_annotations, check_metadata, check_name
-from dlfs.objects import DIR, FILE, canonical_json, is_mutable, item_id, new_origin
-from dlfs.staging import StagedFile, StagingArea, clear_abandoned, store_blob
-from dlfs.stores.registry import StoreRegistry
-from dlfs.view import (
-    BLOCK_SIZE,
-    LIVE_TTL,
-    X_ANNOTATIONS,
-    X_BLOB,
-    X_DATASET,
-    X_ITEM,
-    X_METADATA,
-    X_STATE,
-    X_VERSION,
-    XATTR_PREFIX,
-    FsStats,
-    Listing,
-    Node,
-    Role,
-    StoreFactory,
-    View,
-    open_view,
-)
+from dlfs.items import ItemRecord
+from dlfs.names import NAME_MAX, check_name
+from dlfs.nodes import BLOCK_SIZE, LIVE_TTL, FsStats, Listing, Node, Page, Role, ns
+from dlfs.objects import DIR
+from dlfs.openfiles import OpenFile, OpenFiles
+from dlfs.places import Place, PlaceIndex
+from dlfs.reads import FileReads
+from dlfs.staging import clear_abandoned
+from dlfs.stores.base import BlobStore
+from dlfs.stores.registry import StoreFactory, StoreRegistry
+from dlfs.view import View, open_view
+from dlfs.xattrs import VersionFacts
 
 log = logging.getLogger(__name__)
 
@@ -123,51 +100,6 @@ REMEMBERED_ITEMS = 1_000_000
 """At most this many items written here are remembered (for mtimes and lineage)."""
 
 
-class Place:
-    """Where an entry of the draft is: its folder's place and its name.
-
-    One place per location while anything refers to it; renames re-point it, removal
-    detaches it (``parent`` None). Folder places cache their tree id (``tree``, valid
-    for cache epoch ``epoch``).
-    """
-
-    __slots__ = ("__weakref__", "epoch", "name", "parent", "tree")
-
-    def __init__(self, parent: Place | None, name: str) -> None:
-        self.parent = parent
-        self.name = name
-        self.tree = ""
-        self.epoch = -1
-
-    def __repr__(self) -> str:
-        return f"Place({self.name!r})"
-
-
-@dataclass(eq=False)
-class OpenFile:
-    """A file open for writing (and its readers): its content, staged or committed."""
-
-    place: Place
-    blob: str
-    """The blob of the committed (or original) content; ``""`` when there is none."""
-    size: int
-    mtime_ns: int
-    committed: bool
-    """True when the catalog has an entry for this file."""
-    staged: StagedFile | None = None
-    """The working copy, once written or truncated (None: the content is ``blob``)."""
-    dirty: bool = False
-    """Changed since the last commit."""
-    writers: int = 0
-    handles: set[int] = field(default_factory=set)
-    inherit: tuple[str, str, str] | None = None
-    """``(origin, metadata, annotations)`` of a file this one replaced by a rename."""
-
-
-def _ns(seconds: float | None) -> int:
-    return int((seconds or 0.0) * 1_000_000_000)
-
-
 def _check_new_name(name: str) -> str:
     try:
         size = len(name.encode("utf-8"))
@@ -179,19 +111,20 @@ def _check_new_name(name: str) -> str:
 
 
 def _place_of(node: Node) -> Place:
-    place = node.place
+    place = node.key
     if not isinstance(place, Place):
         raise InvalidInput("not a node of this draft")
     return place
 
 
-class DraftView(View):
+class DraftView:
     """The read-write view of one draft (build it with :func:`open_mount_view`).
 
-    Raises what :class:`View` raises, plus :class:`AlreadyExists`, :class:`NotEmpty`,
-    :class:`IsADirectory`, :class:`NotPermitted`, :class:`NotSupported`,
-    :class:`InvalidInput` (bad JSON, bad names) and :class:`ReadOnly` once the draft
-    was published.
+    It answers the calls a :class:`dlfs.view.View` answers (reads through the same
+    :class:`dlfs.reads.FileReads`), and the writes. Raises what a view raises, plus
+    :class:`AlreadyExists`, :class:`NotEmpty`, :class:`IsADirectory`,
+    :class:`NotPermitted`, :class:`NotSupported`, :class:`InvalidInput` (bad JSON, bad
+    names) and :class:`ReadOnly` once the draft was published.
     """
 
     def __init__(
@@ -204,30 +137,27 @@ class DraftView(View):
         uid: int | None = None,
         gid: int | None = None,
     ) -> None:
+        self.db = db
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
         self.home = home
+        self.reads = FileReads(db, stores)
+        """The open handles and their reads."""
         self._locks = lock
         self._vid: str = version["id"]
         self._dataset: int = version["dataset"]
-        self._root_place = Place(None, "")
-        self._root_tree: str = version["root"]
+        self._places = PlaceIndex(db, self._vid, version["root"])
         self._published: Row | None = None
         self._gone = False
-        self._epoch = 0
         self._data_version = db.data_version()
-        self._places: weakref.WeakValueDictionary[tuple[int, str], Place] = (
-            weakref.WeakValueDictionary()
-        )
-        self._open: dict[Place, OpenFile] = {}
-        self._handles: dict[int, tuple[OpenFile | None, bool]] = {}
-        self._writers = 0
-        self._staging: StagingArea | None = None
+        self._open = OpenFiles(home, lock, self._writable_now)
         self._private: set[str] = set()
         """Items this mount created: their mtime is ours to set."""
         self._newborn: set[str] = set()
         """Items created here with a new origin and no metadata: a rename over another
         file gives them its lineage."""
         self._statfs: tuple[float, int, int] | None = None
-        super().__init__(db, stores, version, uid, gid)
+        self._root = self._version_node(version)
         db.set_synchronous(False)
         db.set_autocheckpoint(10_000)
 
@@ -261,19 +191,19 @@ class DraftView(View):
             self._invalidate()
 
     def _invalidate(self) -> None:
-        self._epoch += 1
+        self._places.invalidate()
         self._statfs = None
         if self._published is not None:
             return
         row = self.db.version_get(self._vid)
         if row is not None and row["state"] == "draft":
-            self._root_tree = row["root"]
+            self._places.root_tree = row["root"]
             return
         new = self._locks.published_as()
         published = self.db.version_get(new) if new else None
         if published is not None:
             self._published = published
-            self._root_tree = published["root"]
+            self._places.root_tree = published["root"]
             log.info("draft %s was published as %s: serving it read-only", self._vid, new)
         else:
             self._gone = True
@@ -289,40 +219,27 @@ class DraftView(View):
         if self._gone:
             raise NotFound(f"cannot {what}: draft {self._vid} was deleted")
 
+    def _writable_now(self, what: str) -> None:
+        """For the first writer, once it holds the writers lock: a publish may have
+        ended while it waited."""
+        self._sync()
+        self._check_writable(what)
+
     @contextlib.contextmanager
-    def _write(self, what: str) -> Iterator[None]:
-        """One catalog transaction of a write; caches are dropped if it rolls back."""
+    def _write(self, what: str) -> Iterator[trees.DraftTree]:
+        """One catalog transaction of a write, with the draft's tree to edit; caches
+        are dropped if it rolls back."""
         try:
             with self.db.transaction():
                 self._sync()
                 self._check_writable(what)
-                yield
+                draft = self._places.draft_tree()
+                yield draft
+                self._places.follow(draft)
         except BaseException:
             self._invalidate()
             raise
         self._statfs = None
-
-    def _staging_area(self) -> StagingArea:
-        if self._staging is None:
-            self._staging = StagingArea(self.home.blobs)
-        return self._staging
-
-    def _begin_writing(self, what: str) -> None:
-        """One more writer: the first one takes the writers lock (see draftlock)."""
-        if self._writers == 0:
-            self._locks.start_writing()
-            try:
-                self._sync()  # a publish may have ended while we waited
-                self._check_writable(what)
-            except BaseException:
-                self._locks.stop_writing()
-                raise
-        self._writers += 1
-
-    def _end_writing(self) -> None:
-        self._writers -= 1
-        if self._writers == 0:
-            self._locks.stop_writing()
 
     def _remember(self, item: str, newborn: bool) -> None:
         if len(self._private) >= REMEMBERED_ITEMS:
@@ -332,91 +249,14 @@ class DraftView(View):
         if newborn:
             self._newborn.add(item)
 
-    # -- places -----------------------------------------------------------------------
-
-    def _place(self, parent: Place, name: str) -> Place:
-        key = (id(parent), name)
-        place = self._places.get(key)
-        if place is None:
-            place = self._places[key] = Place(parent, name)
-        return place
-
-    def _existing_place(self, parent: Place, name: str) -> Place | None:
-        return self._places.get((id(parent), name))
-
-    def _detach(self, place: Place) -> None:
-        if place.parent is not None:
-            key = (id(place.parent), place.name)
-            if self._places.get(key) is place:
-                del self._places[key]
-        place.parent = None
-
-    def _move_place(self, place: Place, parent: Place, name: str) -> None:
-        self._detach(place)
-        place.parent, place.name = parent, name
-        self._places[(id(parent), name)] = place
-
-    def _alive(self, place: Place) -> bool:
-        return place is self._root_place or place.parent is not None
-
-    def _parts(self, place: Place) -> list[str]:
-        parts: list[str] = []
-        while place is not self._root_place:
-            if place.parent is None:
-                raise NotFound(f"{place.name!r} was removed")
-            parts.append(place.name)
-            place = place.parent
-        return parts[::-1]
-
-    def _dir_tree(self, place: Place) -> str:
-        """The current tree id of a folder place (for reading)."""
-        if place is self._root_place:
-            return self._root_tree
-        if place.parent is None:
-            raise NotFound(f"folder {place.name!r} was removed")
-        if place.epoch == self._epoch and is_mutable(place.tree):
-            return place.tree
-        parent = self._dir_tree(place.parent)
-        row = self.db.entry(parent, place.name)
-        if row is None:
-            raise NotFound(f"no such folder: {place.name}")
-        if row["kind"] != DIR:
-            raise NotADirectory(f"not a folder: {place.name}")
-        place.tree, place.epoch = row["ref"], self._epoch
-        return place.tree
-
-    def _mutable_dir(self, place: Place) -> str:
-        """The folder's mutable tree, copying it (and up to the root) on first change;
-        inside a write transaction."""
-        cached = place.epoch == self._epoch and is_mutable(place.tree)
-        if cached and place is not self._root_place and place.parent is not None:
-            return place.tree
-        draft = trees.DraftTree(self.db, self._vid, self._root_tree)
-        tree = draft.mutable_dir(self._parts(place))
-        self._root_tree = draft.root
-        if place is not self._root_place:
-            place.tree, place.epoch = tree, self._epoch
-        return tree
-
-    def _draft_tree(self) -> trees.DraftTree:
-        return trees.DraftTree(self.db, self._vid, self._root_tree)
-
-    def _tree(self, node: Node) -> str:
-        return self._dir_tree(_place_of(node))
-
     def _file_row(self, place: Place) -> Row:
         """The catalog entry of a file place."""
-        if place.parent is None:
-            raise NotFound(f"file {place.name!r} was removed")
-        row = self.db.entry(self._dir_tree(place.parent), place.name)
+        row = self._places.entry(place)
         if row is None:
             raise NotFound(f"no such file: {place.name}")
         if row["kind"] == DIR:
             raise IsADirectory(f"is a folder: {place.name}")
         return row
-
-    def _pending_children(self, folder: Place) -> list[OpenFile]:
-        return [f for p, f in self._open.items() if p.parent is folder and not f.committed]
 
     # -- nodes ------------------------------------------------------------------------
 
@@ -425,17 +265,17 @@ class DraftView(View):
             Role.VERSION,
             DIR_MODE,
             0,
-            _ns(row["published_at"] or row["created_at"]),
+            ns(row["published_at"] or row["created_at"]),
             LIVE_TTL,
             False,
             ref=row["root"],
             version=row["id"],
             dataset=row["dataset"],
-            place=self._root_place,
+            key=self._places.root,
         )
 
     def _node(self, parent: Place, row: Row) -> Node:
-        place = self._place(parent, row["name"])
+        place = self._places.get(parent, row["name"])
         if row["kind"] == DIR:
             return Node(
                 Role.FOLDER,
@@ -447,20 +287,20 @@ class DraftView(View):
                 ref=row["ref"],
                 version=self._vid,
                 dataset=self._dataset,
-                place=place,
+                key=place,
             )
         node = Node(
             Role.FILE,
             FILE_MODE,
             row["size"],
-            _ns(row["mtime"]),
+            ns(row["mtime"]),
             LIVE_TTL,
             False,
             ref=row["ref"],
             blob=row["blob"] or "",
             version=self._vid,
             dataset=self._dataset,
-            place=place,
+            key=place,
         )
         f = self._open.get(place)
         return node if f is None else node._replace(size=f.size, mtime_ns=f.mtime_ns)
@@ -476,10 +316,30 @@ class DraftView(View):
             blob=f.blob,
             version=self._vid,
             dataset=self._dataset,
-            place=f.place,
+            key=f.place,
         )
 
+    def _store(self) -> BlobStore:
+        return self.reads.store(self._dataset)
+
+    def store_warmup(self) -> Callable[[], None] | None:
+        """A job that opens the draft's blob store in another thread (see
+        :meth:`dlfs.reads.FileReads.store_warmup`)."""
+        return self.reads.store_warmup(self._dataset)
+
     # -- reading the tree -------------------------------------------------------------
+
+    def root(self) -> Node:
+        """The node of the mount root."""
+        return self._root
+
+    def readlink(self, node: Node) -> str:
+        """A draft holds no symlinks: :class:`InvalidInput`."""
+        raise InvalidInput("not a symlink")
+
+    def listxattr(self, node: Node) -> list[str]:
+        """The names of the extended attributes dlfs gives ``node`` (:mod:`dlfs.xattrs`)."""
+        return xattrs.names(node.role)
 
     def lookup(self, parent: Node, name: str) -> Node:
         """The node of ``name``: files being written (even not yet committed) included."""
@@ -493,11 +353,10 @@ class DraftView(View):
             raise NotADirectory("not a folder")
         self._sync()
         folder = _place_of(parent)
-        place = self._existing_place(folder, name)
-        f = self._open.get(place) if place is not None else None
+        f = self._open.get(self._places.existing(folder, name))
         if f is not None and not f.committed:
             return self._open_node(f)
-        row = self.db.entry(self._dir_tree(folder), name)
+        row = self.db.entry(self._places.dir_tree(folder), name)
         if row is None:
             raise NotFound(f"no such file or folder: {name}")
         return self._node(folder, row)
@@ -514,7 +373,7 @@ class DraftView(View):
         if place.parent is None:
             return node  # removed, still open somewhere: the last known attributes
         try:
-            row = self.db.entry(self._dir_tree(place.parent), place.name)
+            row = self._places.entry(place)
         except NotFound:
             return node
         return node if row is None else self._node(place.parent, row)
@@ -526,11 +385,13 @@ class DraftView(View):
             raise NotADirectory("not a folder")
         self._sync()
         folder = _place_of(node)
-        tree = self._dir_tree(folder)
-        pending = sorted((f.place.name, self._open_node(f)) for f in self._pending_children(folder))
+        tree = self._places.dir_tree(folder)
+        pending = sorted(
+            (f.place.name, self._open_node(f)) for f in self._open.pending_children(folder)
+        )
         done = False
 
-        def fetch(after: str, limit: int) -> list[tuple[str, Node]]:
+        def fetch(after: str, limit: int) -> Page:
             nonlocal done
             if done:
                 return []
@@ -546,41 +407,35 @@ class DraftView(View):
     def getxattr(self, node: Node, name: str) -> bytes:
         """As :meth:`View.getxattr`, from the current item; ``user.dlfs.state`` of the
         root says ``published`` once the draft was."""
-        if not name.startswith(XATTR_PREFIX):
-            raise NoAttribute(name)
+        attr = xattrs.find(node.role, name)
         self._sync()
         if node.role == Role.VERSION:
-            if name == X_VERSION:
-                return (self.published_id or self._vid).encode()
-            if name == X_STATE:
-                return b"published" if self._published is not None else b"draft"
-            if name == X_DATASET:
-                ds = self.db.dataset_by_id(self._dataset)
-                return (ds["name"] if ds is not None else "").encode()
-            raise NoAttribute(name)
-        if node.role != Role.FILE or name not in (X_ITEM, X_BLOB, X_METADATA, X_ANNOTATIONS):
-            raise NoAttribute(name)
+            return attr.read(self._version_facts(node)).encode()
         place = _place_of(node)
         f = self._open.get(place)
         if f is not None and not f.committed:
-            origin_meta_ann = f.inherit or ("", "{}", "[]")
-            if name == X_METADATA:
-                return origin_meta_ann[1].encode()
-            if name == X_ANNOTATIONS:
-                return origin_meta_ann[2].encode()
-            raise NoAttribute(name)  # no item yet: it is made when the file is closed
-        item = self.db.item_get(self._file_row(place)["ref"])
-        if item is None:
+            if not attr.before_commit:
+                raise NoAttribute(name)  # no item yet: it is made when the file is closed
+            return attr.read(f.inherit or ItemRecord("", "", f.size, 0.0)).encode()
+        row = self.db.item_get(self._file_row(place)["ref"])
+        if row is None:
             raise Corrupt(f"the item of {place.name!r} is missing from the catalog")
-        column = {X_ITEM: "id", X_BLOB: "blob", X_METADATA: "metadata"}.get(name, "annotations")
-        return str(item[column]).encode()
+        return attr.read(ItemRecord.from_row(row)).encode()
+
+    def _version_facts(self, node: Node) -> VersionFacts:
+        ds = self.db.dataset_by_id(self._dataset)
+        return VersionFacts(
+            self.published_id or self._vid,
+            "published" if self._published is not None else "draft",
+            ds["name"] if ds is not None else "",
+        )
 
     def statfs(self) -> FsStats:
         """The draft's size and file count, and the free space of the blob store."""
         self._sync()
         now = time.monotonic()
         if self._statfs is None or now - self._statfs[0] > STATFS_TTL:
-            files, nbytes = trees.totals(self.db, self._root_tree)
+            files, nbytes = trees.totals(self.db, self._places.root_tree)
             self._statfs = (now, files, nbytes)
         _when, files, nbytes = self._statfs
         st = os.statvfs(self.home.blobs)
@@ -600,27 +455,26 @@ class DraftView(View):
         f = self._open.get(place)
         made = None
         if writable:
-            self._begin_writing("open for writing")
+            self._open.begin_writing("open for writing")
         try:
             if f is None:
                 row = self._file_row(place)
-                current = self._node(place.parent or self._root_place, row)
+                current = self._node(place.parent or self._places.root, row)
                 if writable:
                     f = made = OpenFile(place, current.blob, current.size, current.mtime_ns, True)
-                    self._open[place] = f
+                    self._open.by_place[place] = f
             else:
                 current = self._open_node(f)
             if writable and f is not None and flags & os.O_TRUNC:
-                self._truncate(f, 0)
+                self._open.truncate(f, 0, self._store())
         except BaseException:
             if made is not None:
-                self._close_file(made)
+                self._open.close_file(made)
             if writable:
-                self._end_writing()
+                self._open.end_writing()
             raise
-        fh = next(self._fh)
-        self._files[fh] = current
-        self._handles[fh] = (f, writable)
+        fh = self.reads.open(current)
+        self._open.handles[fh] = (f, writable)
         if f is not None:
             f.handles.add(fh)
             if writable:
@@ -635,77 +489,72 @@ class DraftView(View):
         self._sync()
         self._check_writable("create a file")
         folder = _place_of(parent)
-        tree = self._dir_tree(folder)
-        place = self._existing_place(folder, name)
-        other = self._open.get(place) if place is not None else None
+        tree = self._places.dir_tree(folder)
+        other = self._open.get(self._places.existing(folder, name))
         if (other is not None and not other.committed) or self.db.entry(tree, name) is not None:
             raise AlreadyExists(f"already exists: {name}")
-        self._begin_writing("create a file")
+        self._open.begin_writing("create a file")
         try:
-            staged = self._staging_area().new_file()
+            staged = self._open.new_staged()
         except BaseException:
-            self._end_writing()
+            self._open.end_writing()
             raise
-        place = self._place(folder, name)
+        place = self._places.get(folder, name)
         f = OpenFile(place, "", 0, time.time_ns(), False, staged=staged, dirty=True, writers=1)
-        self._open[place] = f
-        fh = next(self._fh)
-        f.handles.add(fh)
+        self._open.by_place[place] = f
         node = self._open_node(f)
-        self._files[fh] = node
-        self._handles[fh] = (f, True)
+        fh = self.reads.open(node)
+        f.handles.add(fh)
+        self._open.handles[fh] = (f, True)
         return fh, node
 
     def read_nowait(self, fh: int, offset: int, size: int) -> bytes | memoryview | None:
-        """As :meth:`View.read_nowait`; a file open for writing is read from its staged
-        bytes, whichever handle reads it."""
-        f, _writable = self._handles[fh]
-        node = self._files[fh]
+        """As :meth:`dlfs.view.View.read_nowait`; a file open for writing is read from
+        its staged bytes, whichever handle reads it."""
+        f, _writable = self._open.handles[fh]
+        node = self.reads.node(fh)
         if f is None:
-            f = self._open.get(node.place)  # opened for reading before a writer came
+            f = self._open.get(_place_of(node))  # opened for reading before a writer came
         if f is not None:
             if f.staged is not None:
                 return f.staged.read(offset, max(0, min(size, f.size - offset)))
             if node.blob != f.blob or node.size != f.size:
-                self._files[fh] = node._replace(blob=f.blob, size=f.size)
-        return super().read_nowait(fh, offset, size)
+                self.reads.update(fh, node._replace(blob=f.blob, size=f.size))
+        return self.reads.read_nowait(fh, offset, size)
+
+    def read(self, fh: int, offset: int, size: int) -> bytes | memoryview:
+        """As :meth:`dlfs.view.View.read` (after :meth:`read_nowait` returned None)."""
+        return self.reads.read(fh, offset, size)
 
     def write(self, fh: int, offset: int, data: bytes) -> int:
-        """Write to the staging file (made on the first write, from the current bytes)."""
-        f, writable = self._handles[fh]
+        """Write to the file's staging file (made on the first write)."""
+        f, writable = self._open.handles[fh]
         if f is None or not writable:
             raise InvalidInput("the file is not open for writing")
-        if f.staged is None:
-            self._unseal(f)
-        assert f.staged is not None
-        written = f.staged.write(offset, data)
-        f.size = f.staged.size
-        f.dirty = True
-        f.mtime_ns = time.time_ns()
-        return written
+        return self._open.write(f, offset, data, self._store())
 
     def flush(self, fh: int) -> None:
         """``close``: commit the file if it changed (see the module docstring)."""
-        f, writable = self._handles.get(fh, (None, False))
+        f, writable = self._open.handles.get(fh, (None, False))
         if f is not None and writable and f.dirty:
             self._commit(f)
 
     def fsync(self, fh: int, datasync: bool) -> None:
         """Commit the file if it changed, durably (against power loss too)."""
-        f, _writable = self._handles.get(fh, (None, False))
+        f, _writable = self._open.handles.get(fh, (None, False))
         if f is None:
             return
         if f.dirty:
             self._commit(f, durable=True)
         elif f.committed and f.blob:
-            self._store(self._dataset).sync_blob(f.blob)
+            self._store().sync_blob(f.blob)
             self.db.sync_wal()
 
     def release(self, fh: int) -> None:
         """The last close of a handle: commit what is left (writes through a shared
         mapping may come after ``flush``), then forget the handle. Never raises."""
-        f, writable = self._handles.pop(fh, (None, False))
-        self._files.pop(fh, None)
+        f, writable = self._open.handles.pop(fh, (None, False))
+        self.reads.release(fh)
         if f is None:
             return
         f.handles.discard(fh)
@@ -717,41 +566,9 @@ class DraftView(View):
         finally:
             if writable:
                 f.writers -= 1
-                self._end_writing()
+                self._open.end_writing()
             if not f.handles:
-                self._close_file(f)
-
-    def _close_file(self, f: OpenFile) -> None:
-        if f.staged is not None:
-            f.staged.discard()
-            f.staged = None
-        if self._open.get(f.place) is f:
-            del self._open[f.place]
-
-    def _unseal(self, f: OpenFile) -> None:
-        """Give ``f`` a staging file holding its current content."""
-        staged = self._staging_area().new_file()
-        try:
-            if f.size:  # iter_bytes checks the bytes against their hash
-                staged.fill(self._store(self._dataset).iter_bytes(f.blob))
-                if staged.size != f.size:
-                    raise Corrupt(f"blob {f.blob} is not {f.size} bytes long: not copied")
-        except BaseException:
-            staged.discard()
-            raise
-        f.staged = staged
-
-    def _truncate(self, f: OpenFile, size: int) -> None:
-        if f.staged is None:
-            if size == 0:
-                f.staged = self._staging_area().new_file()
-            else:
-                self._unseal(f)
-        assert f.staged is not None
-        f.staged.truncate(size)
-        f.size = size
-        f.dirty = True
-        f.mtime_ns = time.time_ns()
+                self._open.close_file(f)
 
     def _commit(self, f: OpenFile, durable: bool = False) -> None:
         """Store ``f``'s bytes as a blob and record it in one transaction."""
@@ -759,36 +576,19 @@ class DraftView(View):
         if place.parent is None:  # unlinked while open: nothing to keep
             f.dirty = False
             return
-        store = self._store(self._dataset)
-        if f.staged is not None:
-            blob, moved = store_blob(store, f.staged, durable)
-            f.blob, f.size = blob, f.staged.size
-            if moved:
-                f.staged = None
-        with self._write("write a file"):
-            tree = self._mutable_dir(place.parent)
-            row = self.db.entry(tree, place.name)
-            if row is not None and row["kind"] == DIR:
-                raise IsADirectory(f"a folder now stands at {place.name!r}")
-            origin, meta, ann, newborn = self._lineage(row, f)
-            iid = item_id(origin, f.blob, f.size, meta, ann)
-            item = (iid, origin, f.blob, f.size, f.mtime_ns / 1e9, meta, ann)
-            new = self.db.file_record(tree, place.name, item, store.url)
+        store = self._store()
+        self._open.store(f, store, durable)
+        with self._write("write a file") as draft:
+            folder = self._places.mutable_dir(place.parent, draft)
+            content = (f.blob, f.size, f.mtime_ns / 1e9)
+            record, new, newborn = draft.record_write(
+                folder, place.name, content, store.url, f.inherit
+            )
         if durable:
             self.db.sync_wal()
         f.committed, f.dirty = True, False
         if new:
-            self._remember(iid, newborn)
-
-    def _lineage(self, row: Row | None, f: OpenFile) -> tuple[str, str, str, bool]:
-        """``(origin, metadata, annotations, newborn)`` for a file committed at ``row``."""
-        if row is not None:
-            item = self.db.item_get(row["ref"])
-            if item is not None:
-                return item["origin"], item["metadata"], item["annotations"], False
-        if f.inherit is not None:
-            return (*f.inherit, False)
-        return new_origin(), "{}", "[]", True
+            self._remember(record.id, newborn)
 
     # -- changing the tree ------------------------------------------------------------
 
@@ -798,15 +598,12 @@ class DraftView(View):
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
         folder = _place_of(parent)
-        place = self._existing_place(folder, name)
-        pending = self._open.get(place) if place is not None else None
-        with self._write("make a folder"):
+        pending = self._open.get(self._places.existing(folder, name))
+        with self._write("make a folder") as draft:
             if pending is not None and not pending.committed:
                 raise AlreadyExists(f"already exists: {name}")
-            draft = self._draft_tree()
-            draft.mkdir([*self._parts(folder), name])
-            self._root_tree = draft.root
-            row = self.db.entry(self._mutable_dir(folder), name)
+            draft.mkdir([*self._places.parts(folder), name])
+            row = self.db.entry(self._places.mutable_dir(folder, draft), name)
             assert row is not None
         return self._node(folder, row)
 
@@ -830,40 +627,38 @@ class DraftView(View):
         """Remove a file; if it is open, its handles keep working on bytes that go away
         when it is closed."""
         folder = _place_of(parent)
-        place = self._existing_place(folder, name)
-        f = self._open.get(place) if place is not None else None
-        with self._write("remove a file"):
-            row = self.db.entry(self._dir_tree(folder), name)
+        place = self._places.existing(folder, name)
+        f = self._open.get(place)
+        with self._write("remove a file") as draft:
+            row = self.db.entry(self._places.dir_tree(folder), name)
             if row is None:
                 if f is None or f.committed:
                     raise NotFound(f"no such file: {name}")
             elif row["kind"] == DIR:
                 raise IsADirectory(f"is a folder: {name}")
             else:
-                self.db.entry_delete(self._mutable_dir(folder), name)
+                self.db.entry_delete(self._places.mutable_dir(folder, draft), name)
         if place is not None:
-            self._detach(place)
+            self._places.detach(place)
 
     def rmdir(self, parent: Node, name: str) -> None:
         """Remove an empty folder (:class:`NotEmpty` otherwise)."""
         folder = _place_of(parent)
-        with self._write("remove a folder"):
-            row = self.db.entry(self._dir_tree(folder), name)
+        with self._write("remove a folder") as draft:
+            row = self.db.entry(self._places.dir_tree(folder), name)
             if row is None:
                 raise NotFound(f"no such folder: {name}")
             if row["kind"] != DIR:
                 raise NotADirectory(f"not a folder: {name}")
-            place = self._existing_place(folder, name)
+            place = self._places.existing(folder, name)
             if self.db.entry_count(row["ref"]) or (
-                place is not None and self._pending_children(place)
+                place is not None and self._open.pending_children(place)
             ):
                 raise NotEmpty(f"folder not empty: {name}")
-            draft = self._draft_tree()
-            draft.remove([*self._parts(folder), name])
-            self._root_tree = draft.root
+            draft.remove([*self._places.parts(folder), name])
         if place is not None:
-            self._detach(place)
-        self._epoch += 1
+            self._places.detach(place)
+        self._places.invalidate()
 
     def rename(self, parent: Node, name: str, new_parent: Node, new_name: str, flags: int) -> None:
         """Move a file or folder, replacing a file or an empty folder (POSIX rules);
@@ -874,16 +669,15 @@ class DraftView(View):
         src_folder, dst_folder = _place_of(parent), _place_of(new_parent)
         if new_parent.role == Role.FILE:
             raise NotADirectory("not a folder")
-        src = self._existing_place(src_folder, name)
-        dst = self._existing_place(dst_folder, new_name)
-        src_open = self._open.get(src) if src is not None else None
-        dst_open = self._open.get(dst) if dst is not None else None
-        with self._write("rename"):
-            srow = self.db.entry(self._dir_tree(src_folder), name)
+        src = self._places.existing(src_folder, name)
+        dst = self._places.existing(dst_folder, new_name)
+        src_open, dst_open = self._open.get(src), self._open.get(dst)
+        with self._write("rename") as draft:
+            srow = self.db.entry(self._places.dir_tree(src_folder), name)
             src_pending = srow is None and src_open is not None and not src_open.committed
             if srow is None and not src_pending:
                 raise NotFound(f"no such file or folder: {name}")
-            drow = self.db.entry(self._dir_tree(dst_folder), new_name)
+            drow = self.db.entry(self._places.dir_tree(dst_folder), new_name)
             dst_pending = drow is None and dst_open is not None and not dst_open.committed
             if src_folder is dst_folder and name == new_name:
                 return
@@ -891,68 +685,56 @@ class DraftView(View):
                 raise AlreadyExists(f"already exists: {new_name}")
             is_dir = srow is not None and srow["kind"] == DIR
             if is_dir:
-                self._check_not_inside(src_folder, name, dst_folder)
+                self._places.check_not_inside(src_folder, name, dst_folder)
                 if drow is not None:
                     if drow["kind"] != DIR:
                         raise NotADirectory(f"not a folder: {new_name}")
                     if self.db.entry_count(drow["ref"]) or (
-                        dst is not None and self._pending_children(dst)
+                        dst is not None and self._open.pending_children(dst)
                     ):
                         raise NotEmpty(f"folder not empty: {new_name}")
                 if dst_pending:
                     raise NotADirectory(f"not a folder: {new_name}")
             elif drow is not None and drow["kind"] == DIR:
                 raise IsADirectory(f"is a folder: {new_name}")
-            self._move(srow, drow, src_open, src_folder, name, dst_folder, new_name)
+            self._move(draft, srow, drow, src_open, (src_folder, name), (dst_folder, new_name))
         if dst is not None and dst is not src:
             if dst_open is not None:
                 dst_open.dirty = False  # replaced: its content goes when it is closed
-            self._detach(dst)
+            self._places.detach(dst)
         if src is not None:
-            self._move_place(src, dst_folder, new_name)
-        self._epoch += 1
+            self._places.move(src, dst_folder, new_name)
+        self._places.invalidate()
 
     def _move(
         self,
+        draft: trees.DraftTree,
         srow: Row | None,
         drow: Row | None,
         src_open: OpenFile | None,
-        src_folder: Place,
-        name: str,
-        dst_folder: Place,
-        new_name: str,
+        source: tuple[Place, str],
+        target: tuple[Place, str],
     ) -> None:
         """The catalog side of a rename whose checks passed (inside its transaction)."""
-        draft = self._draft_tree()
-        dst_parts = [*self._parts(dst_folder), new_name]
+        dst_parts = [*self._places.parts(target[0]), target[1]]
         replaced = None
         if drow is not None and drow["kind"] != DIR:
-            replaced = self.db.item_get(drow["ref"])
+            row = self.db.item_get(drow["ref"])
+            replaced = None if row is None else ItemRecord.from_row(row)
         if drow is not None:
             draft.remove(dst_parts)
         if srow is not None:
-            draft.move([*self._parts(src_folder), name], dst_parts)
+            draft.move([*self._places.parts(source[0]), source[1]], dst_parts)
             if replaced is not None and srow["ref"] in self._newborn:
                 # An editor's or rsync's save: the new bytes take the old file's lineage.
                 mine = self.db.item_get(srow["ref"])
                 assert mine is not None
-                origin = replaced["origin"]
-                meta, ann = replaced["metadata"], replaced["annotations"]
-                iid = item_id(origin, mine["blob"], mine["size"], meta, ann)
-                item = (iid, origin, mine["blob"], mine["size"], mine["mtime"], meta, ann)
-                if self.db.item_insert(item):
-                    self._remember(iid, False)
-                draft.set_file(dst_parts, iid, mine["size"])
+                record = ItemRecord.from_row(mine).lineage_of(replaced)
+                folder = draft.mutable_dir(dst_parts[:-1])
+                if draft.put_item(folder, target[1], record):
+                    self._remember(record.id, False)
         elif src_open is not None and replaced is not None:
-            src_open.inherit = (replaced["origin"], replaced["metadata"], replaced["annotations"])
-        self._root_tree = draft.root
-
-    def _check_not_inside(self, folder: Place, name: str, target: Place) -> None:
-        place: Place | None = target
-        while place is not None and place is not self._root_place:
-            if place.parent is folder and place.name == name:
-                raise InvalidInput(f"cannot move folder {name!r} into itself")
-            place = place.parent
+            src_open.inherit = replaced
 
     def setattr(
         self,
@@ -971,23 +753,23 @@ class DraftView(View):
         place = _place_of(node)
         if size is not None:
             self._check_writable("truncate a file")
-            self._begin_writing("truncate a file")
+            self._open.begin_writing("truncate a file")
             try:
                 f = self._open.get(place)
                 transient = f is None  # truncate(2) of a file nobody has open
                 if f is None:
                     row = self._file_row(place)
-                    f = OpenFile(place, row["blob"], row["size"], _ns(row["mtime"]), True)
-                    self._open[place] = f
+                    f = OpenFile(place, row["blob"], row["size"], ns(row["mtime"]), True)
+                    self._open.by_place[place] = f
                 try:
-                    self._truncate(f, size)
+                    self._open.truncate(f, size, self._store())
                     if f.writers == 0:  # no close will come to commit it
                         self._commit(f)
                 finally:
                     if transient:
-                        self._close_file(f)
+                        self._open.close_file(f)
             finally:
-                self._end_writing()
+                self._open.end_writing()
         if mtime_ns is not None:
             self._set_mtime(place, mtime_ns)
         return self.getattr(node)
@@ -1007,80 +789,48 @@ class DraftView(View):
         # else: an item from elsewhere; its time is shared, so it stays (documented)
 
     def setxattr(self, node: Node, name: str, value: bytes) -> None:
-        """Set ``user.dlfs.metadata`` (a JSON object) or ``user.dlfs.annotations`` (a
-        JSON list) of a file: a new item with the same bytes and lineage."""
-        if name not in (X_METADATA, X_ANNOTATIONS):
-            if name.startswith(XATTR_PREFIX):
-                raise NotPermitted(f"{name} is read-only; set user.dlfs.metadata or annotations")
-            raise NotSupported(f"dlfs keeps no extended attribute {name!r}")
-        if node.role != Role.FILE:
-            raise NotSupported(f"{name} is kept on files only")
-        try:
-            parsed: Any = json.loads(value.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidInput(f"invalid JSON for {name}: {exc}") from exc
-        if name == X_METADATA:
-            self._set_item(node, metadata=canonical_json(check_metadata(parsed)))
-        else:
-            self._set_item(node, annotations=canonical_json(check_annotations(parsed)))
+        """Set a writable attribute of a file (:mod:`dlfs.xattrs`: metadata, annotations):
+        a new item with the same bytes and lineage."""
+        attr = xattrs.writable(node.role, name)
+        self._relabel(node, attr, attr.parse(value))
 
     def removexattr(self, node: Node, name: str) -> None:
-        """Reset metadata to ``{}`` or annotations to ``[]``."""
-        if node.role != Role.FILE or name not in (X_METADATA, X_ANNOTATIONS):
-            raise NoAttribute(name)
-        if name == X_METADATA:
-            self._set_item(node, metadata="{}")
-        else:
-            self._set_item(node, annotations="[]")
+        """Reset a writable attribute (metadata to ``{}``, annotations to ``[]``)."""
+        attr = xattrs.removable(node.role, name)
+        self._relabel(node, attr, attr.empty)
 
-    def _set_item(
-        self, node: Node, metadata: str | None = None, annotations: str | None = None
-    ) -> None:
-        """Give the file at ``node`` new metadata or annotations (same bytes, lineage)."""
+    def _relabel(self, node: Node, attr: xattrs.XAttr, value: str) -> None:
+        """Give the file at ``node`` a new value of ``attr`` (same bytes, lineage)."""
         self._sync()
         self._check_writable("set extended attributes")
         place = _place_of(node)
         f = self._open.get(place)
         if f is not None and (f.dirty or not f.committed):
             self._commit(f)  # the item to change is the one with the bytes written so far
-        with self._write("set extended attributes"):
+        with self._write("set extended attributes") as draft:
             if place.parent is None:
                 raise NotFound(f"file {place.name!r} was removed")
-            tree = self._mutable_dir(place.parent)
-            row = self.db.entry(tree, place.name)
-            if row is None:
-                raise NotFound(f"no such file: {place.name}")
-            if row["kind"] == DIR:
+            folder = self._places.mutable_dir(place.parent, draft)
+            old = self.db.entry(folder, place.name)
+            if old is not None and old["kind"] == DIR:
                 raise NotSupported("dlfs keeps metadata on files only")
-            old = self.db.item_get(row["ref"])
-            assert old is not None
-            meta = old["metadata"] if metadata is None else metadata
-            ann = old["annotations"] if annotations is None else annotations
-            iid = item_id(old["origin"], old["blob"], old["size"], meta, ann)
-            item = (iid, old["origin"], old["blob"], old["size"], old["mtime"], meta, ann)
-            new = self.db.item_insert(item)
-            self.db.entries_put(tree, [(place.name, FILE, iid, old["size"])])
-        if new and row["ref"] in self._private:
-            self._remember(iid, False)
+            record, new = draft.relabel(folder, place.name, **{attr.field: value})
+        if new and old is not None and old["ref"] in self._private:
+            self._remember(record.id, False)
 
     # -- the end ----------------------------------------------------------------------
 
     def close(self) -> None:
         """Drop files still open (their uncommitted bytes are not kept, as after a
         crash), flush the blob store and the catalog, release the draft's locks."""
-        for f in list(self._open.values()):
-            if f.dirty and f.place.parent is not None:
-                log.warning(
-                    "%r was still open for writing: its unclosed changes are dropped", f.place
-                )
-            self._close_file(f)
-        if self._staging is not None:
-            self._staging.close()
+        for f in self._open.close():
+            log.warning("%r was still open for writing: its unclosed changes are dropped", f.place)
         try:
             self.db.sync_wal()
         finally:
             self._locks.release()
-            super().close()
+            self.reads.close()
+            self.db.close()
         if self.home.blobs.exists():  # last: it may take a while, and all else is done
             syncfs(self.home.blobs)
 
@@ -1091,7 +841,7 @@ def open_mount_view(
     stores: StoreFactory | None = None,
     mountpoint: str = "",
     read_only: bool = False,
-) -> View:
+) -> View | DraftView:
     """The view a mount serves: a :class:`DraftView` for a draft (unless
     ``read_only``), else :func:`dlfs.view.open_view`'s read-only view.
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import AlreadyExists, InvalidInput, IsADirectory, NotADirectory, NotFound
+from dlfs.items import ItemRecord
 from dlfs.names import join_path
 from dlfs.objects import DIR, EMPTY_TREE, FILE, is_mutable, new_mutable_tree_id, tree_id
 
@@ -220,6 +221,57 @@ class DraftTree:
         """Point the file at ``parts`` at another item (its folder must exist)."""
         parent = self.mutable_dir(parts[:-1])
         self.db.entries_put(parent, [(parts[-1], FILE, item, size)])
+
+    # -- the rules of changing a file ---------------------------------------------
+    # ``folder`` is a mutable tree of this draft (from :meth:`mutable_dir`).
+
+    def put_item(self, folder: str, name: str, record: ItemRecord) -> bool:
+        """Make file ``name`` of ``folder`` the item ``record`` (its row is inserted
+        once); True when the item row is new."""
+        new = self.db.item_insert(record.row())
+        self.db.entries_put(folder, [(name, FILE, record.id, record.size)])
+        return new
+
+    def relabel(
+        self, folder: str, name: str, metadata: str | None = None, annotations: str | None = None
+    ) -> tuple[ItemRecord, bool]:
+        """Give file ``name`` of ``folder`` new metadata and/or annotations (canonical
+        JSON; None keeps them): a new item with the same origin, blob and size. Returns
+        the new record and whether its row is new."""
+        row = self.db.entry(folder, name)
+        if row is None:
+            raise NotFound(f"no such file: {name}")
+        if row["kind"] == DIR:
+            raise IsADirectory(f"is a folder: {name}")
+        old = self.db.item_get(row["ref"])
+        assert old is not None
+        record = ItemRecord.from_row(old).relabelled(metadata, annotations)
+        return record, self.put_item(folder, name, record)
+
+    def record_write(
+        self,
+        folder: str,
+        name: str,
+        content: tuple[str, int, float],
+        store: str,
+        inherit: ItemRecord | None = None,
+    ) -> tuple[ItemRecord, bool, bool]:
+        """Record new bytes ``(blob, size, mtime)`` of store ``store`` as file ``name``
+        of ``folder``: the file there keeps its lineage, metadata and annotations; a
+        new file takes those of ``inherit`` (the file it replaced by a rename) or a
+        fresh lineage. Returns the record, whether its row is new, and whether it is a
+        newborn (fresh lineage, no metadata)."""
+        row = self.db.entry(folder, name)
+        if row is not None and row["kind"] == DIR:
+            raise IsADirectory(f"a folder now stands at {name!r}")
+        old = self.db.item_get(row["ref"]) if row is not None else None
+        if old is not None:
+            record, newborn = ItemRecord.from_row(old).rewritten(*content), False
+        elif inherit is not None:
+            record, newborn = inherit.rewritten(*content), False
+        else:
+            record, newborn = ItemRecord.new(*content), True
+        return record, self.db.file_record(folder, name, record.row(), store), newborn
 
 
 def freeze(db: CatalogDB, tree: str) -> tuple[str, int, int]:

@@ -46,8 +46,9 @@ from typing import Any
 from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import AlreadyExists, Conflict, InvalidInput
+from dlfs.items import ItemRecord, ItemRow
 from dlfs.names import check_dataset_name
-from dlfs.objects import DIR, FILE, is_mutable, item_id, new_origin
+from dlfs.objects import DIR, FILE, is_mutable, new_origin
 from dlfs.ops import where as where_lang
 from dlfs.trees import DraftTree, build_tree, resolve, totals
 
@@ -319,9 +320,9 @@ class _Cloner:
         new_ann = ann if self.keep_annotations else "[]"
         if new_meta == meta and new_ann == ann:
             return str(e["ref"])
-        iid = item_id(e["origin"], e["blob"], e["size"], new_meta, new_ann)
-        self.pending.append((iid, e["origin"], e["blob"], e["size"], e["mtime"], new_meta, new_ann))
-        return iid
+        record = ItemRecord.from_row(e).relabelled(new_meta, new_ann)
+        self.pending.append(record.row())
+        return record.id
 
 
 def clone(
@@ -392,16 +393,15 @@ def new_lineage(db: CatalogDB, tree: DraftTree, parts: list[str]) -> int:
     entry = resolve(db, tree.root, parts)
     assert entry is not None
     origins: dict[str, str] = {}
-    items: list[tuple[str, str, str, int, float, str, str]] = []
+    items: list[ItemRow] = []
 
     def renew(ref: str) -> str:
         row = db.item_get(ref)
         assert row is not None
-        origin = origins.setdefault(row["origin"], new_origin())
-        iid = item_id(origin, row["blob"], row["size"], row["metadata"], row["annotations"])
-        meta, ann = row["metadata"], row["annotations"]
-        items.append((iid, origin, row["blob"], row["size"], row["mtime"], meta, ann))
-        return iid
+        old = ItemRecord.from_row(row)
+        record = old._replace(origin=origins.setdefault(old.origin, new_origin()))
+        items.append(record.row())
+        return record.id
 
     def rebuild(folder: str) -> str:
         entries = [

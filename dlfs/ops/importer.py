@@ -26,8 +26,9 @@ from typing import Any
 
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, InvalidInput, IsADirectory, NotFound
+from dlfs.items import ItemRecord
 from dlfs.names import check_name, join_path
-from dlfs.objects import DIR, canonical_json, item_id, new_origin
+from dlfs.objects import DIR, canonical_json, new_origin
 from dlfs.stores.base import BlobStore, IngestBatch
 from dlfs.trees import DraftTree
 
@@ -143,9 +144,9 @@ def record(
             meta, ann, origin = _lineage(db, existing, f)
             if existing is not None:
                 result.replaced += 1
-            iid = item_id(origin, blob, size, meta, ann)
-            items.append((iid, origin, blob, size, now, meta, ann))
-            entries.append((f.name, 0, iid, size))
+            record = ItemRecord(origin, blob, size, now, meta, ann)
+            items.append(record.row())
+            entries.append((f.name, 0, record.id, size))
             result.files += 1
             result.bytes += size
             result.paths.append(join_path([*folder, f.name]))

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, DlfsError, InvalidInput
+from dlfs.items import ItemRecord, ItemRow
 from dlfs.names import check_dataset_name, check_name
-from dlfs.objects import DIR, item_id, new_origin
+from dlfs.objects import DIR
 from dlfs.stores.linked import ExternalObject
 from dlfs.stores.urls import S3Url, is_linked, linked_url
 from dlfs.trees import DraftTree
@@ -155,14 +156,13 @@ def apply(
     known = db.externals_by_blobs([r["blob"] for r in files])
     seen: set[str] = set()
     removed_paths: list[list[str]] = []
-    new_items: list[tuple[str, str, str, int, float, str, str]] = []
+    new_items: list[ItemRow] = []
     by_folder: dict[tuple[str, ...], list[tuple[str, str, int]]] = {}
 
     def new_item(obj: ExternalObject, folder: tuple[str, ...], name: str) -> None:
-        origin = new_origin()
-        iid = item_id(origin, obj.blob, obj.size, "{}", "[]")
-        new_items.append((iid, origin, obj.blob, obj.size, obj.mtime, "{}", "[]"))
-        by_folder.setdefault(folder, []).append((name, iid, obj.size))
+        record = ItemRecord.new(obj.blob, obj.size, obj.mtime)
+        new_items.append(record.row())
+        by_folder.setdefault(folder, []).append((name, record.id, obj.size))
 
     for row in files:
         rec = known.get(row["blob"])

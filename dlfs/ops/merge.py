@@ -45,7 +45,8 @@ from typing import Any
 from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, InvalidInput
-from dlfs.objects import DIR, canonical_json, item_id
+from dlfs.items import ItemRecord
+from dlfs.objects import DIR, canonical_json
 from dlfs.ops.clone import build_paths, check_new_name, frozen_root, source_entry
 
 ON_CONFLICT = ("fail", "rename")
@@ -207,9 +208,10 @@ def _merged_item(
     else:
         distinct = list(dict.fromkeys(ann_texts))
         ann_text = _canonical(union([json.loads(t) for t in distinct]))
-    origin, blob, size = first["origin"], last["blob"], last["size"]
-    iid = item_id(origin, blob, size, meta_text, ann_text)
-    return iid, (iid, origin, blob, size, last["mtime"], meta_text, ann_text), size
+    record = ItemRecord(
+        first["origin"], last["blob"], last["size"], last["mtime"], meta_text, ann_text
+    )
+    return record.id, record.row(), record.size
 
 
 # -- paths ---------------------------------------------------------------------------

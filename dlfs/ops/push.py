@@ -43,8 +43,9 @@ from typing import TYPE_CHECKING, Any
 from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import AlreadyExists, BadBody, Conflict, Corrupt, InvalidInput, NotFound
+from dlfs.items import ItemRecord
 from dlfs.names import check_dataset_name, check_user_tag
-from dlfs.objects import VERSION_ID_RE, blob_id, canonical_json, item_id, tree_id
+from dlfs.objects import VERSION_ID_RE, blob_id, canonical_json, tree_id
 from dlfs.stores.base import BlobStore
 from dlfs.stores.urls import is_linked
 
@@ -325,8 +326,8 @@ def check_records(doc: dict[str, Any]) -> None:
         ids.add(tid)
     if doc["version"]["root"] not in ids:
         raise Corrupt(f"the pushed records of version {vid} lack its root folder")
-    for iid, origin, blob, size, _mtime, meta, ann in doc["items"]:
-        if item_id(origin, blob, size, meta, ann) != iid:
+    for iid, *fields in doc["items"]:
+        if ItemRecord(*fields).id != iid:
             raise Corrupt(f"the pushed records of version {vid}: item {iid} does not match")
 
 

@@ -1,0 +1,182 @@
+"""The reads of a mounted tree: open files by handle, each read asked of its store once.
+
+Both views (:mod:`dlfs.view`, :mod:`dlfs.draftview`) hold a :class:`FileReads`. A read
+goes daemon -> view -> :class:`FileReads` -> the store of the file's dataset and back:
+the store returns verified bytes or raises (:class:`Corrupt`, :class:`Unavailable`), and
+this module logs each unreadable blob once, naming its item.
+
+Where reads run: :meth:`FileReads.read_nowait` serves what the store has without waiting
+(a verified local file that is open, the first read of a small local blob while the disk
+is fast, remote bytes already in memory); it returns None for the rest, which the daemon
+runs in worker threads through :meth:`FileReads.read`. A remote blob's first block
+starts coming when its file is looked up or opened (:mod:`dlfs.prefetch`), unless this
+mount already served it to its end (the kernel keeps those pages).
+
+Threading: everything runs on the daemon's event loop except :meth:`FileReads.read`,
+which may run in worker threads after :meth:`read_nowait` returned None for its handle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+
+from dlfs.catalog import CatalogDB
+from dlfs.errors import Corrupt, NotFound, Unavailable
+from dlfs.nodes import Node
+from dlfs.prefetch import Prefetcher
+from dlfs.stores.base import BlobStore
+from dlfs.stores.registry import StoreFactory
+
+log = logging.getLogger(__name__)
+
+SERVED_MAX = 1_000_000
+"""How many remote blobs served to their end are remembered."""
+
+
+class FileReads:
+    """The open files of one view (handle -> :class:`Node`) and their reads."""
+
+    def __init__(self, db: CatalogDB, stores: StoreFactory) -> None:
+        self.db = db
+        self._stores = stores
+        self._dataset_stores: dict[int, BlobStore] = {}
+        self._store_lock = threading.Lock()
+        self._fh = itertools.count(1)
+        self._files: dict[int, Node] = {}
+        self._reported: set[str] = set()
+        self._served: set[str] = set()
+        """Remote blobs read to their end by this mount (see :meth:`_note_served`)."""
+        self._prefetch = Prefetcher()
+
+    def close(self) -> None:
+        """Stop warming and close the stores (their cached files close, their fetched
+        blocks reach the disk cache)."""
+        self._prefetch.close()
+        for store in {id(s): s for s in self._dataset_stores.values()}.values():
+            store.close()
+
+    # -- handles ----------------------------------------------------------------------
+
+    def open(self, node: Node) -> int:
+        """A new handle reading ``node``; a published remote file starts warming."""
+        fh = next(self._fh)
+        self._files[fh] = node
+        if node.cache:
+            warm = self._warmer(node)
+            if warm is not None:
+                self._prefetch.opened(node.blob, warm)
+        return fh
+
+    def looked_up(self, node: Node) -> None:
+        """A published file was looked up: warm it if that is worth it."""
+        warm = self._warmer(node)
+        if warm is not None:
+            self._prefetch.looked_up(node.blob, warm)
+
+    def node(self, fh: int) -> Node:
+        """The node a handle reads."""
+        return self._files[fh]
+
+    def update(self, fh: int, node: Node) -> None:
+        """The handle now reads ``node`` (other bytes: a draft file was committed)."""
+        self._files[fh] = node
+
+    def release(self, fh: int) -> None:
+        """Forget a handle (the store keeps the blob's file open in its LRU)."""
+        self._files.pop(fh, None)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def read_nowait(self, fh: int, offset: int, size: int) -> bytes | memoryview | None:
+        """The bytes :meth:`read` would return, if the store has them without waiting;
+        else None (see :meth:`dlfs.stores.base.BlobStore.read_nowait`)."""
+        node = self._files[fh]
+        store = self._dataset_stores.get(node.dataset) or self.store(node.dataset)
+        try:
+            data = store.read_nowait(node.blob, offset, size, node.size)
+        except (Corrupt, Unavailable) as exc:
+            self._report(node, exc)
+            raise
+        if data is not None and offset + size >= node.size and store.remote:
+            self._note_served(node.blob)
+        return data
+
+    def read(self, fh: int, offset: int, size: int) -> bytes | memoryview:
+        """Up to ``size`` bytes of the file from ``offset``: exactly the bytes that
+        hash to its blob id, or :class:`Corrupt` / :class:`Unavailable`. May block."""
+        node = self._files[fh]
+        store = self._dataset_stores.get(node.dataset) or self.store(node.dataset)
+        try:
+            data = store.read(node.blob, offset, size, node.size)
+        except (Corrupt, Unavailable) as exc:
+            self._report(node, exc)
+            raise
+        if offset + size >= node.size and store.remote:
+            self._note_served(node.blob)
+        return data
+
+    def _report(self, node: Node, problem: Exception) -> None:
+        """Log once per blob that a file cannot be read, and why."""
+        if node.blob not in self._reported:
+            self._reported.add(node.blob)
+            log.error("blob %s (item %s) is unreadable: %s", node.blob, node.ref, problem)
+
+    def _note_served(self, blob: str) -> None:
+        """A read of a remote blob reached its end: the kernel now keeps its pages
+        (immutable files are opened with ``keep_cache``). Called from any thread."""
+        served = self._served
+        if len(served) >= SERVED_MAX:
+            served.clear()
+        served.add(blob)
+
+    def _warmer(self, node: Node) -> Callable[[], None] | None:
+        """A job that starts fetching a remote blob's first block into the caches, so
+        that the read following a lookup or open finds it there or on its way; None
+        for local blobs (on a local disk a background open costs more than it
+        saves: measured, see ``docs/performance.md``), and for a blob this mount
+        already served to its end: the kernel's page cache answers its next reads, so
+        warming it would only cost a thread hop per open. None as well until a read
+        of the dataset resolved its store: lookups and opens make no query."""
+        store = self._dataset_stores.get(node.dataset)
+        if store is None or not store.remote or node.blob in self._served:
+            return None
+        blob, size = node.blob, node.size
+        return lambda: store.prefetch(blob, size)
+
+    # -- stores -----------------------------------------------------------------------
+
+    def store(self, dataset: int) -> BlobStore:
+        """The blob store of a dataset (opened on first use)."""
+        store = self._dataset_stores.get(dataset)
+        if store is None:
+            row = self.db.dataset_by_id(dataset)
+            if row is None:
+                raise NotFound("the dataset was deleted")
+            store = self._open_store(dataset, row["storage"])
+        return store
+
+    def _open_store(self, dataset: int, url: str) -> BlobStore:
+        with self._store_lock:  # one store per dataset, even with a warm-up running
+            store = self._dataset_stores.get(dataset)
+            if store is None:
+                store = self._dataset_stores[dataset] = self._stores(url)
+            return store
+
+    def store_warmup(self, dataset: int) -> Callable[[], None] | None:
+        """A job, safe to run in another thread, that opens the blob store of a
+        dataset, so that the first read does not wait for it (an S3 client takes a
+        few hundred milliseconds to build); None when it is open already."""
+        if dataset in self._dataset_stores:
+            return None
+        row = self.db.dataset_by_id(dataset)
+        if row is None:
+            return None
+        url = str(row["storage"])
+
+        def warm() -> None:
+            self._open_store(dataset, url)
+
+        return warm
