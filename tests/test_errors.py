@@ -46,6 +46,7 @@ EXPECTED = {
     "BadBody": errno.EIO,
     "Unavailable": errno.EIO,
     "TemporaryFailure": errno.EIO,
+    "BlobMissing": errno.EIO,
 }
 """The mapping the daemon has always answered, written out once more on purpose."""
 

@@ -62,7 +62,7 @@ def open_views(home: Path) -> Iterator[Callable[..., View]]:
 
 def local_reader(v: View) -> LocalReader:
     """The reader of the local store a view reads through (its caches are checked)."""
-    store = v._store(v.root().dataset)
+    store = v.reads.store(v.root().dataset)
     assert isinstance(store, LocalStore)
     return store.reader()
 
@@ -636,7 +636,7 @@ def test_a_remote_file_read_to_its_end_is_not_warmed_again(
     catalog.add("far", [sample])
     v = open_views(catalog.publish("far").ref)
     warmed: list[str] = []
-    v._prefetch.opened = lambda key, warm: warmed.append(key)  # type: ignore[method-assign]
+    v.reads._prefetch.opened = lambda key, warm: warmed.append(key)  # type: ignore[method-assign]
     first, other = resolve(v, "train/a.jpg"), resolve(v, "train/b.jpg")
     assert read_all(v, first) == (sample / "train/a.jpg").read_bytes()
     fh = v.open(first, os.O_RDONLY)
