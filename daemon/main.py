@@ -37,9 +37,10 @@ import pyfuse3
 import trio
 
 from dlfs import mounts
-from dlfs.draftview import DraftView, open_mount_view
+from dlfs.draftview import DraftView
 from dlfs.errors import DlfsError
 from dlfs.home import Home
+from dlfs.mountviews import open_mount_view
 from dlfs.stores.registry import StoreRegistry
 from dlfs.view import View
 

@@ -50,7 +50,6 @@ from dlfs.ops.selection import DATASET_FIELDS
 from dlfs.reader import VersionFile
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreRegistry
-from dlfs.stores.urls import parse_s3_url
 
 if TYPE_CHECKING:
     from dlfs.stores.s3 import S3Store
@@ -521,20 +520,13 @@ class Catalog:
         return self._index(name, link_ops.sync_storage(self.db, name), progress)
 
     def _index(self, name: str, storage: str, progress: Progress | None) -> link_ops.SyncResult:
-        from dlfs.stores.linked import LinkedStore
-
-        store = self.store(storage)
-        assert isinstance(store, LinkedStore)
+        store = self._stores.linked(storage)
         versioned, objects = store.scan()
         with self.db.transaction():
             return link_ops.index(self.db, name, storage, store.loc, versioned, objects, progress)
 
     def _remote(self, url: str) -> S3Store:
-        from dlfs.stores.s3 import S3Store
-
-        remote = self.store(str(parse_s3_url(url)))
-        assert isinstance(remote, S3Store)
-        return remote
+        return self._stores.s3(url)
 
     def push(self, ref: str, url: str, progress: Progress | None = None) -> push_ops.PushResult:
         """Copy published version ``ref`` (its records and the blobs missing there) to

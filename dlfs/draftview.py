@@ -1,10 +1,10 @@
 """Writable draft mounts: the filesystem semantics of editing a draft, with no FUSE.
 
 A :class:`DraftView` serves one draft as :class:`dlfs.view.View` serves a version, and
-also accepts writes: create, write (any offset), truncate, rename, unlink, mkdir, rmdir, setting
-times, ``user.dlfs.metadata`` / ``user.dlfs.annotations``, flush, fsync. Symlinks,
-hard links and special files are refused (:class:`NotPermitted`). The daemon adapts
-these calls to pyfuse3 as it does for read-only views.
+also accepts writes: create, write (any offset), truncate, rename, unlink, mkdir,
+rmdir, setting times, ``user.dlfs.metadata`` / ``user.dlfs.annotations``, flush,
+fsync. Symlinks, hard links and special files are refused (:class:`NotPermitted`).
+:func:`dlfs.mountviews.open_mount_view` builds the view a mount serves.
 
 **Where entries are** is :mod:`dlfs.places`: every node handed out carries a
 :class:`~dlfs.places.Place` (``Node.key``), which follows renames, so an inode keeps
@@ -19,11 +19,11 @@ in one catalog transaction. A created file exists only in the mount (in listings
 lookups) until its first commit, so a crash never leaves half-written files behind:
 the catalog only ever names closed (or fsynced) content.
 
-**Lineage.** A file rewritten in place keeps its item's origin, metadata and
-annotations with the new blob. A file created here gets a new origin; if it is renamed
-over an existing file before it has metadata of its own (how editors and ``rsync``
-save: write a temporary file, rename it over the old one), it takes the replaced
-file's lineage, metadata and annotations.
+**Lineage** follows the rules of :class:`dlfs.items.ItemRecord` and
+:class:`dlfs.trees.DraftTree`: a file rewritten in place keeps its item's origin,
+metadata and annotations; a file created here gets a new origin, unless it is renamed
+over an existing file before it has metadata of its own (an editor's or ``rsync``'s
+save), then it takes the replaced file's.
 
 **Durability.** After ``close`` (``flush``) returns, the bytes are in a blob file and
 the transaction is committed in WAL mode with ``synchronous=NORMAL``: they survive a
@@ -39,9 +39,8 @@ that came from elsewhere (the parent version) is shared with the versions holdin
 and stays as it is.
 
 **Publish while mounted.** :mod:`dlfs.draftlock` keeps a publish from running while
-files are open for writing here; a publish otherwise sees everything closed. After
-it, the draft's id is gone: the view follows it to the published version and serves
-it read-only (writes fail with ``EROFS``; mount a new draft to keep editing).
+files are open for writing here; after it the view serves the published version
+read-only (:mod:`dlfs.draftstate`).
 
 Threading: as for :class:`View`, everything runs on the daemon's event loop except
 :meth:`View.read` of a committed blob.
@@ -49,16 +48,16 @@ Threading: as for :class:`View`, everything runs on the daemon's event loop exce
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from dlfs import trees, versions, xattrs
+from dlfs import trees, xattrs
 from dlfs.catalog import CatalogDB, Row
 from dlfs.draftlock import MountLock
+from dlfs.draftstate import DraftState
 from dlfs.durable import syncfs
 from dlfs.errors import (
     AlreadyExists,
@@ -72,7 +71,6 @@ from dlfs.errors import (
     NotFound,
     NotPermitted,
     NotSupported,
-    ReadOnly,
 )
 from dlfs.home import Home
 from dlfs.items import ItemRecord
@@ -82,10 +80,8 @@ from dlfs.objects import DIR
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
 from dlfs.reads import FileReads
-from dlfs.staging import clear_abandoned
 from dlfs.stores.base import BlobStore
-from dlfs.stores.registry import StoreFactory, StoreRegistry
-from dlfs.view import View, open_view
+from dlfs.stores.registry import StoreFactory
 from dlfs.xattrs import VersionFacts
 
 log = logging.getLogger(__name__)
@@ -96,8 +92,6 @@ RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 STATFS_TTL = 2.0
 """Seconds the totals ``statfs`` reports are reused (a draft's are a recursive query)."""
-REMEMBERED_ITEMS = 1_000_000
-"""At most this many items written here are remembered (for mtimes and lineage)."""
 
 
 def _check_new_name(name: str) -> str:
@@ -147,16 +141,9 @@ class DraftView:
         self._vid: str = version["id"]
         self._dataset: int = version["dataset"]
         self._places = PlaceIndex(db, self._vid, version["root"])
-        self._published: Row | None = None
-        self._gone = False
-        self._data_version = db.data_version()
-        self._open = OpenFiles(home, lock, self._writable_now)
-        self._private: set[str] = set()
-        """Items this mount created: their mtime is ours to set."""
-        self._newborn: set[str] = set()
-        """Items created here with a new origin and no metadata: a rename over another
-        file gives them its lineage."""
         self._statfs: tuple[float, int, int] | None = None
+        self._state = DraftState(db, self._vid, self._places, lock, self._forget_statfs)
+        self._open = OpenFiles(home, lock, self._state.writable_now)
         self._root = self._version_node(version)
         db.set_synchronous(False)
         db.set_autocheckpoint(10_000)
@@ -181,73 +168,7 @@ class DraftView:
     @property
     def published_id(self) -> str | None:
         """The id the draft was published as, once this view noticed."""
-        return None if self._published is None else str(self._published["id"])
-
-    def _sync(self) -> None:
-        """Drop every cache if another process committed to the catalog."""
-        current = self.db.data_version()
-        if current != self._data_version:
-            self._data_version = current
-            self._invalidate()
-
-    def _invalidate(self) -> None:
-        self._places.invalidate()
-        self._statfs = None
-        if self._published is not None:
-            return
-        row = self.db.version_get(self._vid)
-        if row is not None and row["state"] == "draft":
-            self._places.root_tree = row["root"]
-            return
-        new = self._locks.published_as()
-        published = self.db.version_get(new) if new else None
-        if published is not None:
-            self._published = published
-            self._places.root_tree = published["root"]
-            log.info("draft %s was published as %s: serving it read-only", self._vid, new)
-        else:
-            self._gone = True
-
-    def _check_writable(self, what: str) -> None:
-        if self._published is not None:
-            tags = ", ".join(self.db.tags_of_version(self._published["id"]))
-            raise ReadOnly(
-                f"cannot {what}: draft {self._vid} was published as"
-                f" {self._published['id']} ({tags}); this mount now shows that version"
-                " read-only: mount a new draft to keep editing"
-            )
-        if self._gone:
-            raise NotFound(f"cannot {what}: draft {self._vid} was deleted")
-
-    def _writable_now(self, what: str) -> None:
-        """For the first writer, once it holds the writers lock: a publish may have
-        ended while it waited."""
-        self._sync()
-        self._check_writable(what)
-
-    @contextlib.contextmanager
-    def _write(self, what: str) -> Iterator[trees.DraftTree]:
-        """One catalog transaction of a write, with the draft's tree to edit; caches
-        are dropped if it rolls back."""
-        try:
-            with self.db.transaction():
-                self._sync()
-                self._check_writable(what)
-                draft = self._places.draft_tree()
-                yield draft
-                self._places.follow(draft)
-        except BaseException:
-            self._invalidate()
-            raise
-        self._statfs = None
-
-    def _remember(self, item: str, newborn: bool) -> None:
-        if len(self._private) >= REMEMBERED_ITEMS:
-            self._private.clear()
-            self._newborn.clear()
-        self._private.add(item)
-        if newborn:
-            self._newborn.add(item)
+        return None if self._state.published is None else str(self._state.published["id"])
 
     def _file_row(self, place: Place) -> Row:
         """The catalog entry of a file place."""
@@ -259,6 +180,9 @@ class DraftView:
         return row
 
     # -- nodes ------------------------------------------------------------------------
+
+    def _file_node(self, place: Place) -> Node:
+        return self._node(place.parent or self._places.root, self._file_row(place))
 
     def _version_node(self, row: Row) -> Node:
         return Node(
@@ -319,6 +243,9 @@ class DraftView:
             key=f.place,
         )
 
+    def _forget_statfs(self) -> None:
+        self._statfs = None
+
     def _store(self) -> BlobStore:
         return self.reads.store(self._dataset)
 
@@ -351,7 +278,7 @@ class DraftView:
             raise NameTooLong(f"name longer than {NAME_MAX} bytes: {name[:40]}...")
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
-        self._sync()
+        self._state.sync()
         folder = _place_of(parent)
         f = self._open.get(self._places.existing(folder, name))
         if f is not None and not f.committed:
@@ -363,7 +290,7 @@ class DraftView:
 
     def getattr(self, node: Node) -> Node:
         """Fresh attributes, from the catalog or the open file (its staged size)."""
-        self._sync()
+        self._state.sync()
         place = _place_of(node)
         if node.role == Role.VERSION:
             return self._root
@@ -383,7 +310,7 @@ class DraftView:
         yet committed."""
         if node.role == Role.FILE:
             raise NotADirectory("not a folder")
-        self._sync()
+        self._state.sync()
         folder = _place_of(node)
         tree = self._places.dir_tree(folder)
         pending = sorted(
@@ -408,7 +335,7 @@ class DraftView:
         """As :meth:`View.getxattr`, from the current item; ``user.dlfs.state`` of the
         root says ``published`` once the draft was."""
         attr = xattrs.find(node.role, name)
-        self._sync()
+        self._state.sync()
         if node.role == Role.VERSION:
             return attr.read(self._version_facts(node)).encode()
         place = _place_of(node)
@@ -426,13 +353,13 @@ class DraftView:
         ds = self.db.dataset_by_id(self._dataset)
         return VersionFacts(
             self.published_id or self._vid,
-            "published" if self._published is not None else "draft",
+            "published" if self._state.published is not None else "draft",
             ds["name"] if ds is not None else "",
         )
 
     def statfs(self) -> FsStats:
         """The draft's size and file count, and the free space of the blob store."""
-        self._sync()
+        self._state.sync()
         now = time.monotonic()
         if self._statfs is None or now - self._statfs[0] > STATFS_TTL:
             files, nbytes = trees.totals(self.db, self._places.root_tree)
@@ -449,36 +376,15 @@ class DraftView:
         """Open a file; for writing, it gets (or joins) its :class:`OpenFile`."""
         if node.role != Role.FILE:
             raise IsADirectory("is a folder") if node.is_dir else InvalidInput("not a file")
-        self._sync()
+        self._state.sync()
         place = _place_of(node)
-        writable = flags & os.O_ACCMODE != os.O_RDONLY
         f = self._open.get(place)
-        made = None
-        if writable:
-            self._open.begin_writing("open for writing")
-        try:
-            if f is None:
-                row = self._file_row(place)
-                current = self._node(place.parent or self._places.root, row)
-                if writable:
-                    f = made = OpenFile(place, current.blob, current.size, current.mtime_ns, True)
-                    self._open.by_place[place] = f
-            else:
-                current = self._open_node(f)
-            if writable and f is not None and flags & os.O_TRUNC:
-                self._open.truncate(f, 0, self._store())
-        except BaseException:
-            if made is not None:
-                self._open.close_file(made)
-            if writable:
-                self._open.end_writing()
-            raise
+        current = self._open_node(f) if f is not None else self._file_node(place)
+        writable = flags & os.O_ACCMODE != os.O_RDONLY
+        content = (current.blob, current.size, current.mtime_ns)
+        f = self._open.open(place, content, writable, bool(flags & os.O_TRUNC), self._store())
         fh = self.reads.open(current)
-        self._open.handles[fh] = (f, writable)
-        if f is not None:
-            f.handles.add(fh)
-            if writable:
-                f.writers += 1
+        self._open.attach(fh, f, writable)
         return fh
 
     def create(self, parent: Node, name: str, mode: int, flags: int) -> tuple[int, Node]:
@@ -486,26 +392,17 @@ class DraftView:
         _check_new_name(name)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
-        self._sync()
-        self._check_writable("create a file")
+        self._state.sync()
+        self._state.check_writable("create a file")
         folder = _place_of(parent)
         tree = self._places.dir_tree(folder)
         other = self._open.get(self._places.existing(folder, name))
         if (other is not None and not other.committed) or self.db.entry(tree, name) is not None:
             raise AlreadyExists(f"already exists: {name}")
-        self._open.begin_writing("create a file")
-        try:
-            staged = self._open.new_staged()
-        except BaseException:
-            self._open.end_writing()
-            raise
-        place = self._places.get(folder, name)
-        f = OpenFile(place, "", 0, time.time_ns(), False, staged=staged, dirty=True, writers=1)
-        self._open.by_place[place] = f
+        f = self._open.create(self._places.get(folder, name))
         node = self._open_node(f)
         fh = self.reads.open(node)
-        f.handles.add(fh)
-        self._open.handles[fh] = (f, True)
+        self._open.attach(fh, f, True)
         return fh, node
 
     def read_nowait(self, fh: int, offset: int, size: int) -> bytes | memoryview | None:
@@ -551,24 +448,9 @@ class DraftView:
             self.db.sync_wal()
 
     def release(self, fh: int) -> None:
-        """The last close of a handle: commit what is left (writes through a shared
-        mapping may come after ``flush``), then forget the handle. Never raises."""
-        f, writable = self._open.handles.pop(fh, (None, False))
+        """The last close of a handle (see :meth:`OpenFiles.release`). Never raises."""
         self.reads.release(fh)
-        if f is None:
-            return
-        f.handles.discard(fh)
-        try:
-            if writable and f.dirty and f.writers == 1:
-                self._commit(f)
-        except Exception:
-            log.exception("committing %r on release failed: its last changes are lost", f.place)
-        finally:
-            if writable:
-                f.writers -= 1
-                self._open.end_writing()
-            if not f.handles:
-                self._open.close_file(f)
+        self._open.release(fh, self._commit)
 
     def _commit(self, f: OpenFile, durable: bool = False) -> None:
         """Store ``f``'s bytes as a blob and record it in one transaction."""
@@ -578,7 +460,7 @@ class DraftView:
             return
         store = self._store()
         self._open.store(f, store, durable)
-        with self._write("write a file") as draft:
+        with self._state.write("write a file") as draft:
             folder = self._places.mutable_dir(place.parent, draft)
             content = (f.blob, f.size, f.mtime_ns / 1e9)
             record, new, newborn = draft.record_write(
@@ -588,7 +470,7 @@ class DraftView:
             self.db.sync_wal()
         f.committed, f.dirty = True, False
         if new:
-            self._remember(record.id, newborn)
+            self._state.remember(record.id, newborn)
 
     # -- changing the tree ------------------------------------------------------------
 
@@ -599,7 +481,7 @@ class DraftView:
             raise NotADirectory("not a folder")
         folder = _place_of(parent)
         pending = self._open.get(self._places.existing(folder, name))
-        with self._write("make a folder") as draft:
+        with self._state.write("make a folder") as draft:
             if pending is not None and not pending.committed:
                 raise AlreadyExists(f"already exists: {name}")
             draft.mkdir([*self._places.parts(folder), name])
@@ -629,7 +511,7 @@ class DraftView:
         folder = _place_of(parent)
         place = self._places.existing(folder, name)
         f = self._open.get(place)
-        with self._write("remove a file") as draft:
+        with self._state.write("remove a file") as draft:
             row = self.db.entry(self._places.dir_tree(folder), name)
             if row is None:
                 if f is None or f.committed:
@@ -644,7 +526,7 @@ class DraftView:
     def rmdir(self, parent: Node, name: str) -> None:
         """Remove an empty folder (:class:`NotEmpty` otherwise)."""
         folder = _place_of(parent)
-        with self._write("remove a folder") as draft:
+        with self._state.write("remove a folder") as draft:
             row = self.db.entry(self._places.dir_tree(folder), name)
             if row is None:
                 raise NotFound(f"no such folder: {name}")
@@ -672,7 +554,7 @@ class DraftView:
         src = self._places.existing(src_folder, name)
         dst = self._places.existing(dst_folder, new_name)
         src_open, dst_open = self._open.get(src), self._open.get(dst)
-        with self._write("rename") as draft:
+        with self._state.write("rename") as draft:
             srow = self.db.entry(self._places.dir_tree(src_folder), name)
             src_pending = srow is None and src_open is not None and not src_open.committed
             if srow is None and not src_pending:
@@ -697,7 +579,7 @@ class DraftView:
                     raise NotADirectory(f"not a folder: {new_name}")
             elif drow is not None and drow["kind"] == DIR:
                 raise IsADirectory(f"is a folder: {new_name}")
-            self._move(draft, srow, drow, src_open, (src_folder, name), (dst_folder, new_name))
+            self._move(draft, srow, src_open, (src_folder, name), (dst_folder, new_name))
         if dst is not None and dst is not src:
             if dst_open is not None:
                 dst_open.dirty = False  # replaced: its content goes when it is closed
@@ -710,31 +592,22 @@ class DraftView:
         self,
         draft: trees.DraftTree,
         srow: Row | None,
-        drow: Row | None,
         src_open: OpenFile | None,
         source: tuple[Place, str],
         target: tuple[Place, str],
     ) -> None:
         """The catalog side of a rename whose checks passed (inside its transaction)."""
         dst_parts = [*self._places.parts(target[0]), target[1]]
-        replaced = None
-        if drow is not None and drow["kind"] != DIR:
-            row = self.db.item_get(drow["ref"])
-            replaced = None if row is None else ItemRecord.from_row(row)
-        if drow is not None:
-            draft.remove(dst_parts)
-        if srow is not None:
-            draft.move([*self._places.parts(source[0]), source[1]], dst_parts)
-            if replaced is not None and srow["ref"] in self._newborn:
-                # An editor's or rsync's save: the new bytes take the old file's lineage.
-                mine = self.db.item_get(srow["ref"])
-                assert mine is not None
-                record = ItemRecord.from_row(mine).lineage_of(replaced)
-                folder = draft.mutable_dir(dst_parts[:-1])
-                if draft.put_item(folder, target[1], record):
-                    self._remember(record.id, False)
-        elif src_open is not None and replaced is not None:
-            src_open.inherit = replaced
+        replaced = draft.clear(dst_parts)
+        if srow is None:  # a file created here and never committed: it takes over at close
+            if src_open is not None and replaced is not None:
+                src_open.inherit = replaced
+            return
+        donor = replaced if srow["ref"] in self._state.newborn else None
+        src_parts = [*self._places.parts(source[0]), source[1]]
+        adopted = draft.move_saving(src_parts, dst_parts, donor)
+        if adopted is not None:
+            self._state.remember(adopted.id, False)
 
     def setattr(
         self,
@@ -745,31 +618,20 @@ class DraftView:
     ) -> Node:
         """Truncate or extend a file, set its mtime (see the module docstring); modes
         are accepted and ignored."""
-        self._sync()
+        self._state.sync()
         if node.role != Role.FILE:
             if size is not None:
                 raise IsADirectory("is a folder")
             return self.getattr(node)  # modes and times of folders are not kept
         place = _place_of(node)
         if size is not None:
-            self._check_writable("truncate a file")
-            self._open.begin_writing("truncate a file")
-            try:
-                f = self._open.get(place)
-                transient = f is None  # truncate(2) of a file nobody has open
-                if f is None:
-                    row = self._file_row(place)
-                    f = OpenFile(place, row["blob"], row["size"], ns(row["mtime"]), True)
-                    self._open.by_place[place] = f
-                try:
-                    self._open.truncate(f, size, self._store())
-                    if f.writers == 0:  # no close will come to commit it
-                        self._commit(f)
-                finally:
-                    if transient:
-                        self._open.close_file(f)
-            finally:
-                self._open.end_writing()
+            self._state.check_writable("truncate a file")
+
+            def current() -> tuple[str, int, int]:
+                row = self._file_row(place)
+                return row["blob"], row["size"], ns(row["mtime"])
+
+            self._open.truncate_at(place, current, size, self._store(), self._commit)
         if mtime_ns is not None:
             self._set_mtime(place, mtime_ns)
         return self.getattr(node)
@@ -779,10 +641,10 @@ class DraftView:
         if f is not None and (f.dirty or not f.committed):
             f.mtime_ns = mtime_ns  # recorded with the commit
             return
-        self._check_writable("set times")
+        self._state.check_writable("set times")
         row = self._file_row(place)
-        if row["ref"] in self._private:
-            with self._write("set times"):
+        if row["ref"] in self._state.private:
+            with self._state.write("set times"):
                 self.db.item_set_mtime(row["ref"], mtime_ns / 1e9)
             if f is not None:
                 f.mtime_ns = mtime_ns
@@ -801,13 +663,13 @@ class DraftView:
 
     def _relabel(self, node: Node, attr: xattrs.XAttr, value: str) -> None:
         """Give the file at ``node`` a new value of ``attr`` (same bytes, lineage)."""
-        self._sync()
-        self._check_writable("set extended attributes")
+        self._state.sync()
+        self._state.check_writable("set extended attributes")
         place = _place_of(node)
         f = self._open.get(place)
         if f is not None and (f.dirty or not f.committed):
             self._commit(f)  # the item to change is the one with the bytes written so far
-        with self._write("set extended attributes") as draft:
+        with self._state.write("set extended attributes") as draft:
             if place.parent is None:
                 raise NotFound(f"file {place.name!r} was removed")
             folder = self._places.mutable_dir(place.parent, draft)
@@ -815,8 +677,8 @@ class DraftView:
             if old is not None and old["kind"] == DIR:
                 raise NotSupported("dlfs keeps metadata on files only")
             record, new = draft.relabel(folder, place.name, **{attr.field: value})
-        if new and old is not None and old["ref"] in self._private:
-            self._remember(record.id, False)
+        if new and old is not None and old["ref"] in self._state.private:
+            self._state.remember(record.id, False)
 
     # -- the end ----------------------------------------------------------------------
 
@@ -833,44 +695,3 @@ class DraftView:
             self.db.close()
         if self.home.blobs.exists():  # last: it may take a while, and all else is done
             syncfs(self.home.blobs)
-
-
-def open_mount_view(
-    home: Home,
-    ref: str | None,
-    stores: StoreFactory | None = None,
-    mountpoint: str = "",
-    read_only: bool = False,
-) -> View | DraftView:
-    """The view a mount serves: a :class:`DraftView` for a draft (unless
-    ``read_only``), else :func:`dlfs.view.open_view`'s read-only view.
-
-    Raises :class:`dlfs.errors.Conflict` when the draft is already mounted read-write.
-    """
-    if ref is None or read_only:
-        return open_view(home, ref, stores)
-    if not home.exists():
-        raise NotFound(f"no catalog at {home.root} (create one with 'dlfs init')")
-    probe = CatalogDB(home.catalog_path, readonly=True)
-    try:
-        row = versions.resolve(probe, ref)
-    finally:
-        probe.close()
-    if row["state"] != "draft":
-        return open_view(home, ref, stores)
-    lock = MountLock.acquire(home, row["id"], mountpoint)
-    try:
-        db = CatalogDB(home.catalog_path)
-        try:
-            db.map_for_reading()
-            current = db.version_get(row["id"])
-            if current is None or current["state"] != "draft":
-                raise NotFound(f"draft {row['id']} was published or deleted meanwhile")
-            clear_abandoned(home.blobs)  # left by daemons that died
-            return DraftView(db, stores or StoreRegistry(home), current, home, lock)
-        except BaseException:
-            db.close()
-            raise
-    except BaseException:
-        lock.release()
-        raise

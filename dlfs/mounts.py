@@ -61,7 +61,7 @@ from dlfs.mountregistry import records as records
 from dlfs.mountregistry import register as register
 from dlfs.mountregistry import status as status
 from dlfs.mountregistry import unregister as unregister
-from dlfs.stores.blockcache import parse_size
+from dlfs.stores.registry import parse_size
 
 if TYPE_CHECKING:
     from dlfs.handles import Version

@@ -15,6 +15,7 @@ writing here.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from dlfs.items import ItemRecord
 from dlfs.places import Place
 from dlfs.staging import StagedFile, StagingArea, store_blob
 from dlfs.stores.base import BlobStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -92,6 +95,103 @@ class OpenFiles:
         self._writers -= 1
         if self._writers == 0:
             self._lock.stop_writing()
+
+    # -- handles ----------------------------------------------------------------------
+
+    def open(
+        self,
+        place: Place,
+        current: tuple[str, int, int],
+        writable: bool,
+        truncate: bool,
+        store: BlobStore,
+    ) -> OpenFile | None:
+        """The open file a new handle on ``place`` uses: for writing, the file's (made
+        from its ``current`` ``(blob, size, mtime_ns)`` if it has none; the writers
+        lock taken, and cut to nothing with ``truncate``); for reading, the file's if
+        it is being written, else None."""
+        f = self.by_place.get(place)
+        if not writable:
+            return f
+        self.begin_writing("open for writing")
+        made = None
+        try:
+            if f is None:
+                f = made = self.by_place[place] = OpenFile(place, *current, True)
+            if truncate:
+                self.truncate(f, 0, store)
+        except BaseException:
+            if made is not None:
+                self.close_file(made)
+            self.end_writing()
+            raise
+        return f
+
+    def create(self, place: Place) -> OpenFile:
+        """A new file at ``place``, open for writing, not in the catalog yet."""
+        self.begin_writing("create a file")
+        try:
+            staged = self.new_staged()
+        except BaseException:
+            self.end_writing()
+            raise
+        f = OpenFile(place, "", 0, time.time_ns(), False, staged=staged, dirty=True)
+        self.by_place[place] = f
+        return f
+
+    def attach(self, fh: int, f: OpenFile | None, writable: bool) -> None:
+        """Handle ``fh`` uses ``f`` (None: a plain reader of committed bytes)."""
+        self.handles[fh] = (f, writable)
+        if f is not None:
+            f.handles.add(fh)
+            if writable:
+                f.writers += 1
+
+    def release(self, fh: int, commit: Callable[[OpenFile], None]) -> None:
+        """The last close of a handle: the last writer commits what is left (writes
+        through a shared mapping may come after ``flush``), then the handle goes.
+        Never raises: a failed commit is logged."""
+        f, writable = self.handles.pop(fh, (None, False))
+        if f is None:
+            return
+        f.handles.discard(fh)
+        try:
+            if writable and f.dirty and f.writers == 1:
+                commit(f)
+        except Exception:
+            log.exception("committing %r on release failed: its last changes are lost", f.place)
+        finally:
+            if writable:
+                f.writers -= 1
+                self.end_writing()
+            if not f.handles:
+                self.close_file(f)
+
+    def truncate_at(
+        self,
+        place: Place,
+        current: Callable[[], tuple[str, int, int]],
+        size: int,
+        store: BlobStore,
+        commit: Callable[[OpenFile], None],
+    ) -> None:
+        """``truncate(2)``: cut or extend the file at ``place`` to ``size``; a file
+        nobody has open for writing is committed at once (no close will come)."""
+        self.begin_writing("truncate a file")
+        try:
+            f = self.by_place.get(place)
+            transient = f is None
+            if f is None:
+                f = self.by_place[place] = OpenFile(place, *current(), True)
+            try:
+                self.truncate(f, size, store)
+                if f.writers == 0:
+                    commit(f)
+            finally:
+                if transient:
+                    self.close_file(f)
+        finally:
+            self.end_writing()
 
     # -- bytes ------------------------------------------------------------------------
 

@@ -232,6 +232,33 @@ class DraftTree:
         self.db.entries_put(folder, [(name, FILE, record.id, record.size)])
         return new
 
+    def clear(self, parts: list[str]) -> ItemRecord | None:
+        """Remove what stands at ``parts`` (a file, or a folder the caller found empty)
+        to make room for a move; return the removed file's item (None for a folder)."""
+        entry = resolve(self.db, self.root, parts)
+        if entry is None:
+            return None
+        row = self.db.item_get(entry["ref"]) if entry["kind"] != DIR else None
+        self.remove(parts)
+        return None if row is None else ItemRecord.from_row(row)
+
+    def move_saving(
+        self, src: list[str], dst: list[str], donor: ItemRecord | None
+    ) -> ItemRecord | None:
+        """Move ``src`` to a free ``dst``. With ``donor`` (the file a newborn file
+        replaced: how editors and ``rsync`` save, writing a new file and renaming it
+        over the old one), the moved file takes the donor's lineage, metadata and
+        annotations; returns that new record when its item row is new."""
+        self.move(src, dst)
+        if donor is None:
+            return None
+        entry = resolve(self.db, self.root, dst)
+        assert entry is not None
+        mine = self.db.item_get(entry["ref"])
+        assert mine is not None
+        record = ItemRecord.from_row(mine).lineage_of(donor)
+        return record if self.put_item(self.mutable_dir(dst[:-1]), dst[-1], record) else None
+
     def relabel(
         self, folder: str, name: str, metadata: str | None = None, annotations: str | None = None
     ) -> tuple[ItemRecord, bool]:

@@ -8,7 +8,7 @@ transaction brings the draft in line with it (:func:`apply`):
   ``/`` (folder markers) and keys whose parts are not valid names (empty, ``.``,
   ``..``, longer than 255 bytes) are skipped and counted;
 - an item of the draft stands for the object recorded in its blob
-  (:class:`dlfs.stores.linked.ExternalObject`). On sync, an item whose object is gone
+  (:class:`dlfs.stores.urls.ExternalObject`). On sync, an item whose object is gone
   is removed (and folders left empty by that go too); an item whose object has another
   ETag or size is replaced, at the same path, by a *new* item (new lineage, no
   metadata or annotations: it is other content); items whose object is unchanged
@@ -29,8 +29,7 @@ from dlfs.errors import Conflict, DlfsError, InvalidInput
 from dlfs.items import ItemRecord, ItemRow
 from dlfs.names import check_dataset_name, check_name
 from dlfs.objects import DIR
-from dlfs.stores.linked import ExternalObject
-from dlfs.stores.urls import S3Url, is_linked, linked_url
+from dlfs.stores.urls import ExternalObject, S3Url, is_linked, linked_url
 from dlfs.trees import DraftTree
 
 Progress = Callable[[int], None]

@@ -35,17 +35,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dlfs.errors import BadBody, Conflict, Corrupt, InvalidInput, NotFound, Unavailable
-from dlfs.objects import BLOB_ID_RE, blob_id, canonical_json
+from dlfs.objects import BLOB_ID_RE, blob_id
 from dlfs.stores.base import IngestBatch
 from dlfs.stores.blockcache import BlockCache
 from dlfs.stores.cache import DEFAULT_READAHEAD, CachedReader, CachedStore, Plan
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE
 from dlfs.stores.retry import RetryPolicy, retrying
-from dlfs.stores.urls import LINKED, S3Url, is_linked, linked_url, parse_s3_url
+from dlfs.stores.urls import LINKED, ExternalObject, S3Url, is_linked, linked_url, parse_s3_url
 
 if TYPE_CHECKING:
     from dlfs.stores.s3 import ObjectInfo, S3Client
@@ -59,32 +58,6 @@ _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 def md5_hex(data: bytes) -> str:
     """The MD5 of ``data`` (S3's ETag of a single-part upload)."""
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-@dataclass(frozen=True)
-class ExternalObject:
-    """An object of a linked bucket as it was indexed."""
-
-    bucket: str
-    key: str
-    etag: str
-    version_id: str | None
-    size: int
-    mtime: float
-
-    @property
-    def blob(self) -> str:
-        """The blob id that stands for these exact bytes (see the module docstring)."""
-        record = ["s3-object", self.bucket, self.key, self.etag, self.version_id or "", self.size]
-        return blob_id(canonical_json(record).encode())
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    def row(self) -> tuple[str, str, str, str, str | None, int, float]:
-        """The ``external_objects`` row."""
-        return (self.blob, self.bucket, self.key, self.etag, self.version_id, self.size, self.mtime)
 
 
 Lookup = Callable[[str], ExternalObject | None]

@@ -16,12 +16,19 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dlfs.errors import InvalidInput
 from dlfs.home import Home
 from dlfs.stores.base import BlobStore
+from dlfs.stores.blockcache import parse_size
 from dlfs.stores.local import LocalStore
+from dlfs.stores.urls import is_linked, parse_s3_url
 
 if TYPE_CHECKING:
+    from dlfs.stores.linked import LinkedStore
     from dlfs.stores.remote import CatalogLookup, StoreConfig
+    from dlfs.stores.s3 import S3Store
+
+__all__ = ["StoreFactory", "StoreRegistry", "parse_size"]
 
 StoreFactory = Callable[[str], BlobStore]
 """What views take to find stores: a ``url -> store`` callable (a registry is one)."""
@@ -62,6 +69,24 @@ class StoreRegistry:
             return store
 
     __call__ = get
+
+    def s3(self, url: str) -> S3Store:
+        """The S3 store of ``s3://bucket/prefix`` (a push/pull remote)."""
+        from dlfs.stores.s3 import S3Store
+
+        store = self.get(str(parse_s3_url(url)))
+        assert isinstance(store, S3Store)
+        return store
+
+    def linked(self, url: str) -> LinkedStore:
+        """The store of a linked bucket, ``linked:s3://bucket/prefix``."""
+        from dlfs.stores.linked import LinkedStore
+
+        if not is_linked(url):
+            raise InvalidInput(f"not a linked storage URL: {url!r}")
+        store = self.get(url)
+        assert isinstance(store, LinkedStore)
+        return store
 
     def _open(self, url: str) -> BlobStore:
         if url == "local":

@@ -33,10 +33,11 @@ from dlfs.stores.blockcache import (
     parse_size,
 )
 from dlfs.stores.cache import DEFAULT_READAHEAD
-from dlfs.stores.linked import SCHEME, ExternalObject, LinkedStore
+from dlfs.stores.linked import SCHEME, LinkedStore
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE
 from dlfs.stores.retry import RetryPolicy
 from dlfs.stores.s3 import DEFAULT_MULTIPART_THRESHOLD, S3Client, S3Store
+from dlfs.stores.urls import ExternalObject
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 - ``s3://bucket/prefix``: blobs in S3 under the prefix (:mod:`dlfs.stores.s3`), and
   the layout of a push/pull remote (:mod:`dlfs.ops.push`);
 - ``linked:s3://bucket/prefix``: the storage of a dataset whose files are the objects
-  of an existing bucket, indexed in place (:mod:`dlfs.stores.linked`).
+  of an existing bucket, indexed in place (:mod:`dlfs.stores.linked`); each object
+  indexed is an :class:`ExternalObject`, whose blob id names its recorded identity.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from dlfs.errors import InvalidInput
+from dlfs.objects import blob_id, canonical_json
 
 LINKED = "linked:"
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
@@ -53,3 +55,29 @@ def linked_url(url: str) -> str:
 def is_linked(storage: str) -> bool:
     """True for the storage URL of a linked dataset."""
     return storage.startswith(LINKED)
+
+
+@dataclass(frozen=True)
+class ExternalObject:
+    """An object of a linked bucket as it was indexed."""
+
+    bucket: str
+    key: str
+    etag: str
+    version_id: str | None
+    size: int
+    mtime: float
+
+    @property
+    def blob(self) -> str:
+        """The blob id that stands for these exact bytes (see the module docstring)."""
+        record = ["s3-object", self.bucket, self.key, self.etag, self.version_id or "", self.size]
+        return blob_id(canonical_json(record).encode())
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def row(self) -> tuple[str, str, str, str, str | None, int, float]:
+        """The ``external_objects`` row."""
+        return (self.blob, self.bucket, self.key, self.etag, self.version_id, self.size, self.mtime)

@@ -1,0 +1,61 @@
+"""Which view a mount serves: a draft read-write, anything else read-only.
+
+:func:`open_mount_view` is what the daemon calls at mount time. A draft gets a
+:class:`dlfs.draftview.DraftView` after it took the draft's mount lock (one writable
+mount per draft, :mod:`dlfs.draftlock`) and cleared the staging folders of daemons that
+died; a published version, a draft mounted ``-o ro`` and the whole catalog get
+:func:`dlfs.view.open_view`'s read-only view.
+"""
+
+from __future__ import annotations
+
+from dlfs import versions
+from dlfs.catalog import CatalogDB
+from dlfs.draftlock import MountLock
+from dlfs.draftview import DraftView
+from dlfs.errors import NotFound
+from dlfs.home import Home
+from dlfs.staging import clear_abandoned
+from dlfs.stores.registry import StoreFactory, StoreRegistry
+from dlfs.view import View, open_view
+
+
+def open_mount_view(
+    home: Home,
+    ref: str | None,
+    stores: StoreFactory | None = None,
+    mountpoint: str = "",
+    read_only: bool = False,
+) -> View | DraftView:
+    """The view a mount serves: a :class:`DraftView` for a draft (unless
+    ``read_only``), else :func:`dlfs.view.open_view`'s read-only view.
+
+    Raises :class:`dlfs.errors.Conflict` when the draft is already mounted read-write.
+    """
+    if ref is None or read_only:
+        return open_view(home, ref, stores)
+    if not home.exists():
+        raise NotFound(f"no catalog at {home.root} (create one with 'dlfs init')")
+    probe = CatalogDB(home.catalog_path, readonly=True)
+    try:
+        row = versions.resolve(probe, ref)
+    finally:
+        probe.close()
+    if row["state"] != "draft":
+        return open_view(home, ref, stores)
+    lock = MountLock.acquire(home, row["id"], mountpoint)
+    try:
+        db = CatalogDB(home.catalog_path)
+        try:
+            db.map_for_reading()
+            current = db.version_get(row["id"])
+            if current is None or current["state"] != "draft":
+                raise NotFound(f"draft {row['id']} was published or deleted meanwhile")
+            clear_abandoned(home.blobs)  # left by daemons that died
+            return DraftView(db, stores or StoreRegistry(home), current, home, lock)
+        except BaseException:
+            db.close()
+            raise
+    except BaseException:
+        lock.release()
+        raise
