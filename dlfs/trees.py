@@ -235,7 +235,7 @@ class DraftTree:
     def clear(self, parts: list[str]) -> ItemRecord | None:
         """Remove what stands at ``parts`` (a file, or a folder the caller found empty)
         to make room for a move; return the removed file's item (None for a folder)."""
-        entry = resolve(self.db, self.root, parts)
+        entry = self.db.entry(resolve_dir(self.db, self.root, parts[:-1]), parts[-1])
         if entry is None:
             return None
         row = self.db.item_get(entry["ref"]) if entry["kind"] != DIR else None
