@@ -28,7 +28,9 @@ rooted at :class:`DlfsError`, each class carrying the errno it stands for as
     │   └── BadBody             EIO           fetched bytes damaged in transit (retried)
     └── Unavailable             EIO           storage that cannot be reached after bounded
         │                                     retries
-        └── TemporaryFailure    EIO           a remote failure that may pass (retried)
+        ├── TemporaryFailure    EIO           a remote failure that may pass (retried)
+        └── BlobMissing         EIO           a store has no bytes for a blob the catalog
+                                              names
 """
 
 from dlfs.api import Catalog

@@ -32,7 +32,9 @@ own.
     │   └── BadBody             EIO           fetched bytes damaged in transit (retried)
     └── Unavailable             EIO           storage that cannot be reached after bounded
         │                                     retries
-        └── TemporaryFailure    EIO           a remote failure that may pass (retried)
+        ├── TemporaryFailure    EIO           a remote failure that may pass (retried)
+        └── BlobMissing         EIO           a store has no bytes for a blob the catalog
+                                              names
 
 :class:`TemporaryFailure` and :class:`BadBody` are raised by the raw remote stores and
 retried by :mod:`dlfs.stores.retry`; what escapes the retries is plain
