@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from fsutil import Mounter
 
 from dlfs import Catalog
+from tests.fsutil import Mounter
 
 NAMES = ("a", "b", "c.txt", "d.bin", "sub", "x y")
 STEPS = 150
