@@ -19,7 +19,7 @@ from tests.checklogs import (  # the log check's hooks: a conftest's hooks are p
     pytest_runtest_setup,  # noqa: F401
     pytest_runtest_teardown,  # noqa: F401
 )
-from tests.fsutil import FUSE_OK, Mounter
+from tests.fsutil import FUSE_OK, Mounter, build_catalog, generate_tree
 from tests.helpers import SAMPLE, Cli, Result, blob_files, catalog_dump, make_tree
 
 __all__ = ["SAMPLE", "Cli", "Result", "blob_files", "catalog_dump", "make_tree"]
@@ -51,6 +51,18 @@ def cli(home: Path) -> Cli:
 def sample(tmp_path: Path) -> Path:
     """A small source folder with nested folders and one duplicate file."""
     return make_tree(tmp_path / "src", SAMPLE)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A generated source tree with the shapes that matter (:func:`generate_tree`)."""
+    return generate_tree(tmp_path / "src")
+
+
+@pytest.fixture
+def published(home: Path, source: Path) -> str:
+    """The exact ref of a published version of ``source`` in the test catalog."""
+    return build_catalog(home, source)
 
 
 # -- real FUSE mounts (tests/fsutil.py); the tests marked ``fuse`` skip without one -----

@@ -1,6 +1,7 @@
 """Real FUSE mounts for tests: catalogs built from generated trees, mounted through the
 real ``dlfs mount`` command and always unmounted afterwards, even when a test fails
-(see :mod:`tests.fsutil`; the ``mounter`` fixture is in ``tests/conftest.py``). Every
+(see :mod:`tests.fsutil`; the ``mounter``, ``source`` and ``published``
+fixtures are in ``tests/conftest.py``). Every
 test here is marked ``fuse`` and skipped without /dev/fuse.
 """
 
@@ -20,18 +21,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in item.path.parents:
             item.add_marker(pytest.mark.fuse)
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    """A generated source tree."""
-    return generate_tree(tmp_path / "src")
-
-
-@pytest.fixture
-def published(home: Path, source: Path) -> str:
-    """The exact ref of a published version of ``source`` in the test catalog."""
-    return build_catalog(home, source)
 
 
 @pytest.fixture(scope="module")
