@@ -1,18 +1,28 @@
-"""Shared fixtures: a catalog in a temp dir, a CLI runner, sample source trees."""
+"""Shared fixtures of every tier: a catalog in a temp dir, the CLI runner, sample source
+trees, the mount fixture, S3 on loopback; and the log check (:mod:`checklogs`).
+
+The helpers live in :mod:`tests.helpers` and :mod:`tests.fsutil`; the names tests
+import from here are re-exported from there.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from dlfs import Catalog
+from tests.checklogs import (  # the log check's hooks: a conftest's hooks are plugins
+    expected_patterns,
+    pytest_runtest_call,  # noqa: F401
+    pytest_runtest_setup,  # noqa: F401
+    pytest_runtest_teardown,  # noqa: F401
+)
+from tests.fsutil import FUSE_OK, Mounter, build_catalog, generate_tree
+from tests.helpers import SAMPLE, Cli, Result, blob_files, catalog_dump, make_tree
+
+__all__ = ["SAMPLE", "Cli", "Result", "blob_files", "catalog_dump", "make_tree"]
 
 
 @pytest.fixture
@@ -31,69 +41,10 @@ def catalog(home: Path) -> Iterator[Catalog]:
         cat.close()
 
 
-@dataclass
-class Result:
-    """What one ``dlfs`` run did."""
-
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> object:
-        return json.loads(self.out)
-
-
-@dataclass
-class Cli:
-    """Runs the real ``dlfs`` command in a subprocess against one catalog home."""
-
-    home: Path
-
-    def __call__(self, *args: str, ok: bool = True, input: bytes | None = None) -> Result:
-        env = {**os.environ, "DLFS_HOME": str(self.home)}
-        proc = subprocess.run(
-            [sys.executable, "-m", "dlfs", *args],
-            capture_output=True,
-            env=env,
-            input=input,
-            timeout=120,
-        )
-        res = Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode())
-        if ok and res.code != 0:
-            raise AssertionError(f"dlfs {' '.join(args)} failed ({res.code}): {res.err}")
-        return res
-
-    def bytes(self, *args: str) -> bytes:
-        env = {**os.environ, "DLFS_HOME": str(self.home)}
-        proc = subprocess.run(
-            [sys.executable, "-m", "dlfs", *args], capture_output=True, env=env, timeout=120
-        )
-        assert proc.returncode == 0, proc.stderr.decode()
-        return proc.stdout
-
-
 @pytest.fixture
 def cli(home: Path) -> Cli:
     """The ``dlfs`` command bound to the temp catalog."""
     return Cli(home)
-
-
-def make_tree(root: Path, files: dict[str, bytes]) -> Path:
-    """Write ``{relative path: bytes}`` under ``root``; return ``root``."""
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
-SAMPLE = {
-    "cat.jpg": b"meow" * 1000,
-    "train/a.jpg": b"A" * 5000,
-    "train/b.jpg": b"B" * 7000,
-    "train/deep/c.txt": b"deep file\n",
-    "val/a.jpg": b"A" * 5000,  # same bytes as train/a.jpg: stored once
-}
 
 
 @pytest.fixture
@@ -102,27 +53,37 @@ def sample(tmp_path: Path) -> Path:
     return make_tree(tmp_path / "src", SAMPLE)
 
 
-def catalog_dump(home: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table of a catalog, to compare before and after a command."""
-    import sqlite3
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A generated source tree with the shapes that matter (:func:`generate_tree`)."""
+    return generate_tree(tmp_path / "src")
 
-    conn = sqlite3.connect(f"file:{home / 'catalog.db'}?mode=ro", uri=True)
+
+@pytest.fixture
+def published(home: Path, source: Path) -> str:
+    """The exact ref of a published version of ``source`` in the test catalog."""
+    return build_catalog(home, source)
+
+
+# -- real FUSE mounts (tests/fsutil.py); the tests marked ``fuse`` skip without one -----
+
+
+@pytest.hookimpl(trylast=True)  # after tests/fs/conftest.py marked its tests
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("fuse") is not None and not FUSE_OK:
+            item.add_marker(pytest.mark.skip(reason="needs /dev/fuse and fusermount3"))
+
+
+@pytest.fixture
+def mounter(home: Path, request: pytest.FixtureRequest) -> Iterator[Mounter]:
+    """Mount through the real CLI; everything is unmounted afterwards, and the daemons'
+    logs are checked (see :mod:`checklogs`)."""
+    m = Mounter(home, expect_log=expected_patterns(request.node))
     try:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
-        ]
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+        yield m
     finally:
-        conn.close()
-
-
-def blob_files(home: Path) -> set[str]:
-    """The names of the blob files in a catalog's local store."""
-    root = home / "blobs"
-    return {p.name for p in root.glob("??/*")} if root.exists() else set()
+        m.cleanup()
 
 
 # -- S3 on loopback (tests/s3server.py, tests/s3proxy.py) ------------------------------

@@ -1,6 +1,8 @@
 """Real FUSE mounts for tests: catalogs built from generated trees, mounted through the
 real ``dlfs mount`` command and always unmounted afterwards, even when a test fails
-(see :mod:`fsutil`). Every test here is marked ``fuse`` and skipped without /dev/fuse.
+(see :mod:`tests.fsutil`; the ``mounter``, ``source`` and ``published``
+fixtures are in ``tests/conftest.py``). Every
+test here is marked ``fuse`` and skipped without /dev/fuse.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fsutil import FUSE_OK, Mounter, Shared, build_catalog, generate_tree
+
+from tests.checklogs import expected_patterns
+from tests.fsutil import Mounter, Shared, build_catalog, generate_tree
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -17,40 +21,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in item.path.parents:
             item.add_marker(pytest.mark.fuse)
-            if not FUSE_OK:
-                item.add_marker(pytest.mark.skip(reason="needs /dev/fuse and fusermount3"))
-
-
-@pytest.fixture
-def mounter(home: Path) -> Iterator[Mounter]:
-    """Mount through the real CLI; everything is unmounted afterwards."""
-    m = Mounter(home)
-    try:
-        yield m
-    finally:
-        m.cleanup()
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    """A generated source tree."""
-    return generate_tree(tmp_path / "src")
-
-
-@pytest.fixture
-def published(home: Path, source: Path) -> str:
-    """The exact ref of a published version of ``source`` in the test catalog."""
-    return build_catalog(home, source)
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+def shared(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Shared]:
     """One published version mounted once for a whole module (read-only tests)."""
     base = tmp_path_factory.mktemp("shared")
     home = base / "home"
     source = generate_tree(base / "src")
     ref = build_catalog(home, source)
-    m = Mounter(home)
+    m = Mounter(home, expect_log=expected_patterns(request.node))
     try:
         yield Shared(home, source, ref, m(ref, base / "mnt"))
     finally:

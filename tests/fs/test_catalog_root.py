@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from fsutil import Mounter, wait_for
 
 from dlfs import Catalog
+from tests.fsutil import Mounter, wait_for
 
 
 def test_datasets_versions_and_tags(

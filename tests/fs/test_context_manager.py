@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fsutil import is_mounted, process_alive, wait_for
 
 import dlfs
 from dlfs import mounts
 from dlfs.home import Home
+from tests.fsutil import is_mounted, process_alive, wait_for
 
 
 @pytest.fixture

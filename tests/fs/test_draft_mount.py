@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fsutil import ANNOTATIONS, META, Mount, Mounter, dlfs, is_mounted
 
 from dlfs import Catalog, draftlock
 from dlfs.errors import Conflict
 from dlfs.home import Home
 from dlfs.stores.local import LocalStore
+from tests.fsutil import ANNOTATIONS, META, Mount, Mounter, dlfs, is_mounted
 
 
 @pytest.fixture

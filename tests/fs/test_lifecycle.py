@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from fsutil import Mounter, dlfs, is_mounted, process_alive, wait_for
 
 from dlfs import Catalog
+from tests.fsutil import Mounter, dlfs, is_mounted, process_alive, wait_for
 
 
 def mounts_json(home: Path) -> list[dict[str, object]]:

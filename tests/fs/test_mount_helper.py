@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fsutil import is_mounted, process_alive, wait_for
 
 from dlfs import mounthelper, mounts
 from dlfs.errors import InvalidInput
 from dlfs.home import Home
+from tests.fsutil import is_mounted, process_alive, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / "packaging" / "mount.dlfs"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from dlfsd.readahead import READ_AHEAD_KIB, bdi_setting
-from fsutil import ANNOTATIONS, META, Mounter, Shared, dlfs, is_mounted, process_alive
 
 from dlfs import Catalog
+from tests.fsutil import ANNOTATIONS, META, Mounter, Shared, dlfs, is_mounted, process_alive
 
 
 def source_files(root: Path) -> dict[str, Path]:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fsutil import Mounter
 
 from dlfs import Catalog
+from tests.fsutil import Mounter
 
 
 def s3_ref(home: Path, source: Path, s3: Any) -> tuple[str, str]:

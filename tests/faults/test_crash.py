@@ -8,26 +8,19 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from dlfs import Catalog
-from tests.conftest import SAMPLE, make_tree
+from tests.conftest import SAMPLE, Cli, make_tree
 
 pytestmark = pytest.mark.slow
 
 
 def start(home: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DLFS_HOME": str(home)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "dlfs", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return Cli(home).start(*args)
 
 
 def kill_after(proc: subprocess.Popen[bytes], seconds: float) -> bool:

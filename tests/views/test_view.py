@@ -286,6 +286,7 @@ def test_statfs(published: str, open_views: Callable[..., View]):
 # -- verification -----------------------------------------------------------------------
 
 
+@pytest.mark.expect_log("is unreadable")
 def test_corrupt_blob_fails_and_others_still_read(
     published: str, open_views: Callable[..., View], home: Path, catalog: Catalog
 ):
@@ -301,6 +302,7 @@ def test_corrupt_blob_fails_and_others_still_read(
     assert read_all(v, resolve(v, "cat.jpg")) == b"meow" * 1000
 
 
+@pytest.mark.expect_log("is unreadable")
 def test_missing_blob_fails_only_that_file(
     published: str, open_views: Callable[..., View], home: Path, catalog: Catalog
 ):
@@ -314,6 +316,7 @@ def test_missing_blob_fails_only_that_file(
     assert read_all(v, resolve(v, "train/deep/c.txt")) == b"deep file\n"
 
 
+@pytest.mark.expect_log("is unreadable")
 def test_large_blob_is_read_off_the_event_loop(
     published: str, open_views: Callable[..., View], home: Path, catalog: Catalog
 ):
@@ -350,6 +353,7 @@ def test_first_reads_run_inline_while_the_disk_is_fast_and_in_threads_when_slow(
     assert v.read_nowait(fh, 3, 3) == b"BBB"  # verified and open: served at once
 
 
+@pytest.mark.expect_log("is unreadable")
 def test_replaced_blob_file_is_verified_again(
     published: str,
     open_views: Callable[..., View],
@@ -568,6 +572,7 @@ def test_large_blob_gets_a_manifest_and_streams(
     assert v.read_nowait(fh, 3 * BLOCK + 5, 10) == LARGE[3 * BLOCK + 5 : 3 * BLOCK + 15]
 
 
+@pytest.mark.expect_log("is unreadable")
 def test_corrupt_block_fails_only_its_reads(
     large: str, open_views: Callable[..., View], home: Path, catalog: Catalog
 ):
@@ -586,6 +591,7 @@ def test_corrupt_block_fails_only_its_reads(
     assert read_like_the_daemon(v, fh, 2 * BLOCK - 10, 10) == LARGE[2 * BLOCK - 10 : 2 * BLOCK]
 
 
+@pytest.mark.expect_log("is unreadable")
 @pytest.mark.parametrize("damage", ["garbage", "missing-hash", "wrong-size"])
 def test_damaged_manifest_makes_the_blob_corrupt(
     large: str, open_views: Callable[..., View], home: Path, catalog: Catalog, damage: str
@@ -610,6 +616,7 @@ def test_damaged_manifest_makes_the_blob_corrupt(
         read_like_the_daemon(v, fh, 0, 10)
 
 
+@pytest.mark.expect_log("is unreadable")
 def test_large_blob_without_manifest_is_hashed_whole(
     large: str, open_views: Callable[..., View], home: Path, catalog: Catalog
 ):

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from dlfs import Catalog
 from dlfs.ops.diff import Diff
+from tests.catalog.test_clone import Spec, put_version
 from tests.conftest import Cli
-from tests.test_clone import Spec, put_version
 
 # -- the user's view -------------------------------------------------------------------
 

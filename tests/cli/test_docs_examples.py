@@ -29,7 +29,7 @@ import pytest
 from dlfs import mounts
 from tests.conftest import make_tree
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FUSE_OK = os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
 MAX_NO_TEST = 6

@@ -13,9 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from fsutil import Mounter, is_mounted, process_alive, wait_for
+import pytest
 
 from dlfs import Catalog
+from tests.fsutil import Mounter, is_mounted, process_alive, wait_for
+
+pytestmark = pytest.mark.fuse
 
 WRITTEN = 60
 """Files closed before the daemon is killed (the writer goes on writing meanwhile)."""

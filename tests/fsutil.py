@@ -1,5 +1,6 @@
 """Helpers for the real-FUSE tests: generated trees, catalogs, the ``dlfs`` command,
-and :class:`Mounter`, which mounts through ``dlfs mount`` and always unmounts.
+and :class:`Mounter`, which mounts through ``dlfs mount``, always unmounts, and fails
+the test if a daemon it started logged an unexpected error (:mod:`checklogs`).
 
 Only processes started through these helpers (``dlfs mount``) are ever signalled,
 by pid; a mount left behind is cleared with ``fusermount3 -u -z``.
@@ -7,12 +8,10 @@ by pid; a mount left behind is cleared with ``fusermount3 -u -z``.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from pathlib import Path
 
 from dlfs import Catalog, mounts
 from dlfs.home import Home
+from tests.checklogs import daemon_log_problems
+from tests.helpers import Cli, Result
 
 FUSE_OK = os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
 
@@ -27,26 +28,9 @@ META = {"label": "greeting", "score": 0.5, "nested": {"ok": True}}
 ANNOTATIONS = [{"type": "box", "label": "cat", "coords": [1, 2, 3, 4]}]
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> object:
-        return json.loads(self.out)
-
-
 def dlfs(home: Path, *args: str, ok: bool = True, timeout: float = 120) -> Result:
-    """Run the real ``dlfs`` command against ``home``."""
-    env = {**os.environ, "DLFS_HOME": str(home)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dlfs", *args], capture_output=True, env=env, timeout=timeout
-    )
-    res = Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode())
-    if ok and res.code != 0:
-        raise AssertionError(f"dlfs {' '.join(args)} failed ({res.code}): {res.err}")
-    return res
+    """Run the real ``dlfs`` command against ``home`` (:class:`tests.helpers.Cli`)."""
+    return Cli(home)(*args, ok=ok, timeout=timeout)
 
 
 def generate_tree(root: Path, seed: int = 7) -> Path:
@@ -122,11 +106,14 @@ class Mount:
 
 @dataclass
 class Mounter:
-    """Mounts through ``dlfs mount`` and guarantees unmounting at teardown."""
+    """Mounts through ``dlfs mount`` and guarantees unmounting at teardown; then the
+    daemons' logs must hold no error but those ``expect_log`` allows (patterns, as
+    the ``expect_log`` marker takes)."""
 
     home: Path
     made: list[Mount] = field(default_factory=list)
     pids: set[int] = field(default_factory=set)
+    expect_log: list[str] = field(default_factory=list)
 
     def __call__(self, ref: str | None, path: Path, *options: str) -> Mount:
         path.mkdir(parents=True, exist_ok=True)
@@ -158,9 +145,10 @@ class Mounter:
         left = [str(m.path) for m in self.made if is_mounted(m.path)]
         assert not left, f"mounts left behind: {left}"
         # Like S3QL's test plugin: a daemon that hit an unexpected error fails the test.
-        for path in {mounts.log_path(Home.at(self.home), m.path) for m in self.made}:
-            text = path.read_text(errors="replace") if path.exists() else ""
-            assert "Traceback" not in text, f"the daemon logged an error:\n{text[-3000:]}"
+        for path in sorted({mounts.log_path(Home.at(self.home), m.path) for m in self.made}):
+            problems = daemon_log_problems(path, self.expect_log)
+            shown = "\n".join(problems)[-3000:]
+            assert not problems, f"the daemon logged unexpected errors ({path}):\n{shown}"
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pytest
 
 from dlfs import Catalog, mounts
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 FUSE_OK = os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
 

@@ -11,8 +11,8 @@ import pytest
 from dlfs import Catalog, Conflict, InvalidInput
 from dlfs.ops.merge import deep_merge, place, recipe_labels, renamed, union
 from dlfs.versions import create_dataset
+from tests.catalog.test_clone import put_version, spec_of
 from tests.conftest import Cli
-from tests.test_clone import put_version, spec_of
 
 
 def annotate(cli: Cli, tmp_path: Path, ref: str, path: str, ann: list[Any]) -> None:
