@@ -16,7 +16,7 @@ from dlfs.catalog import MIGRATIONS, SCHEMA_VERSION, CatalogDB
 from dlfs.errors import Corrupt, Unavailable
 from dlfs.home import Home
 from tests.conftest import Cli
-from tests.fs.fsutil import FUSE_OK, Mounter
+from tests.fsutil import FUSE_OK, Mounter
 
 
 def mode(path: Path) -> int:
