@@ -64,13 +64,14 @@ def generate_tree(root: Path, seed: int = 7) -> Path:
     return root
 
 
-def build_catalog(home: Path, source: Path, name: str = "cats") -> str:
-    """A dataset with one published version of ``source``; its exact ref NAME@ID.
+def build_catalog(home: Path, source: Path, name: str = "cats", storage: str = "local") -> str:
+    """A dataset with one published version of ``source``, its blobs in ``storage``;
+    its exact ref NAME@ID.
 
     ``text/hello.txt`` gets metadata and annotations (set on the draft).
     """
     with Catalog(home) as cat:
-        cat.create_dataset(name)
+        cat.create_dataset(name, storage=storage)
         cat.add(name, [source])
         cat.set_meta(name, "text/hello.txt", metadata=META, annotations=ANNOTATIONS)
         return cat.publish(name).ref

@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-from dlfs.draftview import open_mount_view
+from dlfs.mountviews import open_mount_view
 from dlfs.home import Home
 from tests.draftmodel import DraftMachine, Driver, ViewDriver, make_dataset
 

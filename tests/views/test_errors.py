@@ -112,6 +112,7 @@ def test_fuse_error_keeps_its_errno():
     assert fuse_error(exc) is exc
 
 
+@pytest.mark.expect_log("unexpected error in a request")
 def test_unknown_exception_is_eio_and_logged(caplog: pytest.LogCaptureFixture):
     bug = RuntimeError("a bug")
     assert errno_of(bug) == errno.EIO
