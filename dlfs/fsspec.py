@@ -258,7 +258,7 @@ class DlfsFileSystem(AbstractFileSystem):
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
         """The bytes of a file, or of ``[start:end]`` (negative: from the end)."""
-        with self.open(path, "rb") as f:
+        with self.open(path, "rb") as f, _os_errors(path):  # a bad block: OSError(EIO)
             size = f.size
             lo = 0 if start is None else (start if start >= 0 else max(0, size + start))
             hi = size if end is None else (end if end >= 0 else size + end)
