@@ -293,6 +293,7 @@ def blob_path(home: Path, ref: str, rel: str) -> Path:
     return home / "blobs" / blob[:2] / blob
 
 
+@pytest.mark.expect_log("is unreadable")
 @pytest.mark.parametrize("rel", ["text/hello.txt", "big/large.bin"])
 def test_corrupt_blob_is_eio_and_the_rest_still_reads(
     home: Path, source: Path, published: str, mounter: Mounter, tmp_path: Path, rel: str
@@ -316,6 +317,7 @@ def test_corrupt_blob_is_eio_and_the_rest_still_reads(
         assert "unreadable" in log.read()
 
 
+@pytest.mark.expect_log("is unreadable")
 def test_missing_blob_is_eio_only_when_read(
     home: Path, source: Path, published: str, mounter: Mounter, tmp_path: Path
 ):
