@@ -36,7 +36,7 @@ from types import FrameType
 import pyfuse3
 import trio
 
-from dlfs import mounts
+from dlfs import mountregistry, mounts
 from dlfs.draftview import DraftView
 from dlfs.errors import DlfsError
 from dlfs.home import Home
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     """Mount, serve until told to stop, unmount; the exit status."""
     home = Home.at(args.home)
     # Normalized now: once mounted, resolving the path would wait on ourselves.
-    mountpoint = str(mounts.normalize(args.mountpoint))
+    mountpoint = str(mountregistry.normalize(args.mountpoint))
     try:
         mounts.mount_options(args.options, writable=True)  # bad options fail first
         stores = StoreRegistry(home, cache_dir=args.cache_dir, cache_size=args.cache_size)
@@ -177,12 +177,12 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         view.close()
         reporter.fail(f"cannot mount at {mountpoint}: {exc} (see {args.log})")
         return 1
-    record = mounts.MountRecord(
+    record = mountregistry.MountRecord(
         mountpoint=mountpoint,
         ref=args.display_ref or args.ref,
         version=view.root().version or None,
         pid=os.getpid(),
-        pid_start=mounts.process_start(os.getpid()) or 0,
+        pid_start=mountregistry.process_start(os.getpid()) or 0,
         log=str(args.log or ""),
         started_at=time.time(),
         mode=view.mode,
@@ -190,14 +190,14 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         cache_dir=args.cache_dir,
         cache_size=args.cache_size,
     )
-    mounts.register(home, record)
+    mountregistry.register(home, record)
     log.info("mounted %s at %s (%s)", record.ref or "the catalog", mountpoint, view.mode)
     outcome: list[str] = []
     try:
         trio.run(serve, mountpoint, reporter, early, outcome)
     finally:
         pyfuse3.close(unmount=True)
-        mounts.unregister(home, mountpoint, os.getpid())
+        mountregistry.unregister(home, mountpoint, os.getpid())
         release(view)
         log.info("unmounted %s", mountpoint)
     return 1 if outcome else 0

@@ -43,24 +43,17 @@ from dlfs.errors import (
     Unavailable,
 )
 from dlfs.home import Home
-
-# The registry's names stay reachable as ``mounts.X``, where callers have always found them.
-from dlfs.mountregistry import FSTYPE as FSTYPE
-from dlfs.mountregistry import MountRecord as MountRecord
-from dlfs.mountregistry import MountStatus as MountStatus
-from dlfs.mountregistry import daemon_alive as daemon_alive
-from dlfs.mountregistry import log_path as log_path
-from dlfs.mountregistry import normalize as normalize
-from dlfs.mountregistry import probe as probe
-from dlfs.mountregistry import proc_mounts as proc_mounts
-from dlfs.mountregistry import process_start as process_start
-from dlfs.mountregistry import read_record as read_record
-from dlfs.mountregistry import record_at as record_at
-from dlfs.mountregistry import record_path as record_path
-from dlfs.mountregistry import records as records
-from dlfs.mountregistry import register as register
-from dlfs.mountregistry import status as status
-from dlfs.mountregistry import unregister as unregister
+from dlfs.mountregistry import (
+    FSTYPE,
+    MountRecord,
+    daemon_alive,
+    log_path,
+    normalize,
+    probe,
+    proc_mounts,
+    record_at,
+    unregister,
+)
 from dlfs.stores.registry import parse_size
 
 if TYPE_CHECKING:

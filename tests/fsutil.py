@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlfs import Catalog, mounts
+from dlfs import Catalog, mountregistry
 from dlfs.home import Home
 from tests.checklogs import daemon_log_problems
 from tests.helpers import Cli, Result
@@ -78,11 +78,11 @@ def build_catalog(home: Path, source: Path, name: str = "cats", storage: str = "
 
 
 def is_mounted(path: Path) -> bool:
-    return str(path) in mounts.proc_mounts()
+    return str(path) in mountregistry.proc_mounts()
 
 
 def process_alive(pid: int) -> bool:
-    return mounts.process_start(pid) is not None
+    return mountregistry.process_start(pid) is not None
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -120,7 +120,7 @@ class Mounter:
         path.mkdir(parents=True, exist_ok=True)
         args = ["mount", *options, *([ref] if ref else []), str(path)]
         res = dlfs(self.home, *args, ok=False)
-        record = mounts.read_record(Home.at(self.home), path)
+        record = mountregistry.read_record(Home.at(self.home), path)
         if record is not None:
             self.pids.add(record.pid)
             self.made.append(Mount(self.home, path, ref, record.pid, record.version))
@@ -146,7 +146,7 @@ class Mounter:
         left = [str(m.path) for m in self.made if is_mounted(m.path)]
         assert not left, f"mounts left behind: {left}"
         # Like S3QL's test plugin: a daemon that hit an unexpected error fails the test.
-        for path in sorted({mounts.log_path(Home.at(self.home), m.path) for m in self.made}):
+        for path in sorted({mountregistry.log_path(Home.at(self.home), m.path) for m in self.made}):
             problems = daemon_log_problems(path, self.expect_log)
             shown = "\n".join(problems)[-3000:]
             assert not problems, f"the daemon logged unexpected errors ({path}):\n{shown}"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from dlfs import mounts
+from dlfs import mountregistry, mounts
 from dlfs.cli.core import Context, cli, emit, pass_ctx, table
 from dlfs.home import Home
 
@@ -69,7 +69,7 @@ def mount(
 def umount(c: Context, mountpoint: str, lazy: bool) -> None:
     """Unmount MOUNTPOINT cleanly, or clear a stale mount left by a dead daemon."""
     done = mounts.unmount(Home.at(c.home), mountpoint, lazy)
-    click.echo(f"{done} {mounts.normalize(mountpoint)}")
+    click.echo(f"{done} {mountregistry.normalize(mountpoint)}")
 
 
 @cli.command("mounts")
@@ -77,7 +77,7 @@ def umount(c: Context, mountpoint: str, lazy: bool) -> None:
 @pass_ctx
 def mounts_(c: Context, as_json: bool) -> None:
     """List mounts: mountpoint, ref, version id, daemon pid, state (ok or stale)."""
-    found = mounts.status(Home.at(c.home))
+    found = mountregistry.status(Home.at(c.home))
     if as_json:
         emit([m.to_json() for m in found])
         return

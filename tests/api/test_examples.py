@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dlfs import Catalog, mounts
+from dlfs import Catalog, mountregistry
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -36,7 +36,7 @@ def run_example(script: str, *args: str, tmp_path: Path) -> str:
         timeout=300,
     )
     assert res.returncode == 0, res.stderr
-    left = [p for p in mounts.proc_mounts() if p.startswith(str(tmp_path))]
+    left = [p for p in mountregistry.proc_mounts() if p.startswith(str(tmp_path))]
     assert left == [], f"the example left mounts behind: {left}"
     return res.stdout
 

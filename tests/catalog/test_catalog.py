@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dlfs import Catalog, mounts
+from dlfs import Catalog, mountregistry
 from dlfs.catalog import MIGRATIONS, SCHEMA_VERSION, CatalogDB
 from dlfs.errors import Corrupt, Unavailable
 from dlfs.home import Home
@@ -196,7 +196,7 @@ def test_a_mount_of_a_damaged_catalog_answers_eio(
         with pytest.raises(OSError) as info:
             os.listdir(m.path / "train")
         assert info.value.errno == errno.EIO
-        log = mounts.log_path(Home.at(home), m.path).read_text()
+        log = mountregistry.log_path(Home.at(home), m.path).read_text()
         assert "unexpected error" not in log
     finally:
         mounter.cleanup()  # also fails the test if the daemon logged a traceback

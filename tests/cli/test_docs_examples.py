@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from dlfs import mounts
+from dlfs import mountregistry
 from tests.conftest import make_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +120,7 @@ def environment(tmp_path: Path) -> dict[str, str]:
 
 
 def check_nothing_left_mounted(tmp_path: Path) -> None:
-    left = [p for p in mounts.proc_mounts() if p.startswith(str(tmp_path))]
+    left = [p for p in mountregistry.proc_mounts() if p.startswith(str(tmp_path))]
     for path in left:
         subprocess.run(["fusermount3", "-u", "-z", path], capture_output=True)
     assert left == [], f"the examples left mounts behind: {left}"

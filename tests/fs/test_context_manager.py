@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import dlfs
-from dlfs import mounts
+from dlfs import mountregistry
 from dlfs.home import Home
 from tests.fsutil import is_mounted, process_alive, wait_for
 
@@ -33,17 +33,17 @@ def daemons(tmp_path: Path) -> Iterator[set[int]]:
     try:
         yield pids
     finally:
-        for path in [p for p in mounts.proc_mounts() if p.startswith(str(tmp_path))]:
+        for path in [p for p in mountregistry.proc_mounts() if p.startswith(str(tmp_path))]:
             subprocess.run(["fusermount3", "-u", "-z", path], capture_output=True)
         for pid in pids:
             if process_alive(pid):
                 os.kill(pid, 15)
-        left = [p for p in mounts.proc_mounts() if p.startswith(str(tmp_path))]
+        left = [p for p in mountregistry.proc_mounts() if p.startswith(str(tmp_path))]
         assert not left, f"mounts left behind: {left}"
 
 
 def daemon_of(home: Path, root: Path, pids: set[int]) -> int:
-    record = mounts.read_record(Home.at(home), root)
+    record = mountregistry.read_record(Home.at(home), root)
     assert record is not None
     pids.add(record.pid)
     return record.pid
@@ -60,7 +60,7 @@ def test_mounts_in_a_temp_dir_and_unmounts_at_the_end(
     assert not is_mounted(root)
     assert not root.exists()  # the temporary folder is gone too
     assert wait_for(lambda: not process_alive(pid))
-    assert mounts.read_record(Home.at(home), root) is None
+    assert mountregistry.read_record(Home.at(home), root) is None
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
@@ -77,7 +77,7 @@ def test_unmounts_when_the_block_raises(
         pid = daemon_of(home, root, daemons)
         assert (root / "one.bin").read_bytes() == b"x"
         raise error("inside the block")
-    assert str(root) not in mounts.proc_mounts()
+    assert str(root) not in mountregistry.proc_mounts()
     assert not root.exists()
     assert wait_for(lambda: not process_alive(pid))
 

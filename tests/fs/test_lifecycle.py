@@ -215,7 +215,7 @@ def test_cache_options_are_recorded(home: Path, published: str, mounter: Mounter
         published, tmp_path / "mnt", "--cache-dir", str(tmp_path / "cache"), "--cache-size", "2G"
     )
     from dlfs.home import Home
-    from dlfs.mounts import read_record
+    from dlfs.mountregistry import read_record
 
     record = read_record(Home.at(home), m.path)
     assert record is not None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dlfs import mounthelper, mounts
+from dlfs import mounthelper, mountregistry
 from dlfs.errors import InvalidInput
 from dlfs.home import Home
 from tests.fsutil import is_mounted, process_alive, wait_for
@@ -58,15 +58,15 @@ def mnt(tmp_path: Path, home: Path) -> Iterator[Path]:
 
 def clear(home: Path, path: Path) -> None:
     """Unmount ``path`` and stop its daemon, if this test's catalog recorded one."""
-    record = mounts.read_record(Home.at(home), path)
+    record = mountregistry.read_record(Home.at(home), path)
     if is_mounted(path):
         subprocess.run(["fusermount3", "-u", "-z", str(path)], capture_output=True)
-    if record is not None and mounts.daemon_alive(record):
+    if record is not None and mountregistry.daemon_alive(record):
         os.kill(record.pid, 15)
 
 
 def daemon_pid(home: Path, path: Path) -> int:
-    record = mounts.read_record(Home.at(home), path)
+    record = mountregistry.read_record(Home.at(home), path)
     assert record is not None, "mounted but no record"
     return record.pid
 
@@ -124,7 +124,7 @@ def test_mounts_as_mount_calls_it_and_umount_unmounts(
     res = run(HELPER, published, mnt, "-o", f"ro,nosuid,home={home},_netdev")
     assert res.returncode == 0, res.stderr
     assert res.stdout == "" and res.stderr == ""  # quiet without -v
-    assert mounts.proc_mounts()[str(mnt)] == ("dlfs", "fuse.dlfs")
+    assert mountregistry.proc_mounts()[str(mnt)] == ("dlfs", "fuse.dlfs")
     pid = daemon_pid(home, mnt)
     assert (mnt / "text" / "hello.txt").read_bytes() == b"hello world\n"
     assert len((mnt / "big" / "large.bin").read_bytes()) == 3 * 1024 * 1024 + 17
@@ -133,7 +133,7 @@ def test_mounts_as_mount_calls_it_and_umount_unmounts(
     res = run("umount", mnt)
     assert res.returncode == 0, res.stderr
     assert wait_for(lambda: not process_alive(pid))
-    assert not is_mounted(mnt) and mounts.read_record(Home.at(home), mnt) is None
+    assert not is_mounted(mnt) and mountregistry.read_record(Home.at(home), mnt) is None
 
 
 def test_verbose_fake_and_the_whole_catalog(published: str, home: Path, mnt: Path) -> None:
@@ -244,7 +244,7 @@ echo done
     assert lines[:5] == ["fuse.dlfs", "dlfs", "hello", "world", "unmounted"]
     assert lines[-3:] == ["train", "val", "done"]
     # Each daemon exited after its umount: nothing is left in the registry.
-    assert wait_for(lambda: mounts.records(Home.at(home)) == [])
+    assert wait_for(lambda: mountregistry.records(Home.at(home)) == [])
 
 
 # -- the systemd unit ------------------------------------------------------------------------

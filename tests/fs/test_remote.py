@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from dlfs import Catalog
+from dlfs import Catalog, mountregistry
+from dlfs.home import Home
 from tests.fsutil import Mounter
 
 
@@ -32,6 +33,7 @@ def test_an_s3_dataset_round_trips_through_the_block_cache(
     assert any(p.is_file() for p in cache.rglob("*"))  # --cache-dir is the block cache
 
 
+@pytest.mark.expect_log("is unreadable")
 def test_a_corrupt_s3_object_is_eio(
     s3: Any,
     home: Path,
@@ -52,6 +54,8 @@ def test_a_corrupt_s3_object_is_eio(
         (m.path / "text/hello.txt").read_bytes()
     assert exc.value.errno == errno.EIO
     assert (m.path / "one.bin").read_bytes() == b"x"
+    log = mountregistry.log_path(Home.at(home), m.path).read_text()
+    assert f"blob {blob}" in log and "is unreadable" in log  # one line says why
 
 
 def test_a_draft_of_an_s3_dataset_mounts_read_write(

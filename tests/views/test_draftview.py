@@ -11,8 +11,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-from dlfs.mountviews import open_mount_view
 from dlfs.home import Home
+from dlfs.mountviews import open_mount_view
 from tests.draftmodel import DraftMachine, Driver, ViewDriver, make_dataset
 
 
