@@ -99,9 +99,7 @@ class Catalog:
         return self._stores.get(url)
 
     def _store_of(self, version: Row) -> BlobStore:
-        ds = self.db.dataset_by_id(version["dataset"])
-        assert ds is not None
-        return self.store(ds["storage"])
+        return self.store(versions.storage_of(self.db, version["dataset"]))
 
     # -- datasets -----------------------------------------------------------------
 

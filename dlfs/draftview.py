@@ -519,7 +519,7 @@ class DraftView:
             elif row["kind"] == DIR:
                 raise IsADirectory(f"is a folder: {name}")
             else:
-                self.db.entry_delete(self._places.mutable_dir(folder, draft), name)
+                draft.unlink(self._places.mutable_dir(folder, draft), name)
         if place is not None:
             self._places.detach(place)
 
@@ -644,8 +644,8 @@ class DraftView:
         self._state.check_writable("set times")
         row = self._file_row(place)
         if row["ref"] in self._state.private:
-            with self._state.write("set times"):
-                self.db.item_set_mtime(row["ref"], mtime_ns / 1e9)
+            with self._state.write("set times") as draft:
+                draft.set_mtime(row["ref"], mtime_ns / 1e9)
             if f is not None:
                 f.mtime_ns = mtime_ns
         # else: an item from elsewhere; its time is shared, so it stays (documented)

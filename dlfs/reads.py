@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from dlfs import versions
 from dlfs.catalog import CatalogDB
 from dlfs.errors import Corrupt, NotFound, Unavailable
 from dlfs.nodes import Node
@@ -152,10 +153,7 @@ class FileReads:
         """The blob store of a dataset (opened on first use)."""
         store = self._dataset_stores.get(dataset)
         if store is None:
-            row = self.db.dataset_by_id(dataset)
-            if row is None:
-                raise NotFound("the dataset was deleted")
-            store = self._open_store(dataset, row["storage"])
+            store = self._open_store(dataset, versions.storage_of(self.db, dataset))
         return store
 
     def _open_store(self, dataset: int, url: str) -> BlobStore:
@@ -171,10 +169,10 @@ class FileReads:
         few hundred milliseconds to build); None when it is open already."""
         if dataset in self._dataset_stores:
             return None
-        row = self.db.dataset_by_id(dataset)
-        if row is None:
+        try:
+            url = versions.storage_of(self.db, dataset)
+        except NotFound:
             return None
-        url = str(row["storage"])
 
         def warm() -> None:
             self._open_store(dataset, url)

@@ -232,6 +232,15 @@ class DraftTree:
         self.db.entries_put(folder, [(name, FILE, record.id, record.size)])
         return new
 
+    def unlink(self, folder: str, name: str) -> None:
+        """Remove file ``name`` of ``folder`` (its item stays, for other versions)."""
+        self.db.entry_delete(folder, name)
+
+    def set_mtime(self, item: str, mtime: float) -> None:
+        """Change the mtime kept beside an item this draft created (not part of its
+        id: the item stays the same)."""
+        self.db.item_set_mtime(item, mtime)
+
     def clear(self, parts: list[str]) -> ItemRecord | None:
         """Remove what stands at ``parts`` (a file, or a folder the caller found empty)
         to make room for a move; return the removed file's item (None for a folder)."""

@@ -67,6 +67,15 @@ def dataset_row(db: CatalogDB, name: str) -> Row:
     return row
 
 
+def storage_of(db: CatalogDB, dataset: int) -> str:
+    """The storage URL of a dataset (by numeric id): where its blobs live;
+    :class:`NotFound` once the dataset was deleted."""
+    row = db.dataset_by_id(dataset)
+    if row is None:
+        raise NotFound("the dataset was deleted")
+    return str(row["storage"])
+
+
 def _describe(row: Row, db: CatalogDB) -> str:
     tags = db.tags_of_version(row["id"])
     bits = [row["state"]]
