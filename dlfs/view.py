@@ -341,6 +341,8 @@ class View:
         """The value of extended attribute ``name`` of ``node`` (:mod:`dlfs.xattrs`):
         :class:`NoAttribute` for any other name, without touching the catalog."""
         attr = xattrs.find(node.role, name)
+        if attr.on_node is not None:  # an immutable node's item and blob: no query
+            return attr.on_node(node).encode()
         if node.role == Role.FILE:
             return attr.read(self.item(node)).encode()
         return attr.read(self._version_facts(node)).encode()

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from dlfs.errors import InvalidInput, NoAttribute, NotPermitted, NotSupported
 from dlfs.items import EMPTY_ANNOTATIONS, EMPTY_METADATA, ItemRecord
 from dlfs.names import check_annotations, check_metadata
-from dlfs.nodes import Role
+from dlfs.nodes import Node, Role
 from dlfs.objects import canonical_json
 
 PREFIX = "user.dlfs."
@@ -53,6 +53,8 @@ class XAttr:
     """The value ``removexattr`` leaves."""
     before_commit: bool = False
     """Readable on a file created in a draft mount and not yet closed (no item yet)."""
+    on_node: Callable[[Node], str] | None = None
+    """Its value from the node alone, when the node carries it (no catalog query)."""
 
     def parse(self, value: bytes) -> str:
         """A written value as the canonical JSON text the item keeps;
@@ -66,8 +68,8 @@ class XAttr:
 
 
 TABLE = (
-    XAttr("user.dlfs.item", Role.FILE, lambda item: item.id),
-    XAttr("user.dlfs.blob", Role.FILE, lambda item: item.blob),
+    XAttr("user.dlfs.item", Role.FILE, lambda item: item.id, on_node=lambda node: node.ref),
+    XAttr("user.dlfs.blob", Role.FILE, lambda item: item.blob, on_node=lambda node: node.blob),
     XAttr(
         "user.dlfs.metadata",
         Role.FILE,

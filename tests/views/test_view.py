@@ -244,6 +244,8 @@ def test_foreign_xattrs_never_touch_the_catalog(published: str, open_views: Call
     for name in ("security.selinux", "system.posix_acl_access", "trusted.x", "user.other"):
         with pytest.raises(NoAttribute):
             v.getxattr(node, name)
+    assert v.getxattr(node, "user.dlfs.blob").decode() == node.blob  # from the node
+    assert v.getxattr(node, "user.dlfs.item").decode() == node.ref
     v.getattr(node)
     fh = v.open(node, os.O_RDONLY)
     v.release(fh)
