@@ -42,8 +42,19 @@ Supported:
 Not supported (501 ``NotImplemented``): versions, ACLs, policies, tagging, ListParts,
 UploadPartCopy, and any other sub-resource. Nothing is logged per request.
 
-Use: ``python -m benchmarks.s3range ROOT [--host 127.0.0.1] [--port 9000]``, or in
-Python ``with serve(root) as server: server.endpoint``.
+A real bucket's latency and bandwidth: ``--latency-ms MS`` answers each request MS
+milliseconds after it arrived (the connection's own thread sleeps, so other
+connections are not held up: N requests in flight on N connections take about one
+delay); ``--rate-mbs R`` caps each connection's download at R MB/s (10^6 bytes/s), as
+a real bucket caps one connection (~50-100 MB/s), so a client reads faster only by
+reading ranges in parallel. Both default to 0 (none).
+
+Use: ``python -m benchmarks.s3range ROOT [--host 127.0.0.1] [--port 9000]
+[--latency-ms MS] [--rate-mbs R]``, or in Python
+``with serve(root, latency_ms=30) as server: server.endpoint``.
+
+Modules: ``store`` (buckets as folders, the journal), ``wire`` (HTTP, the connection,
+the server and its pacing), ``app`` (the S3 operations).
 """
 
 from __future__ import annotations
@@ -59,8 +70,19 @@ from benchmarks.s3range.wire import Server, serve
 __all__ = ["App", "S3Error", "Server", "Store", "file_name", "main", "serve"]
 
 
+def _not_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number, 0 or more")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m benchmarks.s3range ROOT [--host H] [--port N]``."""
+    """``python -m benchmarks.s3range ROOT [--host H] [--port N] [--latency-ms MS]
+    [--rate-mbs R]``."""
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.s3range",
         description=__doc__,
@@ -69,8 +91,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("root", type=Path, help="the folder holding the buckets")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000, help="0: a free port (printed)")
+    p.add_argument(
+        "--latency-ms",
+        type=_not_negative,
+        default=0.0,
+        metavar="MS",
+        help="answer each request MS milliseconds after it arrives (default 0)",
+    )
+    p.add_argument(
+        "--rate-mbs",
+        type=_not_negative,
+        default=0.0,
+        metavar="R",
+        help="cap each connection's download rate at R MB/s (10^6 bytes; default 0: none)",
+    )
     args = p.parse_args(argv)
-    server = Server(args.root, args.host, args.port)
+    server = Server(args.root, args.host, args.port, args.latency_ms, args.rate_mbs)
     print(f"s3range: serving {args.root} at {server.endpoint}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()

@@ -257,7 +257,7 @@ class Exchange:
         self.answered = True
         self.finish_body()
         head = self._head(status, headers, len(body))
-        self.sock.sendall(head if self.head or status == 304 else head + body)
+        self.conn.out(head if self.head or status == 304 else head + body)
 
     def send_xml(self, status: int, xml: str, headers: list[tuple[str, str]] | None = None) -> None:
         body = (XML_HEAD + xml).encode()
@@ -270,18 +270,22 @@ class Exchange:
         self.finish_body()
         head = self._head(status, headers, length)
         if self.head or length == 0:
-            self.sock.sendall(head)
+            self.conn.out(head)
         elif length <= SMALL_BODY:
             data = os.pread(fd, length, offset)
             if len(data) != length:  # the file shrank under us: cannot keep the promise
                 self.close = True
                 raise ConnectionError("object changed while being read")
-            self.sock.sendall(head + data)
+            self.conn.out(head + data)
         else:
-            self.sock.sendall(head)
+            self.conn.out(head)
             out = self.sock.fileno()
+            pacer = self.conn.pacer
             while length > 0:
-                sent = os.sendfile(out, fd, offset, min(length, 1 << 30))
+                piece = min(length, 1 << 30 if pacer is None else pacer.piece)
+                if pacer is not None:
+                    pacer.wait(piece)
+                sent = os.sendfile(out, fd, offset, piece)
                 if sent == 0:
                     self.close = True
                     raise ConnectionError("object changed while being read")
@@ -301,12 +305,43 @@ class Exchange:
         self.send_xml(err.status, xml, err.headers)
 
 
+class Pacer:
+    """One connection's download cap: its bytes leave no faster than ``rate`` bytes/s,
+    as a real bucket's per-connection throughput is capped."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.piece = int(min(1 << 20, max(16 << 10, rate / 100)))  # ~10 ms of the link
+        self.free = 0.0  # when the bytes booked so far have all gone through the link
+
+    def wait(self, n: int) -> None:
+        """Book ``n`` bytes on the link and sleep until they would have arrived."""
+        now = time.monotonic()
+        self.free = max(now, self.free) + n / self.rate
+        time.sleep(self.free - now)
+
+
 class Connection(socketserver.BaseRequestHandler):
-    """A keep-alive connection: requests one after the other."""
+    """A keep-alive connection: requests one after the other, each answered no sooner
+    than the server's ``latency`` after it arrived, at most ``rate`` bytes/s (its own
+    thread sleeps: other connections are not held up)."""
 
     server: Server
 
+    def out(self, data: bytes) -> None:
+        """Send ``data``, paced by the connection's download cap if there is one."""
+        if self.pacer is None:
+            self.sock.sendall(data)
+            return
+        view = memoryview(data)
+        for i in range(0, len(view), self.pacer.piece):
+            piece = view[i : i + self.pacer.piece]
+            self.pacer.wait(len(piece))
+            self.sock.sendall(piece)
+
     def handle(self) -> None:
+        self.pacer = Pacer(self.server.rate) if self.server.rate else None
+        latency = self.server.latency
         self.sock: socket.socket = self.request
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # idle connections are dropped by the kernel's receive timeout, the socket
@@ -319,6 +354,7 @@ class Connection(socketserver.BaseRequestHandler):
         try:
             while True:
                 line = self.rfile.readline(65537)
+                arrived = time.monotonic()
                 if not line:
                     return
                 if line in (b"\r\n", b"\n"):
@@ -340,6 +376,8 @@ class Connection(socketserver.BaseRequestHandler):
                 conn_hdr = headers.get("connection", "").lower()
                 if "close" in conn_hdr or (version == "HTTP/1.0" and "keep-alive" not in conn_hdr):
                     ex.close = True
+                if latency and (wait := arrived + latency - time.monotonic()) > 0:
+                    time.sleep(wait)
                 app.handle(ex)
                 if ex.close:
                     return
@@ -351,14 +389,27 @@ class Connection(socketserver.BaseRequestHandler):
 
 
 class Server(socketserver.ThreadingTCPServer):
-    """The listening socket; ``endpoint`` is the URL to give clients."""
+    """The listening socket; ``endpoint`` is the URL to give clients. ``latency_ms``:
+    each request is answered that long after it arrives; ``rate_mbs``: each
+    connection's answers leave at most that many MB (10^6 bytes) per second; 0: none."""
 
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: float = 0.0,
+        rate_mbs: float = 0.0,
+    ) -> None:
+        if latency_ms < 0 or rate_mbs < 0:
+            raise ValueError("latency_ms and rate_mbs must be 0 or more")
+        self.latency = latency_ms / 1000
+        self.rate = rate_mbs * 1e6
         self.app = App(Store(Path(root)))
         if ":" in host:  # an IPv6 literal
             self.address_family = socket.AF_INET6
@@ -373,10 +424,17 @@ class Server(socketserver.ThreadingTCPServer):
 
 
 @contextlib.contextmanager
-def serve(root: Path | str, host: str = "127.0.0.1", port: int = 0) -> Iterator[Server]:
+def serve(
+    root: Path | str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    latency_ms: float = 0.0,
+    rate_mbs: float = 0.0,
+) -> Iterator[Server]:
     """Serve ``root`` from a thread of this process (port 0: a free one) while in the
-    block; yields the server (``.endpoint``, ``.port``)."""
-    server = Server(Path(root), host, port)
+    block; yields the server (``.endpoint``, ``.port``). ``latency_ms`` and
+    ``rate_mbs`` as for :class:`Server`."""
+    server = Server(Path(root), host, port, latency_ms, rate_mbs)
     thread = threading.Thread(
         target=server.serve_forever, args=(0.05,), name="s3range", daemon=True
     )
