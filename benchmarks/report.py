@@ -20,8 +20,8 @@ from typing import Any
 from benchmarks.workloads import FIGURE, FIGURES
 
 MODES = ("cold", "warm")
-READ_TARGETS = ("plain", "bindfs", "passthrough", "dlfs")
-SHORT = {"plain": "plain", "bindfs": "bindfs", "passthrough": "pt", "dlfs": "dlfs"}
+READ_TARGETS = ("plain", "bindfs", "passthrough", "dlfs", "dlfs-w1")
+SHORT = {"plain": "plain", "bindfs": "bindfs", "passthrough": "pt", "dlfs": "dlfs", "dlfs-w1": "w1"}
 
 
 def median(values: Iterable[float]) -> float | None:
@@ -54,7 +54,13 @@ def summarize(samples: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
     """Medians per target and figure, speed ratios, geomeans vs bindfs, and checks."""
     medians = {t: {k: median(v) for k, v in figs.items()} for t, figs in samples.items()}
     ratios: dict[str, dict[str, float | None]] = {}
-    for a, b in (("passthrough", "bindfs"), ("dlfs", "bindfs"), ("dlfs", "passthrough")):
+    pairs = (
+        ("passthrough", "bindfs"),
+        ("dlfs", "bindfs"),
+        ("dlfs", "passthrough"),
+        ("dlfs", "dlfs-w1"),
+    )
+    for a, b in pairs:
         if a in medians and b in medians:
             ratios[f"{a}/{b}"] = {
                 k: speed_ratio(k, medians[a].get(k), medians[b].get(k)) for k in figure_keys()

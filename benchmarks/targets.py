@@ -1,10 +1,12 @@
-"""What the read benches read: the same tree, served four ways.
+"""What the read benches read: the same tree, served four (five) ways.
 
 - ``plain``: the source directory itself (the physical limit);
 - ``bindfs``: bindfs of it, a C passthrough tuned for speed, as issue 3 names it;
 - ``passthrough``: :mod:`benchmarks.passthrough`, the Python (pyfuse3 + trio) peer;
 - ``dlfs``: the same tree imported into a dlfs catalog, published, and mounted with
-  ``dlfs mount cats@latest MNT``.
+  ``dlfs mount cats@latest MNT``;
+- ``dlfs-w1``: the same, mounted with ``--workers 1`` (one serving process), when
+  ``dlfs mount`` has that option (issue 17).
 
 A target is a context manager factory: ``with target.mounted() as root:`` yields a
 folder whose layout is the source tree's, mounted fresh (so the kernel has forgotten
@@ -142,6 +144,8 @@ class Dlfs(Target):
     name = "dlfs"
     description = f"dlfs mount {DATASET}@latest (tree imported with dlfs add, published)"
 
+    options: tuple[str, ...] = ()  # more `dlfs mount` options
+
     def __init__(self, source: Path, scratch: Path, reimport: bool = False) -> None:
         super().__init__(source, scratch)
         self.home = source.parent / "dlfs-home"
@@ -206,7 +210,7 @@ class Dlfs(Target):
         mnt = self._mountpoint()
         pid = None
         try:
-            self.dlfs("mount", f"{DATASET}@latest", str(mnt))
+            self.dlfs("mount", f"{DATASET}@latest", str(mnt), *self.options)
             system.wait_for_mount(mnt, None, timeout=10)
             pid = self._daemon_pid(mnt)
             yield mnt
@@ -216,6 +220,21 @@ class Dlfs(Target):
             if pid is not None:
                 _wait_gone(pid)
             _rmdir(mnt)
+
+
+class DlfsOneWorker(Dlfs):
+    """The same catalog mounted with ``--workers 1`` (issue 17: one process), beside
+    ``dlfs`` (the default number of workers); skipped while the option does not exist."""
+
+    name = "dlfs-w1"
+    description = f"dlfs mount {DATASET}@latest --workers 1 (the same import as dlfs)"
+    options = ("--workers", "1")
+
+    def skip_reason(self) -> str | None:
+        done = subprocess.run([*DLFS, "mount", "--help"], capture_output=True, text=True)
+        if "--workers" not in done.stdout:
+            return "`dlfs mount` has no --workers yet (issue 17)"
+        return None
 
 
 def _import_code_digest() -> str:
@@ -267,6 +286,8 @@ def make(names: tuple[str, ...], source: Path, scratch: Path, reimport: bool) ->
             out.append(Passthrough(source, scratch))
         elif name == "dlfs":
             out.append(Dlfs(source, scratch, reimport))
+        elif name == "dlfs-w1":
+            out.append(DlfsOneWorker(source, scratch, reimport and "dlfs" not in names))
         else:
             raise SystemExit(f"unknown target {name!r}")
     return out
