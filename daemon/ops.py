@@ -213,7 +213,7 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def getxattr(self, inode: int, name: bytes, ctx: RequestContext) -> bytes:
         if inode == pyfuse3.ROOT_INODE and name.startswith(PLAN_BYTES):
-            return self.plan.request(os.fsdecode(name), ctx.uid)
+            return await self.plan.answer(os.fsdecode(name), ctx.uid, trio.lowlevel.checkpoint)
         return self.view.getxattr(self.inodes.node(inode), os.fsdecode(name))
 
     @fuse_errors

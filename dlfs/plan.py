@@ -51,10 +51,10 @@ import os
 import secrets
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from dlfs import errors
 from dlfs.errors import DlfsError, InvalidInput, NotFound
@@ -65,6 +65,8 @@ if TYPE_CHECKING:
     from dlfs.reads import FileReads
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 XATTR = "user.dlfs.plan"
 """The attribute name of the channel: ``XATTR`` alone withdraws the plan in force,
@@ -78,6 +80,9 @@ AHEAD_BYTES = 256 << 20
 
 MAX_PLAN_BYTES = 256 << 20
 """A larger plan file is refused (about 4 million paths)."""
+
+RESOLVE_STEP = 256
+"""Paths resolved between two checkpoints of the daemon's event loop."""
 
 SHOW_MISSING = 5
 """Missing paths named in the error of a refused plan."""
@@ -140,12 +145,27 @@ class AccessPlan:
         """Answer the channel's attribute ``name`` asked by ``uid``: take the plan it
         names (or withdraw the plan in force) and return the answer, ``ok N`` or
         ``error CLASS: message`` (the client raises that class)."""
+        return _drain(self._answer(name, uid))
+
+    async def answer(self, name: str, uid: int, checkpoint: Callable[[], Awaitable[None]]) -> bytes:
+        """:meth:`request` for an event loop: ``await checkpoint()`` after every
+        :data:`RESOLVE_STEP` paths resolved, so that a plan of 100,000 paths lets the
+        requests of the readers through while it is resolved."""
+        steps = self._answer(name, uid)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+            await checkpoint()
+
+    def _answer(self, name: str, uid: int) -> Generator[None, None, bytes]:
         try:
-            return self._request(name, uid).encode()
+            return (yield from self._request(name, uid)).encode()
         except DlfsError as exc:
             return f"error {type(exc).__name__}: {exc}".encode()
 
-    def _request(self, name: str, uid: int) -> str:
+    def _request(self, name: str, uid: int) -> Generator[None, None, str]:
         if name == XATTR:
             self.withdraw()
             return "ok 0"
@@ -165,7 +185,11 @@ class AccessPlan:
             paths = [line for line in text.decode("utf-8").split("\n") if line]
         except UnicodeDecodeError:
             raise InvalidInput(f"plan file {path} is not UTF-8 text") from None
-        answer = self.start(paths, (path, st.st_ino))
+        if not paths:
+            self.withdraw()
+            return "ok 0"
+        nodes = yield from self._resolve(paths)
+        answer = self._take(nodes, (path, st.st_ino))
         self._answered = (key, answer.encode())
         return answer
 
@@ -177,7 +201,9 @@ class AccessPlan:
         if not paths:
             self.withdraw()
             return "ok 0"
-        nodes = self.resolve(paths)
+        return self._take(self.resolve(paths), file)
+
+    def _take(self, nodes: list[Node], file: tuple[str, int]) -> str:
         at: dict[str, list[int]] = {}
         for i, node in enumerate(nodes):
             at.setdefault(node.blob, []).append(i)
@@ -190,17 +216,22 @@ class AccessPlan:
     def resolve(self, paths: list[str]) -> list[Node]:
         """The file node of each path, through the view; :class:`NotFound` naming the
         first few paths that are not files of the mount."""
+        return _drain(self._resolve(paths))
+
+    def _resolve(self, paths: list[str]) -> Generator[None, None, list[Node]]:
         view = self._view
         root = view.root()
         folders: dict[str, Node] = {"": root}
         nodes: list[Node] = []
         missing: list[str] = []
-        for path in paths:
+        for i, path in enumerate(paths, 1):
             node = self._walk(view, folders, path)
             if node is None or node.role != Role.FILE:
                 missing.append(path)
             else:
                 nodes.append(node)
+            if i % RESOLVE_STEP == 0:
+                yield
         if missing:
             shown = ", ".join(missing[:SHOW_MISSING])
             more = ", ..." if len(missing) > SHOW_MISSING else ""
@@ -274,6 +305,15 @@ class AccessPlan:
                 break  # the warming pool is full: try again at the next open
             ahead += node.size
             self._issued = i
+
+
+def _drain(steps: Generator[None, None, T]) -> T:
+    """Run a generator of steps to its end; its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def _open_plan(path: str, uid: int) -> int:

@@ -252,3 +252,23 @@ def test_dlfs_prefetch_is_the_function_whatever_is_imported_later() -> None:
 
     assert dlfs.prefetch is plan.prefetch
     assert dlfs.PlannedSampler.__module__ == "dlfs.sampler"
+
+
+def test_a_long_plan_lets_the_event_loop_run_while_it_is_resolved(
+    view: RecordingView, files: list[str], tmp_path: Path
+) -> None:
+    import trio
+
+    given = tmp_path / "long.plan"
+    paths = files * 20  # 800 entries
+    given.write_text("".join(p + "\n" for p in paths))
+    checkpoints = 0
+
+    async def checkpoint() -> None:
+        nonlocal checkpoints
+        checkpoints += 1
+        await trio.lowlevel.checkpoint()
+
+    answer = trio.run(AccessPlan(view).answer, f"{XATTR}={given}", os.getuid(), checkpoint)
+    assert answer == f"ok {len(paths)}".encode()
+    assert checkpoints == len(paths) // plan.RESOLVE_STEP
