@@ -81,7 +81,7 @@ AHEAD_BYTES = 256 << 20
 MAX_PLAN_BYTES = 256 << 20
 """A larger plan file is refused (about 4 million paths)."""
 
-RESOLVE_STEP = 256
+RESOLVE_STEP = 32
 """Paths resolved between two checkpoints of the daemon's event loop."""
 
 SHOW_MISSING = 5
