@@ -24,10 +24,10 @@ not files in the mount: a.jpg, b/c.jpg``), and the plan in force, if any, stays.
 **Withdrawing.** An empty plan withdraws the plan in force (``dlfs.prefetch(mnt, [])``,
 :meth:`Plan.cancel`, ``dlfs prefetch MNT --cancel``). A new plan replaces the old one.
 The plan file stays in the spool while its plan is in force, and the client removes it
-when the plan is replaced or withdrawn; the daemon drops a plan whose file is gone the
-next time it would warm more of it. That is how a plan handed to one process of a
-mount served by several (each any request may reach) is withdrawn by a request that
-reached another.
+when the plan is replaced or withdrawn; the daemon drops a plan whose file is gone
+within :data:`CHECK_EVERY` opens that move it on (one ``stat`` each). That is how a
+plan handed to one process of a mount served by several (each any request may reach)
+is withdrawn by a request that reached another.
 
 **Ahead of the reader.** The daemon resolves the paths when the plan arrives, warms
 the first :data:`AHEAD_FILES` files (at most :data:`AHEAD_BYTES` bytes, at least one
@@ -81,6 +81,9 @@ AHEAD_BYTES = 256 << 20
 MAX_PLAN_BYTES = 256 << 20
 """A larger plan file is refused (about 4 million paths)."""
 
+CHECK_EVERY = 8
+"""Advances between two checks that the plan file still exists (one ``stat``)."""
+
 RESOLVE_STEP = 32
 """Paths resolved between two checkpoints of the daemon's event loop."""
 
@@ -124,12 +127,12 @@ class AccessPlan:
         """The last plan entry handed to :meth:`FileReads.warm`."""
         self._file: tuple[str, int] | None = None
         """The plan file (path, inode): the plan holds while it exists."""
+        self._offsets: list[int] = [0]
+        """``_offsets[i]``: the bytes of the plan's first ``i`` files."""
+        self._advances = 0
+        self.active = False
+        """True while a plan is in force (an attribute: the daemon reads it per open)."""
         self._answered: tuple[tuple[str, int, int, int], bytes] | None = None
-
-    @property
-    def active(self) -> bool:
-        """True while a plan is in force."""
-        return self._file is not None
 
     @property
     def position(self) -> int:
@@ -207,7 +210,11 @@ class AccessPlan:
         at: dict[str, list[int]] = {}
         for i, node in enumerate(nodes):
             at.setdefault(node.blob, []).append(i)
-        self._nodes, self._at, self._file = nodes, at, file
+        offsets = [0]
+        for node in nodes:
+            offsets.append(offsets[-1] + node.size)
+        self._nodes, self._at, self._file, self._offsets = nodes, at, file, offsets
+        self.active = True
         self._position = self._issued = -1
         self._advance()
         log.info("access plan of %d files from %s", len(nodes), file[0])
@@ -262,7 +269,8 @@ class AccessPlan:
         """Drop the plan in force (files already being warmed finish)."""
         if self._file is not None:
             log.info("access plan from %s withdrawn", self._file[0])
-        self._nodes, self._at, self._file = [], {}, None
+        self._nodes, self._at, self._file, self._offsets = [], {}, None, [0]
+        self.active = False
         self._position = self._issued = -1
 
     def opened(self, node: Node) -> None:
@@ -275,7 +283,10 @@ class AccessPlan:
         if i == len(indices):
             return  # read before, as planned; the position stays
         self._position = indices[i]
-        if self._issued < self._position + self._ahead_files and self._still_given():
+        if self._issued < self._position + self._ahead_files:
+            self._advances += 1
+            if self._advances % CHECK_EVERY == 0 and not self._still_given():
+                return
             self._advance()
 
     def _still_given(self) -> bool:
@@ -295,15 +306,14 @@ class AccessPlan:
         nodes = self._nodes
         start = max(self._issued, self._position) + 1
         end = min(len(nodes), self._position + 1 + self._ahead_files)
-        ahead = sum(n.size for n in nodes[self._position + 1 : start])
+        offsets, base = self._offsets, self._offsets[self._position + 1]
         reads = self._view.reads
         for i in range(start, end):
             node = nodes[i]
-            if ahead and ahead + node.size > self._ahead_bytes:
+            if i > self._position + 1 and offsets[i + 1] - base > self._ahead_bytes:
                 break
             if not reads.warm(node) and node.blob and node.size > 0:
                 break  # the warming pool is full: try again at the next open
-            ahead += node.size
             self._issued = i
 
 

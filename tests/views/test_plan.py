@@ -167,8 +167,12 @@ def test_a_plan_whose_file_was_removed_is_withdrawn_at_the_next_open(
     p = AccessPlan(view, ahead_files=2)
     p.start(files, (str(given), given.stat().st_ino))
     given.unlink()
+    nodes = AccessPlan(view).resolve(files)
+    for node in nodes[: plan.CHECK_EVERY - 1]:
+        p.opened(node)
+    assert p.active  # the file is looked at every CHECK_EVERY opens, not at each
     view.reads.warmed.clear()
-    p.opened(AccessPlan(view).resolve([files[3]])[0])
+    p.opened(nodes[plan.CHECK_EVERY])
     assert not p.active and view.reads.warmed == []
 
 
