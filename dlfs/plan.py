@@ -312,7 +312,12 @@ class AccessPlan:
             node = nodes[i]
             if i > self._position + 1 and offsets[i + 1] - base > self._ahead_bytes:
                 break
-            if not reads.warm(node) and node.blob and node.size > 0:
+            try:
+                queued = reads.warm(node)
+            except DlfsError as exc:  # e.g. the store cannot be opened: reads will say
+                log.debug("warming %s failed: %s", node.blob, exc)
+                queued = True
+            if not queued and node.blob and node.size > 0:
                 break  # the warming pool is full: try again at the next open
             self._issued = i
 

@@ -13,7 +13,7 @@ import pytest
 
 import dlfs
 from dlfs import Catalog, plan
-from dlfs.errors import InvalidInput, NotFound
+from dlfs.errors import InvalidInput, NotFound, Unavailable
 from dlfs.home import Home
 from dlfs.nodes import Node
 from dlfs.plan import XATTR, AccessPlan
@@ -29,8 +29,11 @@ class Recording:
     def __init__(self) -> None:
         self.warmed: list[str] = []
         self.full = False
+        self.broken = False
 
     def warm(self, node: Node) -> bool:
+        if self.broken:
+            raise Unavailable("the store cannot be reached")
         if self.full:
             return False
         self.warmed.append(node.blob)
@@ -276,3 +279,13 @@ def test_a_long_plan_lets_the_event_loop_run_while_it_is_resolved(
     answer = trio.run(AccessPlan(view).answer, f"{XATTR}={given}", os.getuid(), checkpoint)
     assert answer == f"ok {len(paths)}".encode()
     assert checkpoints == len(paths) // plan.RESOLVE_STEP
+
+
+def test_a_store_that_cannot_warm_fails_neither_the_plan_nor_the_open(
+    view: RecordingView, files: list[str]
+) -> None:
+    view.reads.broken = True
+    p = AccessPlan(view, ahead_files=3)
+    assert p.start(files, ("/x.plan", 0)) == f"ok {FILES}"
+    p.opened(AccessPlan(view).resolve([files[0]])[0])  # raises nothing
+    assert p.position == 0
