@@ -60,7 +60,8 @@ class WarmPool:
 
     def _run(self, key: str, job: Callable[[], None]) -> None:
         try:
-            job()
+            if not self._closed:  # closing: what has not started does not start
+                job()
         except Exception as exc:  # a hint: the read that follows reports real errors
             log.debug("warming %s failed: %r", key, exc)
         finally:
