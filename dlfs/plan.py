@@ -107,9 +107,11 @@ class PlanView(Protocol):
 class AccessPlan:
     """The plan in force in one daemon process, over one view.
 
-    :meth:`request` answers the channel's ``getxattr``; :meth:`opened` is told of every
-    file opened (a dictionary probe when no plan is in force). Both run on the daemon's
-    event loop and never wait on a fetch.
+    :meth:`answer` (:meth:`request` without an event loop) answers the channel's
+    ``getxattr``; :meth:`opened` is told of every file opened while :attr:`active`
+    (the daemon checks that attribute first, so a mount without a plan pays one
+    attribute read per open). Both run on the daemon's event loop and never wait on
+    a fetch.
     """
 
     def __init__(
