@@ -516,6 +516,8 @@ def mountpoint_of(
 
     if not isinstance(target, str) or os.path.isdir(target):
         return Path(os.path.abspath(target))
+    if os.sep in target or target in (".", ".."):
+        raise NotFound(f"no such folder: {target}")
     where = Home.at(home)
     exact, version, _mode = mounts.resolve_ref(where, target)
     found = sorted(

@@ -289,3 +289,10 @@ def test_a_store_that_cannot_warm_fails_neither_the_plan_nor_the_open(
     assert p.start(files, ("/x.plan", 0)) == f"ok {FILES}"
     p.opened(AccessPlan(view).resolve([files[0]])[0])  # raises nothing
     assert p.position == 0
+
+
+def test_a_target_is_a_folder_or_a_mounted_ref(home: Path, files: list[str]) -> None:
+    with pytest.raises(NotFound, match="no such folder: /no/such/mnt"):
+        plan.mountpoint_of("/no/such/mnt", home)
+    with pytest.raises(NotFound, match="d@latest is not mounted"):
+        plan.mountpoint_of("d@latest", home)
