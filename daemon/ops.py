@@ -42,6 +42,8 @@ from pyfuse3 import (
 from dlfs.draftview import DraftView
 from dlfs.errors import DlfsError, NotFound
 from dlfs.nodes import IO_SIZE, Listing, Node
+from dlfs.plan import XATTR as PLAN_XATTR
+from dlfs.plan import AccessPlan
 from dlfs.view import View
 
 from .inodes import InodeTable
@@ -49,6 +51,8 @@ from .inodes import InodeTable
 log = logging.getLogger(__name__)
 
 H = TypeVar("H", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+PLAN_BYTES = PLAN_XATTR.encode()
 
 READ_THREADS = 16
 """At most this many blocking reads (bytes not yet in the page cache, hashing a
@@ -104,6 +108,9 @@ class Operations(pyfuse3.Operations):
         self._dirs: dict[int, tuple[int, Listing]] = {}
         self._dir_handles = itertools.count(1)
         self._limiter = trio.CapacityLimiter(READ_THREADS)
+        self.plan = AccessPlan(view)
+        """The access plan in force (:mod:`dlfs.plan`): given by a ``getxattr`` of
+        ``user.dlfs.plan=FILE`` on the root, told of each open."""
 
     def _attr(self, ino: int, node: Node) -> EntryAttributes:
         attr = EntryAttributes()
@@ -205,6 +212,8 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def getxattr(self, inode: int, name: bytes, ctx: RequestContext) -> bytes:
+        if inode == pyfuse3.ROOT_INODE and name.startswith(PLAN_BYTES):
+            return await self.plan.answer(os.fsdecode(name), ctx.uid, trio.lowlevel.checkpoint)
         return self.view.getxattr(self.inodes.node(inode), os.fsdecode(name))
 
     @fuse_errors
@@ -217,6 +226,8 @@ class Operations(pyfuse3.Operations):
     async def open(self, inode: int, flags: int, ctx: RequestContext) -> FileInfo:
         node = self.inodes.node(inode)
         fh = self.view.open(node, flags)
+        if self.plan.active:
+            self.plan.opened(node)
         return FileInfo(fh=fh, keep_cache=node.cache)
 
     @fuse_errors

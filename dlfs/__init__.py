@@ -2,11 +2,16 @@
 
 The public surface is re-exported here: :class:`Catalog` and its handles
 (:class:`Dataset`, :class:`Version`, :class:`Item`, :class:`Entry`,
-:class:`VersionFile`), the :func:`mount` context manager, and the exception tree
+:class:`VersionFile`), the :func:`mount` context manager, :func:`prefetch` (an
+access plan: the order in which files of a mount will be read) and
+:class:`PlannedSampler` (which gives it each epoch), and the exception tree
 rooted at :class:`DlfsError`: every class carries the errno it stands for as ``errno``,
 and :mod:`dlfs.errors` draws the tree with them.
 """
 
+# The module dlfs.prefetch is loaded first, so that the name is then the function
+# (a submodule loaded later would rebind it).
+from dlfs import prefetch as _prefetch_module  # noqa: F401
 from dlfs.api import Catalog
 from dlfs.errors import (
     AlreadyExists,
@@ -26,7 +31,10 @@ from dlfs.errors import (
 )
 from dlfs.handles import Dataset, Entry, Item, Version
 from dlfs.mounts import mounted as mount
+from dlfs.plan import Plan
+from dlfs.plan import prefetch as prefetch
 from dlfs.reader import VersionFile
+from dlfs.sampler import PlannedSampler
 
 __all__ = [
     "AlreadyExists",
@@ -45,9 +53,12 @@ __all__ = [
     "NotFound",
     "NotPermitted",
     "NotSupported",
+    "Plan",
+    "PlannedSampler",
     "ReadOnly",
     "Unavailable",
     "Version",
     "VersionFile",
     "mount",
+    "prefetch",
 ]

@@ -30,6 +30,7 @@ from dlfs.nodes import Node
 from dlfs.prefetch import Prefetcher
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
+from dlfs.warmpool import WarmPool, advise_willneed
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,13 @@ class FileReads:
         self._served: set[str] = set()
         """Remote blobs read to their end by this mount (see :meth:`_note_served`)."""
         self._prefetch = Prefetcher()
+        self._warming = WarmPool()
 
     def close(self) -> None:
         """Stop warming and close the stores (their cached files close, their fetched
         blocks reach the disk cache)."""
         self._prefetch.close()
+        self._warming.close()
         for store in {id(s): s for s in self._dataset_stores.values()}.values():
             store.close()
 
@@ -88,6 +91,28 @@ class FileReads:
     def release(self, fh: int) -> None:
         """Forget a handle (the store keeps the blob's file open in its LRU)."""
         self._files.pop(fh, None)
+
+    def warm(self, node: Node) -> bool:
+        """Start bringing the bytes of file ``node`` into the caches now, and return
+        at once (fire and forget; an access plan calls it ahead of the reader, see
+        :mod:`dlfs.plan`). A remote blob is fetched by ``store.prefetch`` into the
+        memory and disk block caches (shared by every process of a mount); a local one
+        is read ahead into the kernel's page cache (``POSIX_FADV_WILLNEED``). Nothing
+        is served from here: the read that follows verifies its bytes as always, and
+        reports what failed. False when the job was not queued (no bytes yet, the
+        bounded pool is full, or the reads are closed). Opens the dataset's store on
+        first use (one catalog query)."""
+        blob, size = node.blob, node.size
+        if not blob or size <= 0:
+            return False
+        store = self._dataset_stores.get(node.dataset) or self.store(node.dataset)
+        if store.remote:
+            return self._warming.submit(blob, lambda: store.prefetch(blob, size))
+        path = store.local_path(blob)
+        if path is None:
+            return False
+        local = str(path)
+        return self._warming.submit(blob, lambda: advise_willneed(local, size))
 
     # -- reading ----------------------------------------------------------------------
 

@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from dlfs import prefetch
-from dlfs.prefetch import Prefetcher
+from dlfs.prefetch import MAX_PENDING, WINDOW, Prefetcher
 
 
 @pytest.fixture
@@ -59,7 +58,7 @@ def test_an_open_warms_the_file(prefetcher: Prefetcher) -> None:
 
 def test_lookups_warm_while_they_are_followed_by_opens(prefetcher: Prefetcher) -> None:
     jobs = Jobs()
-    for i in range(prefetch.WINDOW):
+    for i in range(WINDOW):
         key = f"f{i}"
         prefetcher.looked_up(key, jobs.job(key))
         assert key in jobs.wait_for(2 * i + 1)  # warmed on its lookup
@@ -71,7 +70,7 @@ def test_lookups_without_reads_stop_warming_until_reads_come_back(
     prefetcher: Prefetcher,
 ) -> None:
     jobs = Jobs()
-    for i in range(prefetch.WINDOW):  # find / du: lookups, no opens
+    for i in range(WINDOW):  # find / du: lookups, no opens
         prefetcher.looked_up(f"s{i}", jobs.job(f"s{i}"))
     assert not prefetcher.on_lookup
     settle(prefetcher)
@@ -79,7 +78,7 @@ def test_lookups_without_reads_stop_warming_until_reads_come_back(
     prefetcher.looked_up("quiet", jobs.job("quiet"))
     time.sleep(0.05)
     assert "quiet" not in jobs.ran and len(jobs.ran) == done
-    for i in range(prefetch.WINDOW):  # a reader again
+    for i in range(WINDOW):  # a reader again
         prefetcher.looked_up(f"r{i}", jobs.job(f"r{i}"))
         prefetcher.opened(f"r{i}", jobs.job(f"r{i}"))
     assert prefetcher.on_lookup
@@ -92,13 +91,13 @@ def test_a_key_is_warmed_once_at_a_time_and_the_queue_is_bounded(
     gate = threading.Event()
     prefetcher.opened("same", jobs.job("same", gate))
     prefetcher.opened("same", jobs.job("same", gate))  # still pending: dropped
-    for i in range(prefetch.MAX_PENDING + 10):
+    for i in range(MAX_PENDING + 10):
         prefetcher.opened(f"k{i}", jobs.job(f"k{i}", gate))
     gate.set()
-    jobs.wait_for(prefetch.MAX_PENDING)
+    jobs.wait_for(MAX_PENDING)
     time.sleep(0.05)
     assert jobs.ran.count("same") == 1
-    assert len(jobs.ran) == prefetch.MAX_PENDING  # the rest were hints, dropped
+    assert len(jobs.ran) == MAX_PENDING  # the rest were hints, dropped
 
 
 def test_a_failing_job_is_dropped_and_later_ones_still_run(prefetcher: Prefetcher) -> None:
