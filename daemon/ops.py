@@ -19,7 +19,6 @@ draft, adds ``flush`` and ``fsync``: a written file is committed when it is clos
 
 from __future__ import annotations
 
-import errno
 import functools
 import itertools
 import logging
@@ -39,6 +38,7 @@ from pyfuse3 import (
     StatvfsData,
 )
 
+from dlfs import errors
 from dlfs.draftview import DraftView
 from dlfs.errors import DlfsError, NotFound
 from dlfs.nodes import IO_SIZE, Listing, Node
@@ -56,20 +56,26 @@ large blob, remote stores) run at once, in worker threads."""
 
 
 def errno_of(exc: BaseException) -> int:
-    """The errno a failed request answers: a :class:`dlfs.errors.DlfsError` names its
-    own (``exc.errno``), a ``FUSEError`` keeps its own, anything else is ``EIO``."""
-    if isinstance(exc, DlfsError | FUSEError):
+    """The errno a failed request answers: a ``FUSEError`` keeps its own, anything
+    else the one table's (:func:`dlfs.errors.errno_of`: a
+    :class:`dlfs.errors.DlfsError` names its own, a local ``OSError`` such as
+    ``EFBIG`` or ``ENOSPC`` keeps its errno, the rest is ``EIO``)."""
+    if isinstance(exc, FUSEError):
         return exc.errno
-    return errno.EIO
+    return errors.errno_of(exc)
 
 
 def fuse_error(exc: BaseException) -> FUSEError:
     """The ``FUSEError`` to raise for ``exc``; unexpected exceptions are logged with
-    their traceback (the request fails with ``EIO``, the daemon keeps serving)."""
+    their traceback (the request fails with ``EIO``, the daemon keeps serving); a
+    local failure that keeps its errno (a full disk...) is logged as one warning."""
     if isinstance(exc, FUSEError):
         return exc
     if not isinstance(exc, DlfsError):
-        log.error("unexpected error in a request", exc_info=exc)
+        if errors.is_expected(exc):
+            log.warning("a request failed: %s", exc)
+        else:
+            log.error("unexpected error in a request", exc_info=exc)
     return FUSEError(errno_of(exc))
 
 

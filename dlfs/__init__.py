@@ -22,6 +22,7 @@ from dlfs.errors import (
     NotPermitted,
     NotSupported,
     ReadOnly,
+    TooLarge,
     Unavailable,
 )
 from dlfs.handles import Dataset, Entry, Item, Version
@@ -46,6 +47,7 @@ __all__ = [
     "NotPermitted",
     "NotSupported",
     "ReadOnly",
+    "TooLarge",
     "Unavailable",
     "Version",
     "VersionFile",
