@@ -110,6 +110,14 @@ class Operations(pyfuse3.Operations):
         self._dirs: dict[int, tuple[int, Listing]] = {}
         self._dir_handles = itertools.count(1)
         self._limiter = trio.CapacityLimiter(READ_THREADS)
+        self._handle_inodes: dict[int, int] = {}
+        """Open file handle -> its inode, so that a failed read's log line names the
+        path (:attr:`dlfs.reads.FileReads.path_of`)."""
+        view.reads.path_of = self._path_of_handle
+
+    def _path_of_handle(self, fh: int) -> str | None:
+        ino = self._handle_inodes.get(fh)
+        return None if ino is None else self.inodes.path(ino)
 
     def _attr(self, ino: int, node: Node) -> EntryAttributes:
         attr = EntryAttributes()
@@ -223,6 +231,7 @@ class Operations(pyfuse3.Operations):
     async def open(self, inode: int, flags: int, ctx: RequestContext) -> FileInfo:
         node = self.inodes.node(inode)
         fh = self.view.open(node, flags)
+        self._handle_inodes[fh] = inode
         return FileInfo(fh=fh, keep_cache=node.cache)
 
     @fuse_errors
@@ -234,6 +243,7 @@ class Operations(pyfuse3.Operations):
         return data
 
     async def release(self, fh: int) -> None:
+        self._handle_inodes.pop(fh, None)
         self.view.release(fh)
 
     # -- writing: the view decides (read-only views refuse: EROFS) ---------------------
@@ -244,7 +254,9 @@ class Operations(pyfuse3.Operations):
     ) -> tuple[FileInfo, EntryAttributes]:
         parent = self.inodes.node(parent_inode)
         fh, node = self._writer("create a file").create(parent, os.fsdecode(name), mode, flags)
-        return FileInfo(fh=fh, keep_cache=False), self._entry(parent_inode, name, node)
+        entry = self._entry(parent_inode, name, node)
+        self._handle_inodes[fh] = entry.st_ino
+        return FileInfo(fh=fh, keep_cache=False), entry
 
     @fuse_errors
     async def mkdir(
