@@ -97,6 +97,8 @@ def read_file(path: str | os.PathLike[str], what: str, limit: int) -> Any:
 def check_depth(value: Any, what: str) -> None:
     """:class:`InvalidInput` when ``value`` nests more than :data:`MAX_DEPTH` levels
     (walked without recursion, so any depth, even a cycle, is answered)."""
+    if not isinstance(value, dict | list | tuple):
+        return
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
@@ -110,8 +112,7 @@ def check_depth(value: Any, what: str) -> None:
 def canonical_text(value: Any, what: str, limit: int) -> str:
     """``value`` as canonical JSON text (sorted keys, no spaces), checked: JSON types
     only, finite numbers, at most :data:`MAX_DEPTH` deep, at most ``limit`` bytes."""
-    if isinstance(value, dict | list | tuple):
-        check_depth(value, what)
+    check_depth(value, what)
     try:
         text = _ENCODER.encode(value)
     except (ValueError, TypeError) as exc:

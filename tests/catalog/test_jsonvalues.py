@@ -99,3 +99,9 @@ def test_every_api_refuses_and_changes_nothing(catalog: Catalog, home: Path) -> 
     assert (catalog_dump(home), blob_files(home)) == before
     item = catalog.set_meta("d", "f.txt", assignments=[("k", nested(MAX_DEPTH - 1))])
     assert item.metadata == {"k": nested(MAX_DEPTH - 1)}
+
+
+def test_scalars_are_values_too() -> None:
+    assert jsonvalues.parse("0.5", "x") == 0.5
+    assert jsonvalues.parse('"a"', "x") == "a"
+    assert jsonvalues.canonical_text(None, "x", 10) == "null"
