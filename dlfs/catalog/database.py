@@ -116,7 +116,7 @@ class CatalogCore:
                 raise catalog_error(exc, path) from exc
             raise Unavailable(f"cannot open catalog {path}: {exc}") from exc
         self.conn: sqlite3.Connection = conn
-        self.db = sqlite_utils.Database(conn)
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)  # no entry-point scan
         if not readonly:
             self.migrate()
 
