@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bootstrap demo test lint bench clean
+.PHONY: bootstrap demo test lint bench clean lock
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -31,6 +31,11 @@ docs:
 bench:
 	@DLFS_EXTRA_DEBS="bindfs rclone s3fs" bash scripts/bootstrap.sh
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# Re-resolve requirements.lock to the newest versions pyproject.toml allows (see
+# scripts/lock.sh); the bootstrap installs from it.
+lock:
+	@bash scripts/lock.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -53,6 +53,17 @@ class InodeTable:
         except KeyError:
             raise StaleInode(f"unknown inode {ino}") from None
 
+    def path(self, ino: int) -> str | None:
+        """The path of ``ino`` in the mount (``/a/b.txt``), None if it is unknown."""
+        names: list[str] = []
+        while ino != ROOT_INODE:
+            key = self._keys.get(ino)
+            if key is None:
+                return None
+            ino, name = key
+            names.append(name)
+        return "/" + "/".join(reversed(names))
+
     def update(self, ino: int, node: Node) -> None:
         """Keep a fresher node for ``ino``."""
         if ino in self._nodes:

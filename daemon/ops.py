@@ -19,7 +19,6 @@ draft, adds ``flush`` and ``fsync``: a written file is committed when it is clos
 
 from __future__ import annotations
 
-import errno
 import functools
 import itertools
 import logging
@@ -39,6 +38,7 @@ from pyfuse3 import (
     StatvfsData,
 )
 
+from dlfs import errors
 from dlfs.draftview import DraftView
 from dlfs.errors import DlfsError, NotFound
 from dlfs.nodes import IO_SIZE, Listing, Node
@@ -60,20 +60,26 @@ large blob, remote stores) run at once, in worker threads."""
 
 
 def errno_of(exc: BaseException) -> int:
-    """The errno a failed request answers: a :class:`dlfs.errors.DlfsError` names its
-    own (``exc.errno``), a ``FUSEError`` keeps its own, anything else is ``EIO``."""
-    if isinstance(exc, DlfsError | FUSEError):
+    """The errno a failed request answers: a ``FUSEError`` keeps its own, anything
+    else the one table's (:func:`dlfs.errors.errno_of`: a
+    :class:`dlfs.errors.DlfsError` names its own, a local ``OSError`` such as
+    ``EFBIG`` or ``ENOSPC`` keeps its errno, the rest is ``EIO``)."""
+    if isinstance(exc, FUSEError):
         return exc.errno
-    return errno.EIO
+    return errors.errno_of(exc)
 
 
 def fuse_error(exc: BaseException) -> FUSEError:
     """The ``FUSEError`` to raise for ``exc``; unexpected exceptions are logged with
-    their traceback (the request fails with ``EIO``, the daemon keeps serving)."""
+    their traceback (the request fails with ``EIO``, the daemon keeps serving); a
+    local failure that keeps its errno (a full disk...) is logged as one warning."""
     if isinstance(exc, FUSEError):
         return exc
     if not isinstance(exc, DlfsError):
-        log.error("unexpected error in a request", exc_info=exc)
+        if errors.is_expected(exc):
+            log.warning("a request failed: %s", exc)
+        else:
+            log.error("unexpected error in a request", exc_info=exc)
     return FUSEError(errno_of(exc))
 
 
@@ -111,6 +117,14 @@ class Operations(pyfuse3.Operations):
         self.plan = AccessPlan(view)
         """The access plan in force (:mod:`dlfs.plan`): given by a ``getxattr`` of
         ``user.dlfs.plan=FILE`` on the root, told of each open."""
+        self._handle_inodes: dict[int, int] = {}
+        """Open file handle -> its inode, so that a failed read's log line names the
+        path (:attr:`dlfs.reads.FileReads.path_of`)."""
+        view.reads.path_of = self._path_of_handle
+
+    def _path_of_handle(self, fh: int) -> str | None:
+        ino = self._handle_inodes.get(fh)
+        return None if ino is None else self.inodes.path(ino)
 
     def _attr(self, ino: int, node: Node) -> EntryAttributes:
         attr = EntryAttributes()
@@ -228,6 +242,7 @@ class Operations(pyfuse3.Operations):
         fh = self.view.open(node, flags)
         if self.plan.active:
             self.plan.opened(node)
+        self._handle_inodes[fh] = inode
         return FileInfo(fh=fh, keep_cache=node.cache)
 
     @fuse_errors
@@ -239,6 +254,7 @@ class Operations(pyfuse3.Operations):
         return data
 
     async def release(self, fh: int) -> None:
+        self._handle_inodes.pop(fh, None)
         self.view.release(fh)
 
     # -- writing: the view decides (read-only views refuse: EROFS) ---------------------
@@ -249,7 +265,9 @@ class Operations(pyfuse3.Operations):
     ) -> tuple[FileInfo, EntryAttributes]:
         parent = self.inodes.node(parent_inode)
         fh, node = self._writer("create a file").create(parent, os.fsdecode(name), mode, flags)
-        return FileInfo(fh=fh, keep_cache=False), self._entry(parent_inode, name, node)
+        entry = self._entry(parent_inode, name, node)
+        self._handle_inodes[fh] = entry.st_ino
+        return FileInfo(fh=fh, keep_cache=False), entry
 
     @fuse_errors
     async def mkdir(

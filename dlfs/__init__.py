@@ -27,6 +27,7 @@ from dlfs.errors import (
     NotPermitted,
     NotSupported,
     ReadOnly,
+    TooLarge,
     Unavailable,
 )
 from dlfs.handles import Dataset, Entry, Item, Version
@@ -56,6 +57,7 @@ __all__ = [
     "Plan",
     "PlannedSampler",
     "ReadOnly",
+    "TooLarge",
     "Unavailable",
     "Version",
     "VersionFile",

@@ -15,7 +15,9 @@ own.
     ├── Ambiguous               EINVAL        a ref or name that matches more than one thing
     ├── AlreadyExists           EEXIST        creating something whose name is taken
     ├── InvalidInput            EINVAL        a bad name, path, tag, JSON value or argument
-    │   └── NameTooLong         ENAMETOOLONG  a name over 255 bytes
+    │   ├── NameTooLong         ENAMETOOLONG  a name over 255 bytes
+    │   └── TooLarge            E2BIG         a value over a documented size limit
+    │                                         (metadata, annotations: dlfs.jsonvalues)
     ├── ReadOnly                EROFS         writing to a published version
     ├── NotPermitted            EPERM         an operation dlfs never allows (hard links,
     │                                         symlinks in drafts)
@@ -35,6 +37,12 @@ own.
         ├── TemporaryFailure    EIO           a remote failure that may pass (retried)
         └── BlobMissing         EIO           a store has no bytes for a blob the catalog
                                               names
+
+Failures of the local system that are not dlfs's own (an ``OSError`` from the disk,
+``MemoryError``) keep their errno when it says what went wrong: :data:`KEPT_ERRNOS`
+(``EFBIG`` for a file over the disk's size limit, ``ENOSPC``, ``EDQUOT``...).
+:func:`errno_of` is the one mapping every edge uses; ``EIO`` is left for storage that
+cannot be reached or bytes that are corrupt.
 
 :class:`TemporaryFailure` and :class:`BadBody` are raised by the raw remote stores and
 retried by :mod:`dlfs.stores.retry`; what escapes the retries is plain
@@ -88,6 +96,13 @@ class NameTooLong(InvalidInput):
     """A name longer than 255 bytes was looked up or made (``ENAMETOOLONG``)."""
 
     errno = errno.ENAMETOOLONG
+
+
+class TooLarge(InvalidInput):
+    """A value over one of dlfs's documented limits (``E2BIG``, as ``setxattr(2)``
+    answers a value too large for the file system)."""
+
+    errno = errno.E2BIG
 
 
 class ReadOnly(DlfsError):
@@ -166,3 +181,42 @@ class BlobMissing(Unavailable):
     """A store has no bytes for a blob the catalog names: unreadable like an
     unreachable store (``EIO`` through a mount); :meth:`dlfs.Version.open` reports it
     as :class:`NotFound`."""
+
+
+KEPT_ERRNOS = frozenset(
+    {
+        errno.EFBIG,  # a file over the local disk's maximum size
+        errno.ENOSPC,  # the local disk is full
+        errno.EDQUOT,  # the user's quota is spent
+        errno.EMFILE,  # too many open files (this process)
+        errno.ENFILE,  # too many open files (the system)
+        errno.ENOMEM,  # out of memory
+        errno.EACCES,  # the home folder's permissions refuse us
+        errno.EROFS,  # the home folder is on a read-only file system
+        errno.ENAMETOOLONG,
+        errno.EOVERFLOW,
+    }
+)
+"""The errnos an ``OSError`` of the local system keeps when it reaches an edge (the
+daemon's reply, the CLI's exit): each means what POSIX says, and none is ``EIO``'s
+"the data cannot be had"."""
+
+
+def errno_of(exc: BaseException) -> int:
+    """The errno that stands for ``exc`` at every edge: a :class:`DlfsError` names its
+    own; an ``OSError`` keeps its errno when it is in :data:`KEPT_ERRNOS`; a
+    ``MemoryError`` is ``ENOMEM``; anything else (a bug, an I/O error of the disk) is
+    ``EIO``."""
+    if isinstance(exc, DlfsError):
+        return exc.errno
+    if isinstance(exc, OSError) and exc.errno in KEPT_ERRNOS:
+        return exc.errno
+    if isinstance(exc, MemoryError):
+        return errno.ENOMEM
+    return errno.EIO
+
+
+def is_expected(exc: BaseException) -> bool:
+    """True when ``exc`` is an answer, not a bug: a :class:`DlfsError`, or a failure of
+    the local system that keeps its errno (see :func:`errno_of`)."""
+    return isinstance(exc, DlfsError) or errno_of(exc) != errno.EIO

@@ -10,7 +10,7 @@ mount, clone, merge, import) follows them alike:
   and mtime;
 - a new file (:meth:`ItemRecord.new`): a fresh origin.
 
-``metadata`` and ``annotations`` are canonical JSON text (:func:`canonical_json`), as
+``metadata`` and ``annotations`` are canonical JSON text (:func:`dlfs.objects.canonical_json`), as
 stored; the mtime is kept beside the item and is not part of its id.
 """
 
@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
-from dlfs.objects import canonical_json, item_id, new_origin
+from dlfs import jsonvalues
+from dlfs.objects import item_id, new_origin
 
 EMPTY_METADATA = "{}"
 EMPTY_ANNOTATIONS = "[]"
@@ -100,8 +101,9 @@ class ItemRecord(NamedTuple):
 def canonical_labels(
     metadata: Mapping[str, Any] | None, annotations: list[Any] | None
 ) -> tuple[str | None, str | None]:
-    """Checked values as the canonical text :meth:`ItemRecord.relabelled` takes."""
+    """Values as the canonical text :meth:`ItemRecord.relabelled` takes, checked
+    against the rules and limits of :mod:`dlfs.jsonvalues`."""
     return (
-        None if metadata is None else canonical_json(metadata),
-        None if annotations is None else canonical_json(annotations),
+        None if metadata is None else jsonvalues.metadata_text(metadata),
+        None if annotations is None else jsonvalues.annotations_text(annotations),
     )

@@ -6,10 +6,11 @@ that says what is wrong and with what.
 
 from __future__ import annotations
 
-import json
+import os
 import re
-from typing import Any
+from typing import Any, cast
 
+from dlfs import jsonvalues
 from dlfs.errors import InvalidInput
 
 NAME_MAX = 255
@@ -20,11 +21,18 @@ RESERVED_TAGS = frozenset({"latest", "draft"})
 
 
 def check_name(name: str) -> str:
-    """An item or folder name: not empty, no ``/`` or NUL, not ``.``/``..``, <= 255 bytes."""
+    """An item or folder name: not empty, no ``/`` or NUL, not ``.``/``..``, <= 255 bytes,
+    valid UTF-8 (a name read from the disk that is not arrives with surrogates, as
+    :func:`os.fsdecode` gives it, and is refused: see ``docs/security.md``)."""
     if name in ("", ".", ".."):
         raise InvalidInput(f"invalid name {name!r}: names cannot be empty, '.' or '..'")
     if "/" in name or "\0" in name:
         raise InvalidInput(f"invalid name {name!r}: names cannot contain '/' or NUL")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+        raise InvalidInput(f"invalid name '{shown}': not valid UTF-8") from None
     if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
         raise InvalidInput(f"invalid name {name[:40]!r}...: longer than {NAME_MAX} bytes")
     return name
@@ -79,28 +87,32 @@ def is_auto_tag(tag: str) -> bool:
 
 
 def parse_json(text: str, what: str) -> Any:
-    """Parse JSON text, with ``what`` naming it in the error."""
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise InvalidInput(f"invalid JSON for {what}: {exc}") from exc
+    """Parse JSON text under the rules of :mod:`dlfs.jsonvalues`, with ``what`` naming
+    it in the error."""
+    return jsonvalues.parse(text, what)
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """``KEY=JSONVALUE`` as ``(key, value)``; the value must be valid JSON.
+    """``KEY=JSONVALUE`` as ``(key, value)``; the value must be valid JSON under the
+    rules of :mod:`dlfs.jsonvalues` (no ``NaN``, no duplicate keys, not too deep).
 
     Dotted keys (``a.b=1``) set nested objects (see :func:`set_dotted`).
     """
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise InvalidInput(f"invalid assignment {text!r}: expected KEY=JSONVALUE")
+        raise InvalidInput(f"invalid assignment {_short(text)!r}: expected KEY=JSONVALUE")
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"invalid JSON value in {text!r}: {exc.msg} (quote strings: KEY='\"text\"')"
-        ) from exc
+        value = jsonvalues.parse(raw, key)
+    except InvalidInput as exc:
+        reason = str(exc).partition(": ")[2]
+        hint = " (quote strings: KEY='\"text\"')" if "Expecting" in reason else ""
+        raise InvalidInput(f"invalid JSON value in {_short(text)!r}: {reason}{hint}") from None
     return key, value
+
+
+def _short(text: str, keep: int = 60) -> str:
+    """``text``, cut to ``keep`` characters for an error line."""
+    return text if len(text) <= keep else text[:keep] + "..."
 
 
 def set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
@@ -117,14 +129,12 @@ def set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
 
 
 def check_metadata(value: Any, what: str = "metadata") -> dict[str, Any]:
-    """Metadata must be a JSON object."""
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{what} must be a JSON object, got {type(value).__name__}")
-    return value
+    """Metadata must be a JSON object within the limits of :mod:`dlfs.jsonvalues`."""
+    jsonvalues.metadata_text(value, what)
+    return cast(dict[str, Any], value)
 
 
 def check_annotations(value: Any) -> list[Any]:
-    """Annotations must be a JSON list."""
-    if not isinstance(value, list):
-        raise InvalidInput(f"annotations must be a JSON list, got {type(value).__name__}")
-    return value
+    """Annotations must be a JSON list within the limits of :mod:`dlfs.jsonvalues`."""
+    jsonvalues.annotations_text(value)
+    return cast(list[Any], value)

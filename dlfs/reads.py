@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from dlfs import versions
@@ -33,6 +34,13 @@ from dlfs.stores.registry import StoreFactory
 from dlfs.warmpool import WarmPool, advise_willneed
 
 log = logging.getLogger(__name__)
+
+REPORT_EVERY = 60.0
+"""A blob that keeps failing is logged again after this many seconds (the cause may
+have changed: a server that came back and went down again), not on every read."""
+
+REPORTED_MAX = 10_000
+"""How many failing blobs are remembered for the rate limit."""
 
 SERVED_MAX = 1_000_000
 """How many remote blobs served to their end are remembered."""
@@ -48,7 +56,11 @@ class FileReads:
         self._store_lock = threading.Lock()
         self._fh = itertools.count(1)
         self._files: dict[int, Node] = {}
-        self._reported: set[str] = set()
+        self._reported: dict[str, float] = {}
+        """Failing blob -> when it was last logged (see :meth:`_report`)."""
+        self.path_of: Callable[[int], str | None] | None = None
+        """Names the path a handle was opened at, for the log (the daemon, which
+        knows the paths, sets it); None: the log names the item only."""
         self._served: set[str] = set()
         """Remote blobs read to their end by this mount (see :meth:`_note_served`)."""
         self._prefetch = Prefetcher()
@@ -124,7 +136,7 @@ class FileReads:
         try:
             data = store.read_nowait(node.blob, offset, size, node.size)
         except (Corrupt, Unavailable) as exc:
-            self._report(node, exc)
+            self._report(fh, node, exc)
             raise
         if data is not None and offset + size >= node.size and store.remote:
             self._note_served(node.blob)
@@ -138,17 +150,37 @@ class FileReads:
         try:
             data = store.read(node.blob, offset, size, node.size)
         except (Corrupt, Unavailable) as exc:
-            self._report(node, exc)
+            self._report(fh, node, exc)
             raise
         if offset + size >= node.size and store.remote:
             self._note_served(node.blob)
         return data
 
-    def _report(self, node: Node, problem: Exception) -> None:
-        """Log once per blob that a file cannot be read, and why."""
-        if node.blob not in self._reported:
-            self._reported.add(node.blob)
-            log.error("blob %s (item %s) is unreadable: %s", node.blob, node.ref, problem)
+    def _report(self, fh: int, node: Node, problem: Exception) -> None:
+        """Log that a file cannot be read (its ``EIO``): one line naming its path,
+        blob, item and the cause (corrupt bytes, a cut body, a failing or unreachable
+        server, a missing blob), once per blob every :data:`REPORT_EVERY` seconds.
+        Called from any thread; two threads may both log a blob's first failure."""
+        now = time.monotonic()
+        last = self._reported.get(node.blob)
+        if last is not None and now - last < REPORT_EVERY:
+            return
+        if len(self._reported) >= REPORTED_MAX:
+            self._reported.clear()
+        self._reported[node.blob] = now
+        path = None
+        if self.path_of is not None:
+            try:
+                path = self.path_of(fh)
+            except Exception:  # naming the path must never hide the failure
+                path = None
+        log.error(
+            "cannot read %s: blob %s (item %s) is unreadable: %s",
+            path or "a file",
+            node.blob,
+            node.ref,
+            problem,
+        )
 
     def _note_served(self, blob: str) -> None:
         """A read of a remote blob reached its end: the kernel now keeps its pages

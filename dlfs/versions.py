@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from dlfs import jsonvalues
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import (
     AlreadyExists,
@@ -33,11 +34,10 @@ from dlfs.errors import (
 )
 from dlfs.names import (
     check_dataset_name,
-    check_metadata,
     check_user_tag,
     is_auto_tag,
 )
-from dlfs.objects import DIR, VERSION_ID_RE, canonical_json, new_version_id
+from dlfs.objects import DIR, VERSION_ID_RE, new_version_id
 from dlfs.trees import build_tree, ensure_empty_tree, freeze, totals
 
 PREFIX_MIN = 4
@@ -178,14 +178,13 @@ def create_dataset(
         if exist_ok:
             return existing, False
         raise AlreadyExists(f"dataset {name!r} already exists (use --exist-ok to reuse it)")
-    if labels is not None and not isinstance(labels, dict | list):
-        raise InvalidInput("a labels recipe must be a JSON object or list")
+    labels_text = None if labels is None else jsonvalues.labels_text(labels)
     dataset_tags = [_check_dataset_tag(t) for t in (tags or [])]
     ds = db.dataset_insert(
         name,
         kind,
         description,
-        None if labels is None else canonical_json(labels),
+        labels_text,
         storage,
         "{}",
         json.dumps(sorted(set(dataset_tags))),
@@ -226,8 +225,8 @@ def dataset_meta(db: CatalogDB, name: str, assignments: list[tuple[str, Any]]) -
     meta = json.loads(ds["metadata"])
     for key, value in assignments:
         set_dotted(meta, key, value)
-    db.dataset_update(ds["id"], metadata=canonical_json(meta))
-    return check_metadata(meta)
+    db.dataset_update(ds["id"], metadata=jsonvalues.metadata_text(meta))
+    return dict(meta)
 
 
 def delete_dataset(db: CatalogDB, name: str, all_versions: bool, force: bool) -> int:
@@ -373,7 +372,7 @@ def create_version(
         "draft",
         name,
         root,
-        metadata=canonical_json(check_metadata(metadata or {}, "version metadata")),
+        metadata=jsonvalues.metadata_text(metadata or {}, "version metadata"),
         comment=comment,
         parents=[p["id"] for p in parents],
     )

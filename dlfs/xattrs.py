@@ -13,16 +13,14 @@ without touching the catalog: no such attribute.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from dlfs.errors import InvalidInput, NoAttribute, NotPermitted, NotSupported
+from dlfs import jsonvalues
+from dlfs.errors import NoAttribute, NotPermitted, NotSupported
 from dlfs.items import EMPTY_ANNOTATIONS, EMPTY_METADATA, ItemRecord
-from dlfs.names import check_annotations, check_metadata
 from dlfs.nodes import Node, Role
-from dlfs.objects import canonical_json
 
 PREFIX = "user.dlfs."
 
@@ -47,8 +45,9 @@ class XAttr:
     """Its value, from the node's :class:`ItemRecord` or :class:`VersionFacts`."""
     field: str = ""
     """The item field a write sets (``metadata``, ``annotations``); empty: read-only."""
-    check: Callable[[Any], Any] | None = None
-    """Checks a written value (parsed JSON) and returns it."""
+    check: Callable[[Any], str] | None = None
+    """Checks a written value (parsed JSON) and returns its canonical text
+    (:mod:`dlfs.jsonvalues`)."""
     empty: str = ""
     """The value ``removexattr`` leaves."""
     before_commit: bool = False
@@ -58,13 +57,10 @@ class XAttr:
 
     def parse(self, value: bytes) -> str:
         """A written value as the canonical JSON text the item keeps;
-        :class:`InvalidInput` when it is not valid JSON of the right shape."""
+        :class:`InvalidInput` when it is not valid JSON of the right shape,
+        :class:`dlfs.errors.TooLarge` over its limit (see :mod:`dlfs.jsonvalues`)."""
         assert self.check is not None
-        try:
-            return canonical_json(self.check(json.loads(value.decode("utf-8"))))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-            raise InvalidInput(f"invalid JSON for {self.name}: {reason}") from None
+        return self.check(jsonvalues.parse(value, self.name))
 
 
 TABLE = (
@@ -75,7 +71,7 @@ TABLE = (
         Role.FILE,
         lambda item: item.metadata,
         "metadata",
-        check_metadata,
+        jsonvalues.metadata_text,
         EMPTY_METADATA,
         before_commit=True,
     ),
@@ -84,7 +80,7 @@ TABLE = (
         Role.FILE,
         lambda item: item.annotations,
         "annotations",
-        check_annotations,
+        jsonvalues.annotations_text,
         EMPTY_ANNOTATIONS,
         before_commit=True,
     ),

@@ -3,7 +3,9 @@
 #   - Debian packages (as root only): fuse3 libfuse3-dev pkg-config, plus extra ones
 #     named in $DLFS_EXTRA_DEBS (the benchmarks add bindfs, rclone, s3fs).
 #   - a virtualenv in .venv with dlfs installed in editable mode, with its dev extras
-#     (or those in $DLFS_EXTRAS, e.g. dev,docs).
+#     (or those in $DLFS_EXTRAS, e.g. dev,docs). The dependencies and dev extras come
+#     at the exact versions of requirements.lock, hash-checked (pip --require-hashes);
+#     `bash scripts/lock.sh` refreshes it. Extras beyond dev (docs) are not locked.
 # Idempotent: when everything is there it only runs `dpkg -s` and compares a stamp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,12 +34,18 @@ fi
 extras="${DLFS_EXTRAS:-dev}"
 stamp=.venv/.dlfs-installed
 [ "$extras" = dev ] || stamp=".venv/.dlfs-installed-${extras//,/-}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: installing dlfs and its dependencies ($extras) into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  if ! .venv/bin/python -m pip install -q -e ".[$extras]" >.venv/bootstrap.log 2>&1; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
+  echo "bootstrap: installing dlfs and its locked dependencies ($extras) into .venv"
+  {
+    .venv/bin/python -m pip install --require-hashes --no-deps -r requirements.lock &&
+      if [ "$extras" = dev ]; then
+        .venv/bin/python -m pip install --no-deps -e .
+      else
+        .venv/bin/python -m pip install -e ".[$extras]"
+      fi
+  } >.venv/bootstrap.log 2>&1 || {
     tail -n 30 .venv/bootstrap.log >&2
     exit 1
-  fi
+  }
   touch "$stamp"
 fi

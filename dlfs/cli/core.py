@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import click
 
+from dlfs import jsonvalues
 from dlfs.api import Catalog
 from dlfs.errors import DlfsError
 from dlfs.names import parse_assignment, parse_json
@@ -130,7 +131,7 @@ def dataset_create(
     """Create dataset NAME with one empty draft."""
     recipe = None
     if labels:
-        recipe = parse_json(Path(labels).read_text(), f"labels file {labels}")
+        recipe = jsonvalues.read_file(labels, f"labels file {labels}", jsonvalues.MAX_METADATA)
     ds = c.catalog.create_dataset(name, description, list(tags), recipe, storage, exist_ok)
     info = ds.info()
     if as_json:
@@ -327,7 +328,9 @@ def meta(
         pairs = [parse_assignment(a) for a in assignments]
         ann = None
         if annotations:
-            ann = parse_json(Path(annotations).read_text(), f"annotations file {annotations}")
+            ann = jsonvalues.read_file(
+                annotations, f"annotations file {annotations}", jsonvalues.MAX_ANNOTATIONS
+            )
         item = c.catalog.set_meta(ref, path, pairs, ann)
     else:
         item = c.catalog.item(ref, path)

@@ -72,13 +72,13 @@ def plan(sources: list[Path], to: list[str]) -> tuple[list[PlannedFile], list[tu
         if not src.exists():
             raise NotFound(f"no such file or folder: {src}")
         if src.is_file():
-            files.append(PlannedFile(src, base, check_name(src.name)))
+            files.append(PlannedFile(src, base, _source_name(src.name, src)))
             continue
         if not src.is_dir():
             raise InvalidInput(f"not a regular file or folder: {src}")
         for dirpath, dirnames, filenames in os.walk(src):
             rel = Path(dirpath).relative_to(src)
-            folder = base + tuple(check_name(p) for p in rel.parts)
+            folder = base + tuple(_source_name(p, Path(dirpath)) for p in rel.parts)
             dirnames.sort()
             for d in list(dirnames):
                 if os.path.islink(os.path.join(dirpath, d)):
@@ -88,8 +88,18 @@ def plan(sources: list[Path], to: list[str]) -> tuple[list[PlannedFile], list[tu
             for fname in sorted(filenames):
                 path = Path(dirpath, fname)
                 if path.is_file():
-                    files.append(PlannedFile(path, folder, check_name(fname)))
+                    files.append(PlannedFile(path, folder, _source_name(fname, path)))
     return files, folders
+
+
+def _source_name(name: str, path: Path) -> str:
+    """``name`` checked as an item or folder name; the refusal names the source
+    ``path`` (its bytes shown with ``\\x`` escapes when they are not UTF-8)."""
+    try:
+        return check_name(name)
+    except InvalidInput as exc:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise InvalidInput(f"cannot add {shown}: {exc}") from None
 
 
 def stage(

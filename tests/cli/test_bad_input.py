@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from dlfs.jsonvalues import MAX_ANNOTATIONS
 from tests.conftest import SAMPLE, Cli, blob_files, catalog_dump, make_tree
 
 
@@ -30,12 +32,24 @@ def ready(template: Path, home: Path, tmp_path: Path) -> Cli:
     shutil.copytree(template, home)
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "obj.json").write_text('{"label": "cat"}')
+    (tmp_path / "deep.json").write_text(DEEP)
+    (tmp_path / "dup.json").write_text('[{"x": 1, "x": 2}]')
+    (tmp_path / "nan.json").write_text("[NaN]")
+    with open(tmp_path / "huge.json", "wb") as f:  # sparse: refused before it is read
+        f.truncate(MAX_ANNOTATIONS + 1)
+    bad_names = tmp_path / "badnames"
+    (bad_names / "sub").mkdir(parents=True)
+    (bad_names / "ok.txt").write_bytes(b"fine")
+    with open(os.fsencode(bad_names / "sub") + b"/b\xff.txt", "wb") as f:
+        f.write(b"a name that is not UTF-8")
     return Cli(home)
 
 
 def v0_id(cli: Cli) -> str:
     return str(cli("version", "list", "cats", "--published", "--json").json()[0]["id"])  # type: ignore[index]
 
+
+DEEP = "[" * 10_000 + "]" * 10_000
 
 CASES = {
     "unknown dataset": (["ls", "nope@v0"], "no dataset named 'nope'"),
@@ -64,6 +78,30 @@ CASES = {
     ),
     "labels not JSON": (["dataset", "create", "x", "--labels", "{tmp}/bad.json"], "invalid JSON"),
     "dataset meta not JSON": (["dataset", "meta", "cats", "owner=ann"], "invalid JSON value"),
+    "deep --set": (["meta", "cats", "cat.jpg", "--set", "k=" + DEEP], "nested deeper than 64"),
+    "deep annotations": (
+        ["meta", "cats", "cat.jpg", "--annotations", "{tmp}/deep.json"],
+        "nested deeper than 64",
+    ),
+    "deep labels": (
+        ["dataset", "create", "x", "--labels", "{tmp}/deep.json"],
+        "nested deeper than 64",
+    ),
+    "NaN --set": (["meta", "cats", "cat.jpg", "--set", "k=NaN"], "NaN is not a JSON number"),
+    "-Infinity dataset meta": (["dataset", "meta", "cats", "k=-Infinity"], "Infinity is not"),
+    "duplicate key --set": (
+        ["meta", "cats", "cat.jpg", "--set", 'k={"a": 1, "a": 2}'],
+        "duplicate key 'a'",
+    ),
+    "duplicate key annotations": (
+        ["meta", "cats", "cat.jpg", "--annotations", "{tmp}/dup.json"],
+        "duplicate key 'x'",
+    ),
+    "annotations over the limit": (
+        ["meta", "cats", "cat.jpg", "--annotations", "{tmp}/huge.json"],
+        "over the limit of 16777216 bytes",
+    ),
+    "name not UTF-8": (["add", "cats", "{tmp}/badnames"], "badnames/sub/b\\xff.txt"),
     "dataset exists": (["dataset", "create", "cats"], "already exists"),
     "bad dataset name": (["dataset", "create", "a/b"], "invalid dataset name"),
     "reserved tag": (["publish", "cats", "--tag", "latest"], "reserved"),

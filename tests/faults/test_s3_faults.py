@@ -8,7 +8,9 @@ never a hang.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from dlfs import Catalog
+from dlfs import Catalog, mountregistry
 from dlfs.errors import Corrupt, Unavailable
 from dlfs.home import Home
 from dlfs.stores.remote import StoreConfig, open_store
 from dlfs.stores.s3 import S3Store
 from dlfs.stores.s3http import USER_AGENT
 from tests.conftest import catalog_dump
+from tests.fsutil import Mounter
 from tests.s3proxy import FaultProxy
 
 TIMEOUT = 2.0
@@ -261,3 +264,61 @@ def test_retry_policy() -> None:
     with pytest.raises(Corrupt, match="flipped") as err:
         policy.call("reading", damaged)
     assert not isinstance(err.value, BadBody)
+
+
+@pytest.mark.fuse
+@pytest.mark.expect_log("is unreadable")
+def test_every_eio_of_an_s3_mount_is_explained_once_in_the_daemons_log(
+    s3: Any,
+    proxy: FaultProxy,
+    home: Path,
+    mounter: Mounter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A damaged body, a cut body, a server answering 500 and a server that is gone:
+    each read fails with EIO, and the daemon's log holds one line per failing blob
+    naming the file's path, its blob and the cause, however often it was read."""
+    monkeypatch.setenv("DLFS_S3_TIMEOUT", str(TIMEOUT))
+    monkeypatch.setenv("DLFS_S3_ATTEMPT_TIMEOUT", str(ATTEMPT))
+    monkeypatch.setenv("DLFS_S3_BLOCK_SIZE", "64K")
+    bucket = s3.bucket()
+    files = {f"{cause}.bin": os.urandom(3 * BLOCK + 5) for cause in CAUSES}
+    with Catalog(home) as cat:
+        cat.create_dataset("d", storage=f"s3://{bucket}/store")
+        for name, data in files.items():
+            cat.add_bytes("d", f"dir/{name}", data)
+        v = cat.publish("d")
+        blobs = {name: v.item(f"dir/{name}").blob for name in files}
+        ref = v.ref
+    monkeypatch.setenv("DLFS_S3_ENDPOINT", proxy.endpoint)
+    m = mounter(ref, tmp_path / "mnt", "--cache-dir", str(tmp_path / "cache"))
+    for cause, kind in CAUSES.items():
+        name = f"{cause}.bin"
+        if kind == "down":
+            proxy.stop()
+        else:
+            proxy.fail(kind, times=100_000, match=blobs[name])
+        for _ in range(3):  # read again and again: still one line
+            with pytest.raises(OSError) as exc:
+                (m.path / "dir" / name).read_bytes()
+            assert exc.value.errno == errno.EIO, cause
+    log = mountregistry.log_path(Home.at(home), m.path).read_text()
+    for cause, why in CAUSES_LOGGED.items():
+        name, blob = f"{cause}.bin", blobs[f"{cause}.bin"]
+        lines = [line for line in log.splitlines() if blob in line and " ERROR " in line]
+        assert len(lines) == 1, (cause, log)
+        assert f"/dir/{name}" in lines[0] and "is unreadable" in lines[0], lines[0]
+        assert re.search(why, lines[0], re.IGNORECASE), (cause, lines[0])
+
+
+CAUSES = {"corrupt": "flip", "cut": "truncate", "failing": "500", "down": "down"}
+"""Each S3 failure that ends in EIO, and how the proxy makes it."""
+
+CAUSES_LOGGED = {
+    "corrupt": r"hash|checksum|corrupt|damaged",
+    "cut": r"short|cut|incomplete|length|bytes",
+    "failing": r"500|server error|InternalError",
+    "down": r"connect|refused|unreachable|down",
+}
+"""What the log line says of each cause."""

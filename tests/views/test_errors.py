@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 
 import pytest
 import trio
@@ -34,6 +35,7 @@ EXPECTED = {
     "AlreadyExists": errno.EEXIST,
     "InvalidInput": errno.EINVAL,
     "NameTooLong": errno.ENAMETOOLONG,
+    "TooLarge": errno.E2BIG,
     "ReadOnly": errno.EROFS,
     "NotPermitted": errno.EPERM,
     "NotSupported": errno.EOPNOTSUPP,
@@ -120,6 +122,28 @@ def test_unknown_exception_is_eio_and_logged(caplog: pytest.LogCaptureFixture):
         assert fuse_error(bug).errno == errno.EIO
     [record] = caplog.records
     assert record.exc_info is not None and record.exc_info[1] is bug
+
+
+@pytest.mark.parametrize(
+    "code", [errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENOMEM, errno.EACCES]
+)
+def test_local_failures_keep_their_errno(code: int, caplog: pytest.LogCaptureFixture):
+    exc = OSError(code, os.strerror(code))
+    assert errno_of(exc) == errors.errno_of(exc) == code
+    with caplog.at_level(logging.WARNING, logger="dlfsd.ops"):
+        assert fuse_error(exc).errno == code
+    [record] = caplog.records  # one line saying why, no traceback
+    assert record.levelno == logging.WARNING and record.exc_info is None
+
+
+def test_memory_error_is_enomem():
+    assert errno_of(MemoryError()) == errno.ENOMEM
+
+
+@pytest.mark.expect_log("unexpected error in a request")
+def test_an_io_error_of_the_disk_stays_eio():
+    assert errno_of(OSError(errno.EIO, "I/O error")) == errno.EIO
+    assert fuse_error(OSError(errno.EIO, "I/O error")).errno == errno.EIO
 
 
 def test_decorated_handler_answers_fuse_errors():
