@@ -41,9 +41,7 @@ and stays as it is.
 **Publish while mounted.** :mod:`dlfs.draftlock` keeps a publish from running while
 files are open for writing here; after it the view serves the published version
 read-only (:mod:`dlfs.draftstate`).
-
-Threading: as for :class:`View`, everything runs on the daemon's event loop except
-:meth:`View.read` of a committed blob.
+Threading: as for :class:`View`, all on the daemon's event loop but committed reads.
 """
 
 from __future__ import annotations
@@ -80,6 +78,7 @@ from dlfs.objects import DIR
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
 from dlfs.reads import FileReads
+from dlfs.reclaim import Reclaimer
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
 from dlfs.xattrs import VersionFacts
@@ -144,6 +143,7 @@ class DraftView:
         self._statfs: tuple[float, int, int] | None = None
         self._state = DraftState(db, self._vid, self._places, lock, self._forget_statfs)
         self._open = OpenFiles(home, lock, self._state.writable_now)
+        self._open.reclaimer = self._reclaim = Reclaimer(db, lambda: self._open.held(self.reads))
         self._root = self._version_node(version)
         db.set_synchronous(False)
         db.set_autocheckpoint(10_000)
@@ -459,8 +459,8 @@ class DraftView:
             f.dirty = False
             return
         store = self._store()
-        self._open.store(f, store, durable)
         with self._state.write("write a file") as draft:
+            self._open.store(f, store, durable)  # under the write lock: see dlfs.reclaim
             folder = self._places.mutable_dir(place.parent, draft)
             content = (f.blob, f.size, f.mtime_ns / 1e9)
             record, new, newborn = draft.record_write(
@@ -471,6 +471,7 @@ class DraftView:
         f.committed, f.dirty = True, False
         if new:
             self._state.remember(record.id, newborn)
+        self._reclaim.run()  # the bytes this commit superseded
 
     # -- changing the tree ------------------------------------------------------------
 
@@ -688,6 +689,7 @@ class DraftView:
         for f in self._open.close():
             log.warning("%r was still open for writing: its unclosed changes are dropped", f.place)
         try:
+            self._reclaim.close()
             self.db.sync_wal()
         finally:
             self._locks.release()

@@ -25,6 +25,8 @@ from dlfs.errors import Corrupt
 from dlfs.home import Home
 from dlfs.items import ItemRecord
 from dlfs.places import Place
+from dlfs.reads import FileReads
+from dlfs.reclaim import Reclaimer
 from dlfs.staging import StagedFile, StagingArea, store_blob
 from dlfs.stores.base import BlobStore
 
@@ -68,10 +70,20 @@ class OpenFiles:
         """Handle -> (the open file, or None for a plain reader; opened for writing)."""
         self._writers = 0
         self._staging: StagingArea | None = None
+        self.reclaimer: Reclaimer | None = None
+        """Told of the blobs :meth:`store` makes and supersedes (see dlfs.reclaim)."""
 
     def get(self, place: Place | None) -> OpenFile | None:
         """The open file at ``place``, if any."""
         return None if place is None else self.by_place.get(place)
+
+    def held(self, reads: FileReads) -> set[str]:
+        """The blobs this mount's handles may still read: those of open files, and
+        those of plain readers (a reader keeps the bytes it opened once the file is
+        rewritten, as on a local file system)."""
+        blobs = {f.blob for f in self.by_place.values()}
+        blobs.update(reads.node(fh).blob for fh, (f, _w) in self.handles.items() if f is None)
+        return blobs
 
     def pending_children(self, folder: Place) -> list[OpenFile]:
         """Files created in ``folder`` that were never committed (not in the catalog)."""
@@ -242,10 +254,16 @@ class OpenFiles:
         """Make the staged bytes of ``f`` a blob of ``store`` (``f.blob``, ``f.size``)."""
         if f.staged is None:
             return
+        old = f.blob
         blob, moved = store_blob(store, f.staged, durable)
         f.blob, f.size = blob, f.staged.size
         if moved:
             f.staged = None
+        if self.reclaimer is not None:
+            if moved:
+                self.reclaimer.made(blob, store)
+            if old != blob:
+                self.reclaimer.offer(old, store)
 
     # -- the end ----------------------------------------------------------------------
 
