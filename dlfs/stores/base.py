@@ -141,6 +141,11 @@ class BlobStore(abc.ABC):
     def delete(self, blob: str) -> None:
         """Remove a blob (no error if it is already gone)."""
 
+    def blob_ids(self) -> Iterator[str]:
+        """Every blob id stored, when the store can list them cheaply (local files);
+        none otherwise."""
+        return iter(())
+
     def set_aside(self, blob: str) -> bool:
         """Take a blob out of reach (readers and dedup no longer find it) without
         losing it yet: the first step of reclaiming it, run under the catalog's write

@@ -204,6 +204,8 @@ class LocalStore(BlobStore):
         try:
             os.rename(self.path(blob), target)
         except FileNotFoundError:
+            with contextlib.suppress(FileNotFoundError):  # a manifest left alone
+                self.manifest_path(blob).unlink()
             return False
         with contextlib.suppress(FileNotFoundError):
             os.rename(self.manifest_path(blob), f"{target}.blocks")
