@@ -154,8 +154,10 @@ def measure() -> dict[str, Any]:
 
 
 def print_table(out: dict[str, Any]) -> None:
-    print("| writer | ops | file | writer time | store/file, worst mounted | at the end |"
-          " after publish |")
+    print(
+        "| writer | ops | file | writer time | store/file, worst mounted | at the end |"
+        " after publish |"
+    )
     print("|---|---|---|---|---|---|---|")
     for kind, r in out.items():
         print(

@@ -46,10 +46,10 @@ def test_an_import_that_deduped_against_a_reclaimed_blob_changes_nothing(catalog
         assert batch.add_bytes(OLD)[0] == blob_id(OLD)  # found stored: not staged
         assert reclaim(catalog.db, store, [blob_id(OLD)], keep=set()) == [blob_id(OLD)]
         after_reclaim = catalog.db.dump()
-        with pytest.raises(Unavailable, match="reclaimed while this import ran"):
-            with catalog.db.transaction():
-                catalog.db.blobs_put([(blob_id(OLD), len(OLD), "local")])
-                batch.commit()
+        refused = pytest.raises(Unavailable, match="reclaimed while this import ran")
+        with refused, catalog.db.transaction():
+            catalog.db.blobs_put([(blob_id(OLD), len(OLD), "local")])
+            batch.commit()
     assert catalog.db.dump() == after_reclaim != before
     catalog.add_bytes("b", "f", OLD)  # run again: stored anew
     assert b"".join(catalog.cat("b@draft", "f")) == OLD
