@@ -78,7 +78,6 @@ from dlfs.objects import DIR
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
 from dlfs.reads import FileReads
-from dlfs.reclaim import Reclaimer
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
 from dlfs.xattrs import VersionFacts
@@ -143,7 +142,7 @@ class DraftView:
         self._statfs: tuple[float, int, int] | None = None
         self._state = DraftState(db, self._vid, self._places, lock, self._forget_statfs)
         self._open = OpenFiles(home, lock, self._state.writable_now)
-        self._open.reclaimer = self._reclaim = Reclaimer(db, lambda: self._open.held(self.reads))
+        self._reclaim = self._open.bind(db, self._places, self.reads)
         self._root = self._version_node(version)
         db.set_synchronous(False)
         db.set_autocheckpoint(10_000)
@@ -460,12 +459,12 @@ class DraftView:
             return
         store = self._store()
         with self._state.write("write a file") as draft:
-            self._open.store(f, store, durable)  # under the write lock: see dlfs.reclaim
             folder = self._places.mutable_dir(place.parent, draft)
-            content = (f.blob, f.size, f.mtime_ns / 1e9)
+            content = (*self._open.content(f), f.mtime_ns / 1e9)
             record, new, newborn = draft.record_write(
                 folder, place.name, content, store.url, f.inherit
             )
+            self._open.store(f, store, durable)  # last, under the write lock: dlfs.reclaim
         if durable:
             self.db.sync_wal()
         f.committed, f.dirty = True, False

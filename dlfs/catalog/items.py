@@ -125,6 +125,15 @@ class ItemQueries(CatalogCore):
         )
         return row is not None
 
+    def blob_entries(self, blob: str, limit: int = 2) -> list[tuple[str, str]]:
+        """Up to ``limit`` ``(tree, name)`` file entries naming an item with this blob."""
+        rows = self._all(
+            "SELECT e.tree, e.name FROM items i JOIN tree_entries e ON e.ref = i.id"
+            " AND e.kind = 0 WHERE i.blob = ? LIMIT ?",
+            (blob, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
+
     def blob_recorded(self, blob: str) -> bool:
         """True when the catalog has a row for this blob."""
         return self._one("SELECT 1 FROM blobs WHERE id = ?", (blob,)) is not None

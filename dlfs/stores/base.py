@@ -146,6 +146,25 @@ class BlobStore(abc.ABC):
         none otherwise."""
         return iter(())
 
+    def take_back(self, blob: str, size: int, folder: Path) -> Path | None:
+        """Move a blob of ``size`` bytes out of the store into ``folder`` as a working
+        file a writer may append to, and return its path; None when the store cannot
+        (remote stores) or has no such file. The caller holds the catalog's write
+        lock and made sure only its own file names the blob (:mod:`dlfs.openfiles`).
+        Until it is stored again, the file's first ``size`` bytes stay the blob's:
+        :meth:`put_back_taken` restores the blob from it (after a crash, too)."""
+        return None
+
+    def put_back_taken(self, path: Path) -> None:
+        """Cut a working file made by :meth:`take_back` to its blob's size and put
+        it back as the blob (or drop it when the blob is stored again)."""
+        return None
+
+    def put_back_taken_in(self, folder: Path) -> None:
+        """:meth:`put_back_taken` for every working file in ``folder`` (a dead
+        writer's staging folder, before it is removed)."""
+        return None
+
     def set_aside(self, blob: str) -> bool:
         """Take a blob out of reach (readers and dedup no longer find it) without
         losing it yet: the first step of reclaiming it, run under the catalog's write

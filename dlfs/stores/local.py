@@ -37,6 +37,9 @@ from dlfs.stores.base import (
 from dlfs.stores.localread import LocalReader
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash_file_blocks
 
+TAKEN = "taken-"
+"""Prefix of a working file made of a blob (:meth:`LocalStore.take_back`)."""
+
 BLOCK_SIZE = DEFAULT_BLOCK_SIZE
 """The block size of new local stores (tests set it smaller)."""
 
@@ -193,6 +196,29 @@ class LocalStore(BlobStore):
         if self.root.exists():
             syncfs(self.root)
 
+    def take_back(self, blob: str, size: int, folder: Path) -> Path | None:
+        """Rename the blob's file to ``folder/taken-<id>-<size>`` (its manifest stays,
+        for :meth:`put_back_taken`)."""
+        target = folder / f"{TAKEN}{blob}-{size}"
+        try:
+            os.rename(self.path(blob), target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def put_back_taken(self, path: Path) -> None:
+        blob, _, size = path.name.removeprefix(TAKEN).partition("-")
+        if len(blob) != 32 or not size.isdigit():
+            return
+        try:
+            if self.has(blob):
+                path.unlink()
+                return
+            os.truncate(path, int(size))
+            os.rename(path, self.path(blob))
+        except FileNotFoundError:
+            return
+
     def _aside_path(self, blob: str, pid: int | None = None) -> Path:
         return self.aside / f"{pid or os.getpid()}-{blob}"
 
@@ -263,8 +289,19 @@ class LocalStore(BlobStore):
         put back the blobs that reclaimers which died had set aside (a reclaim whose
         catalog change did not commit; one that did leaves an orphan blob, which the
         next reclaim of unrecorded blobs removes)."""
+        if self.staging.is_dir():  # blobs taken back by writers that died: first
+            for entry in os.scandir(self.staging):
+                pid = entry.name.partition("-")[0]
+                if entry.is_dir() and pid.isdigit() and not alive(int(pid)):
+                    self.put_back_taken_in(Path(entry.path))
         clear_dead_staging(self.staging)
         self._put_back_dead()
+
+    def put_back_taken_in(self, folder: Path) -> None:
+        """:meth:`put_back_taken` for every working file of ``folder``."""
+        for entry in os.scandir(folder):
+            if entry.name.startswith(TAKEN):
+                self.put_back_taken(Path(entry.path))
 
 
 def _write_file(path: Path, data: bytes, durable: bool) -> None:

@@ -26,6 +26,17 @@ def store_bytes(home: Path) -> int:
     )
 
 
+def blob_inodes(home: Path) -> set[int]:
+    root = home / "blobs"
+    return {
+        e.inode()
+        for shard in os.scandir(root)
+        if shard.is_dir() and len(shard.name) == 2
+        for e in os.scandir(shard.path)
+        if len(e.name) == 32
+    }
+
+
 def chunk(i: int) -> bytes:
     return bytes([i % 251]) * (CHUNK - 1) + b"\n"
 
@@ -36,10 +47,16 @@ def test_appends_keep_the_store_within_twice_the_file(home: Path, mounter: Mount
     mnt = tmp_path / "mnt"
     mounter("logs@draft", mnt)
     worst = 0
+    inodes = []
     for i in range(APPENDS):
         with open(mnt / "log.bin", "ab") as f:  # each `>>`: an open and a close
             f.write(chunk(i))
         worst = max(worst, store_bytes(home) / ((i + 1) * CHUNK))
+        inodes.append(blob_inodes(home))
+    # From 1 MiB on, each append goes on in the blob's own file (taken back, renamed
+    # as the new blob): the file is never copied again.
+    big = [s for i, s in enumerate(inodes) if (i + 1) * CHUNK > 1 << 20]
+    assert all(len(s) == 1 for s in big) and len(set.union(*big)) == 1, inodes
     expected = b"".join(chunk(i) for i in range(APPENDS))
     assert (mnt / "log.bin").read_bytes() == expected
     assert worst <= 2.0, f"the store held {worst:.2f}x the file while mounted"
