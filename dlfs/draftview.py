@@ -458,9 +458,9 @@ class DraftView:
             f.dirty = False
             return
         store = self._store()
+        content = (*self._open.content(f), f.mtime_ns / 1e9)  # hashed before the lock
         with self._state.write("write a file") as draft:
             folder = self._places.mutable_dir(place.parent, draft)
-            content = (*self._open.content(f), f.mtime_ns / 1e9)
             record, new, newborn = draft.record_write(
                 folder, place.name, content, store.url, f.inherit
             )
