@@ -335,6 +335,25 @@ class OpenFiles:
         self._release_taken(f)
         f.staged = copy
 
+    def _keep_taken(self, f: OpenFile) -> None:
+        """Store the taken-back blob again from the working file's first bytes (a
+        copy, checked against its id), so that the file may become a new blob."""
+        assert f.staged is not None and f.taken is not None
+        blob, size, store = f.taken
+        copy = self.new_staged()
+        try:
+            chunk = 4 << 20
+            for offset in range(0, size, chunk):
+                copy.write(offset, f.staged.read(offset, min(chunk, size - offset)))
+            if copy.size != size or copy.digest() != blob:
+                raise Corrupt(f"blob {blob} changed while taken back: not stored")
+            if not store_blob(store, copy)[1]:
+                copy.discard()
+        except BaseException:
+            copy.discard()
+            raise
+        f.taken = None
+
     def _release_taken(self, f: OpenFile) -> None:
         """Put the taken-back blob of ``f`` back (its working file is dropped)."""
         assert f.staged is not None and f.taken is not None
@@ -352,6 +371,8 @@ class OpenFiles:
         """Make the staged bytes of ``f`` a blob of ``store`` (``f.blob``, ``f.size``)."""
         if f.staged is None:
             return
+        if f.taken is not None and self._db is not None and self._db.blob_entries(f.taken[0], 1):
+            self._keep_taken(f)  # named elsewhere since it was taken (a pointer copy)
         old, staged = f.blob, f.staged
         blob, moved = store_blob(store, staged, durable)
         f.blob, f.size = blob, staged.size

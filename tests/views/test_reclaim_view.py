@@ -106,3 +106,20 @@ def test_a_close_without_commit_puts_the_blob_back(view: Any, home: Path):
     view.release(fh)
     with Catalog(home) as cat:
         assert cat.fsck() == []
+
+
+def test_a_pointer_copy_made_while_taken_back_keeps_its_bytes(view: Any, home: Path):
+    fh, _node = view.create(view.root(), "f", 0o644, os.O_WRONLY)
+    view.write(fh, 0, b"a" * MIB)
+    view.release(fh)
+    node = view.lookup(view.root(), "f")
+    fh = view.open(node, os.O_WRONLY)
+    view.write(fh, MIB, b"tail")  # taken back
+    view.mkdir(view.root(), "g", 0o755)
+    with Catalog(home) as cat:
+        cat.cp("ds@draft", ["f"], "g")  # another process names the old bytes now
+    view.release(fh)
+    assert content(view) == b"a" * MIB + b"tail"
+    with Catalog(home) as cat:
+        assert b"".join(cat.cat("ds@draft", "g/f")) == b"a" * MIB
+        assert cat.fsck() == []
