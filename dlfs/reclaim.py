@@ -36,6 +36,10 @@ from dlfs.stores.base import BlobStore
 
 log = logging.getLogger(__name__)
 
+MADE_MAX = 100_000
+"""At most this many blobs a mount stored are offered again at its end (the rest are
+left to ``dlfs gc``)."""
+
 
 def reclaim(db: CatalogDB, store: BlobStore, blobs: Iterable[str], keep: set[str]) -> list[str]:
     """Delete those of ``blobs`` that no file entry names and ``keep`` does not hold;
@@ -82,7 +86,8 @@ class Reclaimer:
     def made(self, blob: str, store: BlobStore) -> None:
         """This mount stored ``blob``: offered again at :meth:`close` (a file removed
         or renamed over since is then reclaimed)."""
-        self._made[blob] = store
+        if len(self._made) < MADE_MAX:
+            self._made[blob] = store
 
     def run(self) -> None:
         """Reclaim what was offered and nothing reaches; never raises (a failure is
