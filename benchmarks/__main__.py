@@ -35,6 +35,7 @@ from benchmarks import config, foundation, reads, report, system
 EXTRA = {
     "versioning": ("benchmarks.bench_versioning", "clone/merge/diff"),
     "writes": ("benchmarks.bench_writes", "writes into a draft mount"),
+    "reclaim": ("benchmarks.bench_reclaim", "disk used by a draft mount"),
     "s3": ("benchmarks.bench_s3", "reading S3 through a mount"),
 }
 SECTIONS = ("foundation", "reads", *EXTRA)

@@ -578,7 +578,7 @@ class Catalog:
         """Remove catalog rows and local blobs that no version reaches."""
         with self.db.transaction():
             removed = maintenance.sweep(self.db, stores={"local"})
-        return maintenance.finish_gc(self.store("local"), removed)
+        return maintenance.finish_gc(self.db, self.store("local"), removed)
 
     def fsck(self, progress: Progress | None = None) -> list[str]:
         """Check every recorded local blob against its hash (and its block manifest, if

@@ -41,9 +41,7 @@ and stays as it is.
 **Publish while mounted.** :mod:`dlfs.draftlock` keeps a publish from running while
 files are open for writing here; after it the view serves the published version
 read-only (:mod:`dlfs.draftstate`).
-
-Threading: as for :class:`View`, everything runs on the daemon's event loop except
-:meth:`View.read` of a committed blob.
+Threading: as for :class:`View`, all on the daemon's event loop but committed reads.
 """
 
 from __future__ import annotations
@@ -144,6 +142,7 @@ class DraftView:
         self._statfs: tuple[float, int, int] | None = None
         self._state = DraftState(db, self._vid, self._places, lock, self._forget_statfs)
         self._open = OpenFiles(home, lock, self._state.writable_now)
+        self._reclaim = self._open.bind(db, self._places, self.reads)
         self._root = self._version_node(version)
         db.set_synchronous(False)
         db.set_autocheckpoint(10_000)
@@ -459,18 +458,19 @@ class DraftView:
             f.dirty = False
             return
         store = self._store()
-        self._open.store(f, store, durable)
+        content = (*self._open.content(f), f.mtime_ns / 1e9)  # hashed before the lock
         with self._state.write("write a file") as draft:
             folder = self._places.mutable_dir(place.parent, draft)
-            content = (f.blob, f.size, f.mtime_ns / 1e9)
             record, new, newborn = draft.record_write(
                 folder, place.name, content, store.url, f.inherit
             )
+            self._open.store(f, store, durable)  # last, under the write lock: dlfs.reclaim
         if durable:
             self.db.sync_wal()
         f.committed, f.dirty = True, False
         if new:
             self._state.remember(record.id, newborn)
+        self._reclaim.run()  # the bytes this commit superseded
 
     # -- changing the tree ------------------------------------------------------------
 
@@ -688,6 +688,7 @@ class DraftView:
         for f in self._open.close():
             log.warning("%r was still open for writing: its unclosed changes are dropped", f.place)
         try:
+            self._reclaim.close()
             self.db.sync_wal()
         finally:
             self._locks.release()

@@ -51,8 +51,9 @@ def open_mount_view(
             current = db.version_get(row["id"])
             if current is None or current["state"] != "draft":
                 raise NotFound(f"draft {row['id']} was published or deleted meanwhile")
-            clear_abandoned(home.blobs)  # left by daemons that died
-            return DraftView(db, stores or StoreRegistry(home), current, home, lock)
+            stores = stores or StoreRegistry(home)
+            clear_abandoned(home.blobs, stores("local"))  # left by daemons that died
+            return DraftView(db, stores, current, home, lock)
         except BaseException:
             db.close()
             raise

@@ -3,10 +3,26 @@
 Opening a file for writing gives it an :class:`OpenFile`, shared by every handle on it.
 Its bytes go to a staging file (:mod:`dlfs.staging`), copied from the current blob on
 the first write unless it was truncated; readers of a file open for writing read the
-staged bytes. :meth:`OpenFiles.store` turns the staged bytes into a blob (hashed
+staged bytes.
+
+:meth:`OpenFiles.store` turns the staged bytes into a blob (hashed
 incrementally while written in order); recording that blob in the catalog is the draft
 view's part (:meth:`dlfs.draftview.DraftView` commits on ``flush``, ``fsync`` and the
 last ``release``).
+
+**Appending without a copy.** A first write at the end of a file (``>>``) whose blob
+this mount made, whose running hash it kept, and which nothing else names (one file
+entry, the file's own, in the draft's mutable tree; no other handle of the mount) takes
+the blob's file back as the working file instead of copying it
+(:meth:`dlfs.stores.base.BlobStore.take_back`: a rename, under the catalog's write
+lock, so no import can dedup against it meanwhile), and the hash goes on from the
+kept state: the ``n``-th append of a large file costs its own bytes, not the file's.
+The blob's bytes stay the working file's first bytes until it is stored again: a
+write before them, a truncation below them, or a close without a commit first puts
+the blob back (a copy, as without take-back), and a mount that dies is followed by
+one that puts it back (:func:`dlfs.staging.clear_abandoned`). While taken back, the
+blob is this mount's alone: other processes reading that draft file meanwhile get
+:class:`~dlfs.errors.BlobMissing` (``EIO``) until the close.
 
 The first writer of a mount takes the draft's writers lock and the last one lets it go
 (:class:`dlfs.draftlock.MountLock`): a publish never runs while files are open for
@@ -17,18 +33,29 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dlfs.catalog import CatalogDB
 from dlfs.draftlock import MountLock
 from dlfs.errors import Corrupt
 from dlfs.home import Home
 from dlfs.items import ItemRecord
-from dlfs.places import Place
+from dlfs.objects import is_mutable
+from dlfs.places import Place, PlaceIndex
+from dlfs.reads import FileReads
+from dlfs.reclaim import Reclaimer
 from dlfs.staging import StagedFile, StagingArea, store_blob
 from dlfs.stores.base import BlobStore
+from dlfs.stores.manifest import BlockHasher
 
 log = logging.getLogger(__name__)
+
+TAKE_BACK_MIN = 1 << 20
+"""Smaller files are copied on their first write (cheaper than the catalog checks)."""
+KEPT_HASHES = 64
+"""Running hashes kept of the last blobs stored (to go on appending to them)."""
 
 
 @dataclass(eq=False)
@@ -50,6 +77,9 @@ class OpenFile:
     handles: set[int] = field(default_factory=set)
     inherit: ItemRecord | None = None
     """The item of a file this one replaced by a rename (its lineage is taken)."""
+    taken: tuple[str, int, BlobStore] | None = None
+    """``(blob, size, store)`` when ``staged`` is that blob's file taken back: its
+    first ``size`` bytes must not change (see the module docstring)."""
 
 
 class OpenFiles:
@@ -68,10 +98,31 @@ class OpenFiles:
         """Handle -> (the open file, or None for a plain reader; opened for writing)."""
         self._writers = 0
         self._staging: StagingArea | None = None
+        self.reclaimer: Reclaimer | None = None
+        """Told of the blobs :meth:`store` makes and supersedes (see dlfs.reclaim)."""
+        self._db: CatalogDB | None = None
+        self._places: PlaceIndex | None = None
+        self._reads: FileReads | None = None
+        self._hashes: OrderedDict[str, BlockHasher] = OrderedDict()
+
+    def bind(self, db: CatalogDB, places: PlaceIndex, reads: FileReads) -> Reclaimer:
+        """Reclaim what this mount supersedes, and take blobs back to append to them
+        (the draft view's catalog, places and reads); return the reclaimer."""
+        self._db, self._places, self._reads = db, places, reads
+        self.reclaimer = Reclaimer(db, lambda: self.held(reads))
+        return self.reclaimer
 
     def get(self, place: Place | None) -> OpenFile | None:
         """The open file at ``place``, if any."""
         return None if place is None else self.by_place.get(place)
+
+    def held(self, reads: FileReads) -> set[str]:
+        """The blobs this mount's handles may still read: those of open files, and
+        those of plain readers (a reader keeps the bytes it opened once the file is
+        rewritten, as on a local file system)."""
+        blobs = {f.blob for f in self.by_place.values()}
+        blobs.update(reads.node(fh).blob for fh, (f, _w) in self.handles.items() if f is None)
+        return blobs
 
     def pending_children(self, folder: Place) -> list[OpenFile]:
         """Files created in ``folder`` that were never committed (not in the catalog)."""
@@ -204,7 +255,9 @@ class OpenFiles:
     def write(self, f: OpenFile, offset: int, data: bytes, store: BlobStore) -> int:
         """Write to the staging file (made on the first write, from the current bytes)."""
         if f.staged is None:
-            self._unseal(f, store)
+            self._unseal(f, store, offset)
+        elif f.taken is not None and offset < f.taken[1]:
+            self._put_back(f)
         assert f.staged is not None
         written = f.staged.write(offset, data)
         f.size = f.staged.size
@@ -219,14 +272,19 @@ class OpenFiles:
                 f.staged = self.new_staged()
             else:
                 self._unseal(f, store)
+        elif f.taken is not None and size < f.taken[1]:
+            self._put_back(f)
         assert f.staged is not None
         f.staged.truncate(size)
         f.size = size
         f.dirty = True
         f.mtime_ns = time.time_ns()
 
-    def _unseal(self, f: OpenFile, store: BlobStore) -> None:
-        """Give ``f`` a staging file holding its current content."""
+    def _unseal(self, f: OpenFile, store: BlobStore, at: int = -1) -> None:
+        """Give ``f`` a staging file holding its current content (its blob taken
+        back when the first write, at ``at``, appends; see the module docstring)."""
+        if at == f.size and self._take_back(f, store):
+            return
         staged = self.new_staged()
         try:
             if f.size:  # iter_bytes checks the bytes against their hash
@@ -238,19 +296,106 @@ class OpenFiles:
             raise
         f.staged = staged
 
+    def _take_back(self, f: OpenFile, store: BlobStore) -> bool:
+        """Make ``f``'s blob its working file, if nothing else may reach it."""
+        hasher = self._hashes.get(f.blob)
+        places, db, reads = self._places, self._db, self._reads
+        if hasher is None or places is None or db is None or reads is None:
+            return False
+        if f.size < TAKE_BACK_MIN or not f.committed or f.place.parent is None:
+            return False
+        others = {o.blob for o in self.by_place.values() if o is not f}
+        others.update(reads.node(fh).blob for fh, (o, _w) in self.handles.items() if o is None)
+        if f.blob in others:
+            return False
+        self.new_staged().discard()  # the staging folder exists
+        assert self._staging is not None
+        with db.transaction():  # no import dedups, no reclaim runs, meanwhile
+            tree = places.dir_tree(f.place.parent)
+            if not is_mutable(tree) or db.blob_entries(f.blob) != [(tree, f.place.name)]:
+                return False
+            path = store.take_back(f.blob, f.size, self._staging.dir)
+        if path is None:
+            return False
+        f.staged = StagedFile(path, resume=hasher.copy())
+        f.taken = (f.blob, f.size, store)
+        return True
+
+    def _put_back(self, f: OpenFile) -> None:
+        """Give a taken-back blob back to its store; ``f`` goes on with a copy."""
+        assert f.staged is not None and f.taken is not None
+        copy = self.new_staged()
+        try:
+            chunk = 4 << 20
+            for offset in range(0, f.staged.size, chunk):
+                copy.write(offset, f.staged.read(offset, chunk))
+        except BaseException:
+            copy.discard()
+            raise
+        self._release_taken(f)
+        f.staged = copy
+
+    def _keep_taken(self, f: OpenFile) -> None:
+        """Store the taken-back blob again from the working file's first bytes (a
+        copy, checked against its id), so that the file may become a new blob."""
+        assert f.staged is not None and f.taken is not None
+        blob, size, store = f.taken
+        copy = self.new_staged()
+        try:
+            chunk = 4 << 20
+            for offset in range(0, size, chunk):
+                copy.write(offset, f.staged.read(offset, min(chunk, size - offset)))
+            if copy.size != size or copy.digest() != blob:
+                raise Corrupt(f"blob {blob} changed while taken back: not stored")
+            if not store_blob(store, copy)[1]:
+                copy.discard()
+        except BaseException:
+            copy.discard()
+            raise
+        f.taken = None
+
+    def _release_taken(self, f: OpenFile) -> None:
+        """Put the taken-back blob of ``f`` back (its working file is dropped)."""
+        assert f.staged is not None and f.taken is not None
+        f.staged.close()
+        f.taken[2].put_back_taken(f.staged.path)
+        f.staged, f.taken = None, None
+
+    def content(self, f: OpenFile) -> tuple[str, int]:
+        """``(blob id, size)`` of what :meth:`store` will store."""
+        if f.staged is None:
+            return f.blob, f.size
+        return f.staged.digest(), f.staged.size
+
     def store(self, f: OpenFile, store: BlobStore, durable: bool) -> None:
         """Make the staged bytes of ``f`` a blob of ``store`` (``f.blob``, ``f.size``)."""
         if f.staged is None:
             return
-        blob, moved = store_blob(store, f.staged, durable)
-        f.blob, f.size = blob, f.staged.size
+        if f.taken is not None and self._db is not None and self._db.blob_entries(f.taken[0], 1):
+            self._keep_taken(f)  # named elsewhere since it was taken (a pointer copy)
+        old, staged = f.blob, f.staged
+        blob, moved = store_blob(store, staged, durable)
+        f.blob, f.size = blob, staged.size
         if moved:
-            f.staged = None
+            f.staged = f.taken = None
+            running = staged.running_hash()
+            if running is not None and self._db is not None:
+                self._hashes[blob] = running
+                while len(self._hashes) > KEPT_HASHES:
+                    self._hashes.popitem(last=False)
+        if self.reclaimer is not None:
+            if moved:
+                self.reclaimer.made(blob, store)
+            if old != blob:
+                self.reclaimer.offer(old, store)
 
     # -- the end ----------------------------------------------------------------------
 
     def close_file(self, f: OpenFile) -> None:
-        """Forget an open file; its staged bytes (never committed) go."""
+        """Forget an open file; its staged bytes (never committed) go, and a blob it
+        took back returns to its store."""
+        if f.taken is not None:
+            self._release_taken(f)
         if f.staged is not None:
             f.staged.discard()
             f.staged = None

@@ -42,12 +42,18 @@ LOCK_NAME = ".lock"
 class StagedFile:
     """The bytes of one file being written: a staging file and its running hash."""
 
-    def __init__(self, path: Path, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+    def __init__(
+        self, path: Path, block_size: int = DEFAULT_BLOCK_SIZE, resume: BlockHasher | None = None
+    ) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        self.size = 0
-        self.block_size = block_size
-        self._hash: BlockHasher | None = BlockHasher(block_size)
+        if resume is None:
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        else:  # a file that holds the bytes ``resume`` hashed (a blob taken back)
+            flags = os.O_RDWR | os.O_CLOEXEC
+        self.fd = os.open(path, flags, 0o600)
+        self.size = 0 if resume is None else resume.size
+        self.block_size = block_size if resume is None else resume.block_size
+        self._hash: BlockHasher | None = resume or BlockHasher(block_size)
         """The hash of the bytes ``[0, size)`` while writes were sequential, else None."""
 
     def write(self, offset: int, data: bytes) -> int:
@@ -97,6 +103,10 @@ class StagedFile:
             hasher.update(view[:n])
         self._hash = hasher
         return hasher
+
+    def running_hash(self) -> BlockHasher | None:
+        """A copy of the hash of the content, if it is known without reading it."""
+        return None if self._hash is None else self._hash.copy()
 
     def digest(self) -> str:
         """The blob id of the content: from the running hash, or by streaming the file."""
@@ -152,11 +162,13 @@ class StagingArea:
             self._lock = -1
 
 
-def clear_abandoned(store_root: Path) -> int:
+def clear_abandoned(store_root: Path, store: BlobStore | None = None) -> int:
     """Remove the staging folders of mounts whose daemon is gone; how many went.
 
     Nothing in them is referenced by the catalog: a file is recorded only after its
-    bytes left the staging folder.
+    bytes left the staging folder, except a blob a writer took back to append to
+    (:meth:`dlfs.stores.base.BlobStore.take_back`), which ``store`` puts back first
+    (without ``store``, such a folder is left for ``store.clear_staging``).
     """
     staging = store_root / ".staging"
     if not staging.is_dir():
@@ -175,7 +187,12 @@ def clear_abandoned(store_root: Path) -> int:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # a live mount's
-            shutil.rmtree(entry.path, ignore_errors=True)
+            folder = Path(entry.path)
+            if store is not None:
+                store.put_back_taken_in(folder)
+            elif any(p.name.startswith("taken-") for p in folder.iterdir()):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
             removed += 1
         finally:
             if fd >= 0:

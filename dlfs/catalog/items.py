@@ -115,6 +115,29 @@ class ItemQueries(CatalogCore):
         assert row is not None
         return int(row[0]), int(row[1])
 
+    def blob_in_use(self, blob: str) -> bool:
+        """True when a file entry of any tree (a version's, a draft's, or one not yet
+        swept) names an item with this blob: the blob must be kept."""
+        row = self._one(
+            "SELECT 1 FROM items i WHERE i.blob = ? AND EXISTS"
+            " (SELECT 1 FROM tree_entries e WHERE e.ref = i.id AND e.kind = 0) LIMIT 1",
+            (blob,),
+        )
+        return row is not None
+
+    def blob_entries(self, blob: str, limit: int = 2) -> list[tuple[str, str]]:
+        """Up to ``limit`` ``(tree, name)`` file entries naming an item with this blob."""
+        rows = self._all(
+            "SELECT e.tree, e.name FROM items i JOIN tree_entries e ON e.ref = i.id"
+            " AND e.kind = 0 WHERE i.blob = ? LIMIT ?",
+            (blob, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def blob_recorded(self, blob: str) -> bool:
+        """True when the catalog has a row for this blob."""
+        return self._one("SELECT 1 FROM blobs WHERE id = ?", (blob,)) is not None
+
     def blob_delete(self, blob: str) -> None:
         """Forget a blob."""
         self._run("DELETE FROM blobs WHERE id = ?", (blob,))

@@ -123,9 +123,21 @@ def _migrate_v2(db: sqlite_utils.Database) -> None:
     db.conn.execute("CREATE TRIGGER" + trigger)
 
 
+SCHEMA_V4 = """
+CREATE INDEX IF NOT EXISTS tree_entries_file_ref ON tree_entries(ref) WHERE kind = 0
+"""
+
+
+def _migrate_v4(db: sqlite_utils.Database) -> None:
+    # Which entries name an item: reclaiming a blob asks whether anything still does
+    # (dlfs.reclaim). Independent of step 3.
+    _run_script(db, SCHEMA_V4)
+
+
 # (schema version reached, name, step). Append; never edit a released step.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
     (2, "linked objects", _migrate_v2),
+    (4, "file entries by item", _migrate_v4),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -4,7 +4,11 @@
 A sweep runs inside the caller's transaction and only changes catalog rows; the
 bytes of the blobs it forgot are deleted afterwards (:func:`delete_blobs`), outside
 the transaction, so that a failure there leaves orphan bytes (which the next ``gc``
-finds again) rather than rows pointing at missing bytes.
+finds again) rather than rows pointing at missing bytes. ``gc`` deletes local bytes
+through :func:`dlfs.reclaim.reclaim`, which checks again under the catalog's write
+lock that nothing names them (an import may have found them stored meanwhile), and
+also takes the blob files the catalog has no row for (left by a reclaim killed
+after its commit, or by a writer killed between storing and recording).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable
 
 from dlfs import versions
 from dlfs.catalog import CatalogDB
+from dlfs.reclaim import reclaim
 from dlfs.stores.base import BlobStore
 
 Progress = Callable[[int], None]
@@ -49,12 +54,16 @@ def delete_dataset(
     return ds["storage"], unused if delete_sources else []
 
 
-def finish_gc(local: BlobStore, removed: list[str]) -> dict[str, int]:
-    """The part of ``gc`` after its sweep: delete the bytes of the ``removed`` local
-    blobs and whatever imports left in staging; return the counts."""
-    delete_blobs(local, removed)
+def finish_gc(db: CatalogDB, local: BlobStore, removed: list[str]) -> dict[str, int]:
+    """The part of ``gc`` after its sweep: put back what dead reclaimers set aside,
+    clear what dead writers left in staging, then reclaim the ``removed`` local blobs
+    and the local blob files the catalog has no row for; return the counts."""
     local.clear_staging()
-    return {"blobs_removed": len(removed)}
+    orphans = [b for b in local.blob_ids() if not db.blob_recorded(b)]
+    done = reclaim(db, local, [*removed, *orphans], keep=set())
+    for blob in set(removed) - set(done):  # already gone from the store: rows only
+        local.delete(blob)
+    return {"blobs_removed": len(set(removed) | set(done))}
 
 
 def fsck(db: CatalogDB, local: BlobStore, progress: Progress | None = None) -> list[str]:

@@ -141,6 +141,48 @@ class BlobStore(abc.ABC):
     def delete(self, blob: str) -> None:
         """Remove a blob (no error if it is already gone)."""
 
+    def blob_ids(self) -> Iterator[str]:
+        """Every blob id stored, when the store can list them cheaply (local files);
+        none otherwise."""
+        return iter(())
+
+    def take_back(self, blob: str, size: int, folder: Path) -> Path | None:
+        """Move a blob of ``size`` bytes out of the store into ``folder`` as a working
+        file a writer may append to, and return its path; None when the store cannot
+        (remote stores) or has no such file. The caller holds the catalog's write
+        lock and made sure only its own file names the blob (:mod:`dlfs.openfiles`).
+        Until it is stored again, the file's first ``size`` bytes stay the blob's:
+        :meth:`put_back_taken` restores the blob from it (after a crash, too)."""
+        return None
+
+    def put_back_taken(self, path: Path) -> None:
+        """Cut a working file made by :meth:`take_back` to its blob's size and put
+        it back as the blob (or drop it when the blob is stored again)."""
+        return None
+
+    def put_back_taken_in(self, folder: Path) -> None:
+        """:meth:`put_back_taken` for every working file in ``folder`` (a dead
+        writer's staging folder, before it is removed)."""
+        return None
+
+    def set_aside(self, blob: str) -> bool:
+        """Take a blob out of reach (readers and dedup no longer find it) without
+        losing it yet: the first step of reclaiming it, run under the catalog's write
+        lock (:mod:`dlfs.reclaim`). True when it was set aside; False when the store
+        does not reclaim (remote stores: ``dlfs gc`` only) or has no such blob.
+        A process that dies with blobs set aside leaves them to :meth:`clear_staging`,
+        which puts them back."""
+        return False
+
+    def drop_aside(self, blob: str) -> None:
+        """Delete a blob this process set aside (its catalog row is gone)."""
+        return None
+
+    def put_back(self, blob: str) -> None:
+        """Return a blob this process set aside to its place (the reclaim was
+        rolled back)."""
+        return None
+
     def adopt(self, staged: StagedBytes, durable: bool = False) -> tuple[str, bool]:
         """Store the bytes of a staged file as a blob; return ``(blob id, moved)``.
 
@@ -160,7 +202,8 @@ class BlobStore(abc.ABC):
         return None
 
     def clear_staging(self) -> None:
-        """Remove what writers that died left in the store's staging folder."""
+        """Remove what writers that died left in the store's staging folder, and put
+        back the blobs that reclaimers which died had set aside."""
         return None
 
     def prefetch(self, blob: str, size: int) -> None:
@@ -236,12 +279,13 @@ def clear_dead_staging(staging: Path) -> None:
         return
     for entry in os.scandir(staging):
         pid = entry.name.partition("-")[0]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and alive(int(pid)):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """True when process ``pid`` exists (or is not ours to signal)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -26,9 +26,19 @@ from typing import BinaryIO
 
 from dlfs.durable import fsync_dir, syncfs
 from dlfs.errors import Corrupt, Unavailable
-from dlfs.stores.base import BlobStore, IngestBatch, StagedBytes, StagingFolder, clear_dead_staging
+from dlfs.stores.base import (
+    BlobStore,
+    IngestBatch,
+    StagedBytes,
+    StagingFolder,
+    alive,
+    clear_dead_staging,
+)
 from dlfs.stores.localread import LocalReader
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash_file_blocks
+
+TAKEN = "taken-"
+"""Prefix of a working file made of a blob (:meth:`LocalStore.take_back`)."""
 
 BLOCK_SIZE = DEFAULT_BLOCK_SIZE
 """The block size of new local stores (tests set it smaller)."""
@@ -44,6 +54,8 @@ class LocalStore(BlobStore):
         self.root = root
         self._root = os.fspath(root)
         self.staging = root / ".staging"
+        self.aside = root / ".aside"
+        """Blobs being reclaimed: ``<pid>-<id>`` (and ``.blocks``), see :meth:`set_aside`."""
         self.block_size = block_size or BLOCK_SIZE
         """Blobs larger than this get a block manifest of blocks of this size."""
         self._reader: LocalReader | None = None
@@ -184,6 +196,78 @@ class LocalStore(BlobStore):
         if self.root.exists():
             syncfs(self.root)
 
+    def take_back(self, blob: str, size: int, folder: Path) -> Path | None:
+        """Rename the blob's file to ``folder/taken-<id>-<size>`` (its manifest stays,
+        for :meth:`put_back_taken`)."""
+        target = folder / f"{TAKEN}{blob}-{size}"
+        try:
+            os.rename(self.path(blob), target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def put_back_taken(self, path: Path) -> None:
+        blob, _, size = path.name.removeprefix(TAKEN).partition("-")
+        if len(blob) != 32 or not size.isdigit():
+            return
+        try:
+            if self.has(blob):
+                path.unlink()
+                return
+            os.truncate(path, int(size))
+            os.rename(path, self.path(blob))
+        except FileNotFoundError:
+            return
+
+    def _aside_path(self, blob: str, pid: int | None = None) -> Path:
+        return self.aside / f"{pid or os.getpid()}-{blob}"
+
+    def set_aside(self, blob: str) -> bool:
+        """Rename the blob (then its manifest) into ``.aside``: one atomic step after
+        which neither readers nor :meth:`adopt` / a batch find it."""
+        self.aside.mkdir(mode=0o700, exist_ok=True)
+        target = self._aside_path(blob)
+        try:
+            os.rename(self.path(blob), target)
+        except FileNotFoundError:
+            with contextlib.suppress(FileNotFoundError):  # a manifest left alone
+                self.manifest_path(blob).unlink()
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(self.manifest_path(blob), f"{target}.blocks")
+        return True
+
+    def drop_aside(self, blob: str) -> None:
+        target = self._aside_path(blob)
+        for path in (target, Path(f"{target}.blocks")):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def put_back(self, blob: str) -> None:
+        self._put_back(self._aside_path(blob), blob)
+
+    def _put_back(self, target: Path, blob: str) -> None:
+        # The manifest first: a large blob in place never lacks it. Renaming over a
+        # copy stored meanwhile is harmless: the bytes are the same.
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(f"{target}.blocks", self.manifest_path(blob))
+        self.path(blob).parent.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(target, self.path(blob))
+
+    def _put_back_dead(self) -> int:
+        """Put back the blobs set aside by processes that died; how many."""
+        if not self.aside.is_dir():
+            return 0
+        count = 0
+        for entry in os.scandir(self.aside):
+            pid, _, blob = entry.name.partition("-")
+            if not pid.isdigit() or len(blob) != 32 or alive(int(pid)):
+                continue
+            self._put_back(Path(entry.path), blob)
+            count += 1
+        return count
+
     def delete(self, blob: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(blob).unlink()
@@ -201,8 +285,23 @@ class LocalStore(BlobStore):
                         yield entry.name
 
     def clear_staging(self) -> None:
-        """Remove staging folders left by writers that died (none of it is referenced)."""
+        """Remove staging folders left by writers that died (none of it is referenced);
+        put back the blobs that reclaimers which died had set aside (a reclaim whose
+        catalog change did not commit; one that did leaves an orphan blob, which the
+        next reclaim of unrecorded blobs removes)."""
+        if self.staging.is_dir():  # blobs taken back by writers that died: first
+            for entry in os.scandir(self.staging):
+                pid = entry.name.partition("-")[0]
+                if entry.is_dir() and pid.isdigit() and not alive(int(pid)):
+                    self.put_back_taken_in(Path(entry.path))
         clear_dead_staging(self.staging)
+        self._put_back_dead()
+
+    def put_back_taken_in(self, folder: Path) -> None:
+        """:meth:`put_back_taken` for every working file of ``folder``."""
+        for entry in os.scandir(folder):
+            if entry.name.startswith(TAKEN):
+                self.put_back_taken(Path(entry.path))
 
 
 def _write_file(path: Path, data: bytes, durable: bool) -> None:
@@ -221,6 +320,8 @@ class LocalBatch(IngestBatch):
     def __init__(self, store: LocalStore) -> None:
         self.store = store
         self._staged: dict[str, tuple[Path, Path | None]] = {}
+        self._existing: set[str] = set()
+        """Blobs found already stored (not staged again): :meth:`commit` checks them."""
         self._staging = StagingFolder(store.staging)
         self._lock = threading.Lock()
 
@@ -235,6 +336,8 @@ class LocalBatch(IngestBatch):
             duplicate = blob in self._staged or self.store.has(blob)
             if not duplicate:
                 self._staged[blob] = (tmp, blocks)
+            elif blob not in self._staged:
+                self._existing.add(blob)
         if duplicate:
             os.unlink(tmp)
         elif manifest is not None and blocks is not None:
@@ -242,6 +345,16 @@ class LocalBatch(IngestBatch):
         return blob, size
 
     def commit(self) -> None:
+        """Make the staged blobs durable and visible; the caller holds the catalog's
+        write lock (it commits the catalog right after), so the blobs found already
+        stored are checked here, where no reclaim (:mod:`dlfs.reclaim`) can run."""
+        gone = [b for b in self._existing if not self.store.has(b)]
+        if gone:
+            self.abort()
+            raise Unavailable(
+                f"blob {gone[0]} was reclaimed while this import ran: nothing was"
+                " imported; run the command again"
+            )
         if not self._staged:
             self.abort()
             return
@@ -258,4 +371,5 @@ class LocalBatch(IngestBatch):
 
     def abort(self) -> None:
         self._staged.clear()
+        self._existing.clear()
         self._staging.remove()

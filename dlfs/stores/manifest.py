@@ -105,6 +105,13 @@ class BlockHasher:
             self._in_block = 0
         return str(self._whole.hexdigest()), self.hashes
 
+    def copy(self) -> BlockHasher:
+        """An independent hasher in the same state (to go on from here later)."""
+        other = BlockHasher(self.block_size)
+        other.size, other.hashes, other._in_block = self.size, list(self.hashes), self._in_block
+        other._whole, other._block = self._whole.copy(), self._block.copy()
+        return other
+
     def blob_so_far(self) -> str:
         """The blob id of the bytes fed so far; more may follow (an xxh3 digest does
         not end the hash)."""
