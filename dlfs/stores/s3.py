@@ -226,6 +226,11 @@ class S3Client:
             )
         self._fast = self._signed_getter(session) if fast_get_enabled() else None
 
+    @property
+    def signed_getter(self) -> SignedGetter | None:
+        """The boto3-free GET path (:mod:`dlfs.stores.s3http`), None when it is off."""
+        return self._fast
+
     def _signed_getter(self, session: boto3.session.Session) -> SignedGetter | None:
         """The boto3-free GET path (see :mod:`dlfs.stores.s3http`), or None when the
         session has no credentials yet (boto3 then says what is missing)."""
