@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 from collections import OrderedDict
@@ -42,9 +43,22 @@ from dlfs.stores.blockcache import BlockCache
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
-DEFAULT_READAHEAD = 32 * MiB
+DEFAULT_READAHEAD = 256 * MiB
+"""How far ahead of a sequential reader one file's read-ahead window grows at most."""
 DEFAULT_MEMORY = 64 * MiB
-DEFAULT_RUN = 16 * MiB
+DEFAULT_RUN = 8 * MiB
+"""Bytes of consecutive blocks fetched in one ranged GET by read-ahead."""
+PREFETCH_MEMORY = 512 * MiB
+
+
+def default_prefetch_memory() -> int:
+    """The default memory budget of a store's reader: 512 MiB, or an eighth of the
+    RAM when that is less (at least 64 MiB)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return PREFETCH_MEMORY
+    return max(DEFAULT_MEMORY, min(PREFETCH_MEMORY, ram // 8))
 
 
 @dataclass(frozen=True)
@@ -634,6 +648,9 @@ class CachedStore(BlobStore):
 
     def prefetch(self, blob: str, size: int) -> None:
         self.reader.prefetch(blob, size)
+
+    def stop_prefetch(self, blob: str) -> None:
+        self.reader.stop(blob)
 
     def iter_bytes(self, blob: str) -> Iterator[bytes]:
         return self.reader.iter_bytes(blob)
