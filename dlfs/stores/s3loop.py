@@ -73,7 +73,7 @@ class GetLoop:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[_Connection] = []
         self._slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.in_flight = 0
@@ -117,8 +117,8 @@ class GetLoop:
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
-            for _r, w in self._idle:
-                w.close()
+            for conn in self._idle:
+                conn.close()
             self._idle.clear()
             if tasks:
                 await asyncio.wait(tasks, timeout=1.0)
@@ -278,26 +278,23 @@ class GetLoop:
         ).encode()
         for again in (True, False):
             conn, reused = await self._connect(host)
-            reader, writer = conn
             self.in_flight += 1
             try:
-                writer.write(request)
-                status, reply, body, keep = await _response(reader, what)
-            except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
-                writer.close()
-                partial = getattr(exc, "partial", b"")
-                if reused and again and not partial:
+                status, reply, body, keep = await conn.exchange(request, what)
+            except (ConnectionError, OSError) as exc:
+                conn.close()
+                if reused and again and not conn.got_bytes:
                     continue  # the server closed an idle keep-alive connection
                 raise TemporaryFailure(f"{what}: the connection failed ({exc!r})") from exc
             except BaseException:
-                writer.close()
+                conn.close()
                 raise
             finally:
                 self.in_flight -= 1
             if keep and len(self._idle) < MAX_IDLE and not self._closed:
                 self._idle.append(conn)
             else:
-                writer.close()
+                conn.close()
             break
         if status not in (200, 206):
             _raise_failure(status, body, what)
@@ -318,82 +315,199 @@ class GetLoop:
             raise BadBody(f"{what}: got {len(body)} bytes, expected {total}")
         return body
 
-    async def _connect(
-        self, host: str
-    ) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
+    async def _connect(self, host: str) -> tuple[_Connection, bool]:
         while self._idle:
             conn = self._idle.pop()
-            if not conn[1].is_closing() and not conn[0].at_eof():
+            if conn.usable():
                 return conn, True
-            conn[1].close()
+            conn.close()
         g = self.getter
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_connection(
+            _t, conn = await loop.create_connection(
+                _Connection,
                 _connect_name(host),
                 g.port,
                 ssl=g._context if g.https else None,
-                limit=_LINE_MAX,
             )
         except OSError as exc:
             raise TemporaryFailure(f"cannot connect to {host}: {exc}") from exc
-        return (reader, writer), False
+        return conn, False
 
 
-async def _response(
-    reader: asyncio.StreamReader, what: str
-) -> tuple[int, dict[str, str], bytes, bool]:
-    """Status, headers (lower-case names), whole body, and whether the connection may
-    be kept, of one HTTP/1.1 response."""
-    line = await reader.readuntil(b"\r\n")
-    parts = line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise TemporaryFailure(f"{what}: not an HTTP answer")
-    status = int(parts[1])
-    keep = parts[0] == b"HTTP/1.1"
-    headers: dict[str, str] = {}
-    while True:
-        h = await reader.readuntil(b"\r\n")
-        if h == b"\r\n":
-            break
-        name, _, value = h.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    conn = headers.get("connection", "").lower()
-    if conn == "close":
-        keep = False
-    elif conn == "keep-alive":
-        keep = True
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        chunks = []
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
+class _Connection(asyncio.BufferedProtocol):
+    """One keep-alive HTTP/1.1 connection, one exchange at a time. A body with a
+    ``Content-Length`` is received straight into a buffer of its size (no copies);
+    a chunked one (error replies) is gathered and decoded at its end."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._head = bytearray()
+        self._scratch = bytearray(64 * 1024)
+        self._body: bytearray | None = None
+        self._pos = 0
+        self._done: asyncio.Future[None] | None = None
+        self._status = 0
+        self._headers: dict[str, str] = {}
+        self._keep = True
+        self._chunked = False
+        self._to_eof = False
+        self._lost = False
+        self.got_bytes = False
+
+    # -- the protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        done = self._done
+        if done is not None and not done.done():
+            if self._to_eof and self._body is None:
+                self._body = bytearray(self._head)
+                done.set_result(None)
+            else:
+                done.set_exception(ConnectionResetError("the server closed the connection"))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        body = self._body
+        if body is not None and not self._chunked and not self._to_eof and self._pos < len(body):
+            return memoryview(body)[self._pos :]
+        return memoryview(self._scratch)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.got_bytes = True
+        body = self._body
+        if body is not None and not self._chunked and not self._to_eof:
+            if self._pos < len(body):
+                self._pos += nbytes
+                if self._pos == len(body):
+                    self._finish()
+            return  # bytes past the body: nothing is pipelined, ignore them
+        self._head += memoryview(self._scratch)[:nbytes]
+        self._advance()
+
+    def eof_received(self) -> bool | None:
+        return False  # close the transport: connection_lost reports
+
+    # -- one exchange ------------------------------------------------------------------
+
+    def usable(self) -> bool:
+        """True when the connection can carry another request."""
+        return not self._lost and self.transport is not None and not self.transport.is_closing()
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self.transport is not None:
+            self.transport.close()
+
+    async def exchange(self, request: bytes, what: str) -> tuple[int, dict[str, str], bytes, bool]:
+        """Send ``request``; the status, headers, whole body, and whether the
+        connection can be kept."""
+        assert self.transport is not None
+        self._head.clear()
+        self._body, self._pos, self._status, self._headers = None, 0, 0, {}
+        self._keep, self._chunked, self._to_eof, self.got_bytes = True, False, False, False
+        self._done = asyncio.get_running_loop().create_future()
+        if self._lost:
+            raise ConnectionResetError("the connection is closed")
+        self.transport.write(request)
+        await self._done
+        body = bytes(self._body) if self._body is not None else b""
+        return self._status, self._headers, body, self._keep and not self._to_eof
+
+    def _advance(self) -> None:
+        """Parse what has come (headers, then a chunked body)."""
+        if self._status == 0:
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._head) > _LINE_MAX:
+                    self._fail("headers too long")
+                return
+            lines = bytes(self._head[:end]).decode("latin-1").split("\r\n")
+            rest = bytes(self._head[end + 4 :])
+            self._head.clear()
+            parts = lines[0].split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+                self._fail("not an HTTP answer")
+                return
+            self._status = int(parts[1])
+            self._keep = parts[0] == "HTTP/1.1"
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                self._headers[name.strip().lower()] = value.strip()
+            conn = self._headers.get("connection", "").lower()
+            if conn == "close":
+                self._keep = False
+            elif conn == "keep-alive":
+                self._keep = True
+            if "chunked" in self._headers.get("transfer-encoding", "").lower():
+                self._chunked = True
+                self._head += rest
+            elif "content-length" in self._headers:
+                try:
+                    length = int(self._headers["content-length"])
+                except ValueError:
+                    self._fail("a bad Content-Length")
+                    return
+                self._body = bytearray(length)
+                n = min(length, len(rest))
+                self._body[:n] = rest[:n]
+                self._pos = n
+                if n == length:
+                    self._finish()
+                return
+            elif self._status in (204, 304) or 100 <= self._status < 200:
+                self._body = bytearray()
+                self._finish()
+                return
+            else:
+                self._to_eof = True
+                self._head += rest
+                return
+        if self._chunked:
             try:
-                n = int(size_line.split(b";")[0].strip(), 16)
-            except ValueError as exc:
-                raise TemporaryFailure(f"{what}: a bad chunk") from exc
-            if n == 0:
-                while await reader.readuntil(b"\r\n") != b"\r\n":
-                    pass
-                break
-            chunks.append(await reader.readexactly(n))
-            await reader.readexactly(2)
-        body = b"".join(chunks)
-    elif "content-length" in headers:
+                body = _dechunk(self._head)
+            except TemporaryFailure as exc:
+                self._fail(str(exc))
+                return
+            if body is not None:
+                self._body = body
+                self._chunked = False
+                self._pos = len(body)
+                self._finish()
+
+    def _finish(self) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    def _fail(self, why: str) -> None:
+        self._keep = False
+        if self._done is not None and not self._done.done():
+            self._done.set_exception(TemporaryFailure(why))
+        self.close()
+
+
+def _dechunk(data: bytearray) -> bytearray | None:
+    """The decoded body of a complete chunked message, None while incomplete."""
+    out = bytearray()
+    pos = 0
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return None
         try:
-            length = int(headers["content-length"])
-        except ValueError as exc:
-            raise TemporaryFailure(f"{what}: a bad Content-Length") from exc
-        try:
-            body = await reader.readexactly(length)
-        except asyncio.IncompleteReadError as exc:
-            raise TemporaryFailure(
-                f"{what}: the body was cut short ({len(exc.partial)} of {length} bytes)"
-            ) from exc
-    elif status in (204, 304) or 100 <= status < 200:
-        body = b""
-    else:
-        body = await reader.read()
-        keep = False
-    return status, headers, body, keep
+            n = int(bytes(data[pos:eol]).split(b";")[0].strip(), 16)
+        except ValueError:
+            raise TemporaryFailure("a bad chunk") from None
+        pos = eol + 2
+        if n == 0:
+            return out if data.find(b"\r\n", pos) >= 0 else None
+        if len(data) < pos + n + 2:
+            return None
+        out += data[pos : pos + n]
+        pos += n + 2
 
 
 def _amz_date() -> str:
