@@ -55,7 +55,7 @@ class FileReads:
         self._open_blobs: dict[str, int] = {}
         self.following: Callable[[object, str, int], list[tuple[str, Node]]] | None = None
         """Set by the view: up to ``n`` ``(name, file node)`` after ``name`` in a folder
-        ``(tree, version)`` (see :class:`dlfs.prefetch.FolderAhead`)."""
+        ``(tree, version, dataset)`` (see :class:`dlfs.prefetch.FolderAhead`)."""
         self.ahead = FolderAhead(self._prefetch, self._next_files, self._batch_warmer)
 
     def close(self) -> None:
@@ -77,9 +77,11 @@ class FileReads:
             warm = self._warmer(node)
             if warm is not None:
                 self._prefetch.opened(blob, warm)
-                if node.key is not None and self.following is not None:
+            if node.key is not None and self.following is not None:
+                store = self._dataset_stores.get(node.dataset)
+                if store is None or store.remote:  # local files are not warmed
                     tree, name = cast(tuple[str, str], node.key)
-                    self.ahead.opened((tree, node.version), name)
+                    self.ahead.opened((tree, node.version, node.dataset), name)
         return fh
 
     def looked_up(self, node: Node) -> None:

@@ -323,16 +323,26 @@ class View:
 
     def _following(self, folder: object, name: str, n: int) -> list[tuple[str, Node]]:
         """Up to ``n`` files after ``name`` in the listing of an immutable folder
-        ``(tree, version)``: from the listing in memory when the folder was listed,
+        ``(tree, version, dataset)``: from the listing in memory when the folder was listed,
         else one index range of the catalog. Its file nodes are keyed by
         ``(tree, name)`` (what :class:`dlfs.prefetch.FolderAhead` follows)."""
-        tree, version = cast(tuple[str, str], folder)
+        tree, version, dataset = cast(tuple[str, str, int], folder)
         cached = self._listings.get((tree, version))
         if cached is not None:
             at = bisect.bisect_right(cached, name, key=lambda e: e[0])
             page = cached[at : at + n]
         else:
-            parent = Node(Role.FOLDER, DIR_MODE, 0, 0, CACHE_TTL, True, ref=tree, version=version)
+            parent = Node(
+                Role.FOLDER,
+                DIR_MODE,
+                0,
+                0,
+                CACHE_TTL,
+                True,
+                ref=tree,
+                version=version,
+                dataset=dataset,
+            )
             rows = self.db.entries_after(tree, name, n)
             page = [(r["name"], self._entry_node(parent, r)) for r in rows]
         return [(nm, node) for nm, node in page if node.role == Role.FILE]

@@ -431,6 +431,9 @@ class CachedReader:
         nbytes = sum(plan.span(i)[1] for i, _f in run)
         with self._lock:
             self._inflight_bytes += nbytes
+            while self._mem_bytes + self._inflight_bytes > self.memory and self._mem:
+                _k, old = self._mem.popitem(last=False)  # make room for what comes
+                self._mem_bytes -= len(old)
             self._note_held()
         if self._start is not None:
             live = [(i, f) for i, f in run if f.set_running_or_notify_cancel()]
@@ -498,13 +501,22 @@ class CachedReader:
         if exc is not None:
             self._drop(plan, run, exc)
             return
-        self._keep(plan, run, blocks)
+        self._keep(plan, run, blocks, wait=False)
 
-    def _keep(self, plan: Plan, run: list[tuple[int, Future[bytes]]], blocks: list[bytes]) -> None:
+    def _keep(
+        self,
+        plan: Plan,
+        run: list[tuple[int, Future[bytes]]],
+        blocks: list[bytes],
+        wait: bool = True,
+    ) -> None:
+        """Keep fetched (checked) blocks in memory and on disk; complete their
+        futures. ``wait=False`` in an event loop: a block the disk cache's writer
+        cannot take now is kept in memory only."""
         for (i, _f), data in zip(run, blocks, strict=True):
             self._remember(plan.key(i), data)
             if self.cache is not None:
-                self.cache.put_soon(plan.key(i), data)
+                self.cache.put_soon(plan.key(i), data, wait)
         self._drop(plan, run, None)
         for (_i, fut), data in zip(run, blocks, strict=True):
             with contextlib.suppress(InvalidStateError):
