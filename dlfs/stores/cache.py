@@ -49,6 +49,8 @@ DEFAULT_MEMORY = 64 * MiB
 DEFAULT_RUN = 8 * MiB
 """Bytes of consecutive blocks fetched in one ranged GET by read-ahead."""
 PREFETCH_MEMORY = 512 * MiB
+SEQUENTIAL_SLACK = 1 * MiB
+"""A read this close to where the last one of the same blob ended still counts as in order."""
 
 
 def default_prefetch_memory() -> int:
@@ -563,12 +565,18 @@ class CachedReader:
             return
         with self._lock:
             expected, window, until = self._streams.get(plan.blob, (-1, 0, 0))
-            sequential = offset == expected or (offset == 0 and expected == -1)
+            if expected < 0:
+                sequential = offset == 0
+            else:
+                # the kernel's reads of one file reach here from several worker
+                # threads, a little out of order: near the expected offset is in order
+                slack = min(SEQUENTIAL_SLACK, 2 * plan.block_size)
+                sequential = expected - slack <= offset <= expected + slack
             limit = max(1, self.readahead // plan.block_size)
             window = min(limit, max(1, window * 2)) if sequential else 0
             if not sequential:
                 until = 0
-            self._streams[plan.blob] = (end, window, until)
+            self._streams[plan.blob] = (max(expected, end) if sequential else end, window, until)
             self._streams.move_to_end(plan.blob)
             while len(self._streams) > 1024:
                 self._streams.popitem(last=False)
