@@ -16,22 +16,24 @@ read that follows reports them), and at most :data:`MAX_PENDING` jobs wait at on
 
 Opening in folder order (:class:`FolderAhead`): ``cp -r``, ``tar``, ``rsync`` and a
 loader walking a class folder open the files of a folder one after the other in
-listing order. After :data:`STREAK` opens in a row that each name the next files of
-the folder, the files after the last one opened are warmed in one background job, a
-window of :data:`AHEAD_MIN` files that doubles to :data:`AHEAD_MAX` while the reader
-keeps landing inside it, and is dropped as soon as it opens a file outside it (a
-shuffled epoch never sets it off for long). Only ``open`` moves it: ``ls -l``,
-``find`` and ``stat`` look files up and never open them, so they fetch nothing.
+listing order. After :data:`STREAK` opens in a row that each name one of the next
+:data:`NEAR` files of the folder (several readers' opens interleave), the files after
+the furthest one opened are warmed in one background job, a window of
+:data:`AHEAD_MIN` files that doubles to :data:`AHEAD_MAX` while the reader keeps
+landing inside it, and is dropped as soon as it opens a file outside it (a shuffled
+epoch never sets it off for long). Only ``open`` moves it: ``ls -l``, ``find`` and
+``stat`` look files up and never open them, so they fetch nothing.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,14 @@ WINDOW = 64
 MAX_PENDING = 32
 """Warming jobs queued or running at most; more are dropped (they are only hints)."""
 
-STREAK = 2
+STREAK = 3
 """Opens in a row, each of a later file of the same folder, before files ahead are warmed."""
 
-AHEAD_MIN = 8
+NEAR = 8
+"""An open of one of this many files after the last one opened counts as in order
+(several readers of a folder open its files a little out of order)."""
+
+AHEAD_MIN = 16
 """Files warmed ahead of a reader that just showed it reads a folder in order."""
 
 AHEAD_MAX = 128
@@ -130,14 +136,17 @@ class _Order:
     listing order, and how far ahead files were warmed."""
 
     last: str
+    """The furthest name opened in this run."""
+    start: str = ""
+    """The first name of this run (each later one was among the ``nexts`` of another)."""
     streak: int = 0
     window: int = 0
-    next: str | None = None
-    """The name after ``last`` in the listing, when it was looked at."""
+    nexts: tuple[str, ...] = ()
+    """The names just after ``last`` in the listing, when they were looked at."""
     upto: str = ""
     """The last name warmed ("" for none)."""
-    ahead: int = 0
-    """Files warmed and not yet opened (about: an open in order consumes one)."""
+    pending: list[str] = field(default_factory=list)
+    """The names warmed after ``last``, in order."""
 
 
 class FolderAhead:
@@ -167,29 +176,31 @@ class FolderAhead:
         """A file ``name`` of ``folder`` was opened: follow the order, warm ahead."""
         st = self._folders.get(folder)
         if st is None:
-            self._folders[folder] = _Order(name)
+            self._folders[folder] = _Order(name, start=name)
             while len(self._folders) > FOLDERS:
                 self._folders.popitem(last=False)
             return
         self._folders.move_to_end(folder)
+        if st.streak and st.start <= name < st.last:
+            return  # several readers of one folder: their opens come a little out of order
         inside = st.last < name <= st.upto
-        if name == st.next or inside:
+        if name in st.nexts or inside:
             st.streak += 1
-        elif st.next is None and st.last < name and st.streak == 0:
+        elif not st.nexts and st.last < name and st.streak == 0:
             st.streak = 1  # forward: worth learning what comes next
+            st.start = name
         else:
-            st.streak, st.window, st.upto, st.ahead = 0, 0, "", 0
-        st.last, st.next = name, None
+            st.streak, st.window, st.upto, st.pending = 0, 0, "", []
+            st.start = name
+        st.last, st.nexts = name, ()
         if st.streak < STREAK:
             if st.streak:
-                nxt = self._following(folder, name, 1)
-                st.next = nxt[0][0] if nxt else None
+                st.nexts = tuple(n for n, _i in self._following(folder, name, NEAR))
             return
-        if inside:
-            st.ahead = max(0, st.ahead - 1)
+        del st.pending[: bisect.bisect_right(st.pending, name)]
         if st.window == 0:
             st.window = AHEAD_MIN
-        elif st.ahead * 2 > st.window:
+        elif len(st.pending) * 2 > st.window:
             return  # enough is on its way
         else:
             st.window = min(AHEAD_MAX, st.window * 2)
@@ -198,11 +209,11 @@ class FolderAhead:
     def _ahead(self, folder: object, st: _Order, name: str) -> None:
         """Warm files after the last one warmed, until ``st.window`` are ahead."""
         start = st.upto if st.upto > name else name
-        items = list(self._following(folder, start, st.window - st.ahead))
+        items = list(self._following(folder, start, st.window - len(st.pending)))
         if not items:
             return
         st.upto = items[-1][0]
-        st.ahead += len(items)
+        st.pending.extend(n for n, _i in items)
         job = self._warm([i for _n, i in items])
         if job is not None:
             self.warmed += len(items)

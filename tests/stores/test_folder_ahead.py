@@ -82,3 +82,20 @@ def test_a_jump_drops_the_window(folder: tuple[Folder, FolderAhead, Prefetcher])
     ahead.opened("dir", NAMES[400])  # far outside what was warmed
     ahead.opened("dir", NAMES[100])  # backwards
     assert ahead.warmed == before
+
+
+def test_eight_readers_of_one_folder_still_read_in_order(
+    folder: tuple[Folder, FolderAhead, Prefetcher],
+) -> None:
+    import random
+
+    f, ahead, p = folder
+    rng, order = random.Random(1), []
+    for base in range(0, 400, 8):  # 8 readers: each group of 8 opens comes in any order
+        group = NAMES[base : base + 8]
+        rng.shuffle(group)
+        order += group
+    for name in order:
+        ahead.opened("dir", name)
+    settle(p)
+    assert len(set(f.warmed) & set(NAMES[:400])) >= 380
