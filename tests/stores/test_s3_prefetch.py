@@ -206,18 +206,18 @@ def test_files_opened_in_folder_order_are_fetched_ahead(
         # stat of every file (ls -l, find): no bytes fetched
         for name in names:
             assert view.lookup(folder, name).role == Role.FILE
-        for name in names[:3]:
+        for name in names[:4]:
             assert read(name) == files[f"cls/{name}"]
-        later = [blobs[f"cls/{n}"] for n in names[5:11]]
+        later = [blobs[f"cls/{n}"] for n in names[6:12]]
         assert until(lambda: all(proxy.count("GET", b) for b in later)), (
             "the next files were fetched before they were opened"
         )
         gets = proxy.count("GET", "/blobs/")
-        for name in names[3:20]:
+        for name in names[4:20]:
             assert read(name) == files[f"cls/{name}"]
         assert until(lambda: view.reads.ahead.warmed >= 20)
         # files read in order cost one GET each, whoever fetched them
-        assert proxy.count("GET", "/blobs/") <= gets + len(names) - 3
+        assert proxy.count("GET", "/blobs/") <= gets + len(names) - 4
     finally:
         view.close()
 
