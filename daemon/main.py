@@ -98,6 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ready-fd", type=int, default=None, help="report readiness here")
     p.add_argument("--cache-dir", default=None, help="block cache folder of remote stores")
     p.add_argument("--cache-size", type=int, default=None, help="block cache size in bytes")
+    p.add_argument(
+        "--prefetch-memory", type=int, default=None, help="read-ahead memory budget in bytes"
+    )
     p.add_argument("--debug", action="store_true", help="log every request")
     return p.parse_args(argv)
 
@@ -151,7 +154,12 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     mountpoint = str(mountregistry.normalize(args.mountpoint))
     try:
         mounts.mount_options(args.options, writable=True)  # bad options fail first
-        stores = StoreRegistry(home, cache_dir=args.cache_dir, cache_size=args.cache_size)
+        stores = StoreRegistry(
+            home,
+            cache_dir=args.cache_dir,
+            cache_size=args.cache_size,
+            prefetch_memory=args.prefetch_memory,
+        )
         read_only = mounts.read_only_requested(args.options)
         warm_catalog(home)
         view = open_mount_view(home, args.ref, stores, mountpoint, read_only)
@@ -189,6 +197,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         options=options,
         cache_dir=args.cache_dir,
         cache_size=args.cache_size,
+        prefetch_memory=args.prefetch_memory,
     )
     mountregistry.register(home, record)
     log.info("mounted %s at %s (%s)", record.ref or "the catalog", mountpoint, view.mode)

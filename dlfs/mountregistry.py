@@ -49,6 +49,7 @@ class MountRecord:
     options: list[str] = field(default_factory=list)
     cache_dir: str | None = None
     cache_size: int | None = None
+    prefetch_memory: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -184,6 +184,7 @@ def daemon_command(
     options: list[str],
     cache_dir: str | None,
     cache_size: int | None,
+    prefetch_memory: int | None = None,
 ) -> list[str]:
     """The command line that runs the daemon for one mount."""
     argv = [sys.executable, "-m", "dlfsd", str(mountpoint), "--home", str(home.root)]
@@ -197,6 +198,8 @@ def daemon_command(
         argv += ["--cache-dir", cache_dir]
     if cache_size is not None:
         argv += ["--cache-size", str(cache_size)]
+    if prefetch_memory is not None:
+        argv += ["--prefetch-memory", str(prefetch_memory)]
     return argv
 
 
@@ -208,6 +211,7 @@ def mount(
     options: list[str] | tuple[str, ...] = (),
     cache_dir: str | None = None,
     cache_size: str | None = None,
+    prefetch_memory: str | None = None,
     foreground: bool = False,
     timeout: float = READY_TIMEOUT,
 ) -> MountRecord:
@@ -224,6 +228,9 @@ def mount(
     """
     mount_options(options, writable=True)  # syntax first
     size = None if cache_size is None else parse_size(cache_size)
+    ahead = None if prefetch_memory is None else parse_size(prefetch_memory)
+    if ahead is not None and ahead <= 0:
+        raise InvalidInput("the prefetch memory must be positive, e.g. 512M")
     exact, vid, mode = resolve_ref(home, ref)
     writable = mode == "draft" and not read_only_requested(options)
     opts = mount_options(options, writable=writable)
@@ -238,7 +245,7 @@ def mount(
     if cache_dir is not None:
         cache_dir = str(Path(cache_dir).expanduser().absolute())
     home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-    argv = daemon_command(home, path, ref, exact, opts, cache_dir, size)
+    argv = daemon_command(home, path, ref, exact, opts, cache_dir, size, ahead)
     if foreground:
         _exec_foreground(argv)
     return _start_background(home, path, argv, timeout)
@@ -441,6 +448,7 @@ def mounted(
     options: Sequence[str] = (),
     cache_dir: str | None = None,
     cache_size: str | None = None,
+    prefetch_memory: str | None = None,
     timeout: float = READY_TIMEOUT,
 ) -> Iterator[Path]:
     """Mount a version for the length of a ``with`` block; yield its root folder.
@@ -455,7 +463,7 @@ def mounted(
     ``ref`` is a ref (``"cats@v1"``, ``"cats"`` for ``cats@latest``), a
     :class:`Version`, or ``None`` for the whole catalog. ``home`` is the catalog
     (default ``$DLFS_HOME``; a :class:`Version` brings its own). ``options``,
-    ``cache_dir`` and ``cache_size`` are those of ``dlfs mount``.
+    ``cache_dir``, ``cache_size`` and ``prefetch_memory`` are those of ``dlfs mount``.
 
     ```python
     with dlfs.mount("cats@v1") as root:
@@ -479,6 +487,7 @@ def mounted(
             options=list(options),
             cache_dir=cache_dir,
             cache_size=cache_size,
+            prefetch_memory=prefetch_memory,
             timeout=timeout,
         )
     except BaseException:

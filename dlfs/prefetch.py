@@ -13,14 +13,27 @@ paths look files up without opening them. The prefetcher counts, in windows of
 lookups it stops warming on lookups until reading picks up again (an ``open`` always
 warms: opening is what readers do). Warming is a hint: its errors are dropped (the
 read that follows reports them), and at most :data:`MAX_PENDING` jobs wait at once.
+
+Opening in folder order (:class:`FolderAhead`): ``cp -r``, ``tar``, ``rsync`` and a
+loader walking a class folder open the files of a folder one after the other in
+listing order. After :data:`STREAK` opens in a row that each name one of the next
+:data:`NEAR` files of the folder (several readers' opens interleave), the files after
+the furthest one opened are warmed in one background job, a window of
+:data:`AHEAD_MIN` files that doubles to :data:`AHEAD_MAX` while the reader keeps
+landing inside it, and is dropped as soon as it opens a file outside it (a shuffled
+epoch never sets it off for long). Only ``open`` moves it: ``ls -l``, ``find`` and
+``stat`` look files up and never open them, so they fetch nothing.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +45,22 @@ WINDOW = 64
 
 MAX_PENDING = 32
 """Warming jobs queued or running at most; more are dropped (they are only hints)."""
+
+STREAK = 3
+"""Opens in a row, each of a later file of the same folder, before files ahead are warmed."""
+
+NEAR = 8
+"""An open of one of this many files after the last one opened counts as in order
+(several readers of a folder open its files a little out of order)."""
+
+AHEAD_MIN = 16
+"""Files warmed ahead of a reader that just showed it reads a folder in order."""
+
+AHEAD_MAX = 128
+"""Files warmed ahead at most (the window doubles up to this)."""
+
+FOLDERS = 256
+"""Folders whose reading order is followed at once (the least recent is dropped)."""
 
 
 class Prefetcher:
@@ -66,6 +95,10 @@ class Prefetcher:
         self._opens += 1
         self._submit(key, warm)
 
+    def submit(self, key: str, warm: Callable[[], None]) -> None:
+        """Run a warming job (dropped when one for ``key`` is pending, or too many are)."""
+        self._submit(key, warm)
+
     def _submit(self, key: str, warm: Callable[[], None]) -> None:
         with self._lock:
             if key in self._pending or len(self._pending) >= MAX_PENDING:
@@ -95,3 +128,97 @@ class Prefetcher:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Order:
+    """How one folder is being read: the last file opened, the opens in a row in
+    listing order, and how far ahead files were warmed."""
+
+    last: str
+    """The furthest name opened in this run."""
+    start: str = ""
+    """The first name of this run (each later one was among the ``nexts`` of another)."""
+    streak: int = 0
+    window: int = 0
+    nexts: tuple[str, ...] = ()
+    """The names just after ``last`` in the listing, when they were looked at."""
+    upto: str = ""
+    """The last name warmed ("" for none)."""
+    pending: list[str] = field(default_factory=list)
+    """The names warmed after ``last``, in order."""
+
+
+class FolderAhead:
+    """Warms the next files of a folder while a reader opens them in listing order
+    (see the module docstring). Called from the daemon's event loop; the warming runs
+    in the :class:`Prefetcher`'s threads.
+
+    ``following(folder, name, n)`` returns up to ``n`` ``(name, item)`` pairs that
+    come after ``name`` in the folder's listing; ``warm(items)`` returns a job that
+    starts fetching those items (None for nothing to do).
+    """
+
+    def __init__(
+        self,
+        prefetcher: Prefetcher,
+        following: Callable[[object, str, int], Sequence[tuple[str, object]]],
+        warm: Callable[[list[object]], Callable[[], None] | None],
+    ) -> None:
+        self._prefetcher = prefetcher
+        self._following = following
+        self._warm = warm
+        self._folders: OrderedDict[object, _Order] = OrderedDict()
+        self.warmed = 0
+        """Files handed to warming jobs so far (read by tests)."""
+
+    def opened(self, folder: object, name: str) -> None:
+        """A file ``name`` of ``folder`` was opened: follow the order, warm ahead."""
+        st = self._folders.get(folder)
+        if st is None:
+            self._folders[folder] = _Order(name, start=name)
+            while len(self._folders) > FOLDERS:
+                self._folders.popitem(last=False)
+            return
+        self._folders.move_to_end(folder)
+        if st.streak and st.start <= name < st.last:
+            return  # several readers of one folder: their opens come a little out of order
+        inside = st.last < name <= st.upto
+        if name in st.nexts or inside:
+            st.streak += 1
+        elif not st.nexts and st.last < name and st.streak == 0:
+            st.streak = 1  # forward: worth learning what comes next
+            st.start = name
+        else:
+            st.streak, st.window, st.upto, st.pending = 0, 0, "", []
+            st.start = name
+        st.last, st.nexts = name, ()
+        if st.streak < STREAK:
+            if st.streak:
+                st.nexts = tuple(n for n, _i in self._following(folder, name, NEAR))
+            return
+        del st.pending[: bisect.bisect_right(st.pending, name)]
+        if st.window == 0:
+            st.window = AHEAD_MIN
+        elif len(st.pending) * 2 > st.window:
+            return  # enough is on its way
+        else:
+            st.window = min(AHEAD_MAX, st.window * 2)
+        self._ahead(folder, st, name)
+
+    def _ahead(self, folder: object, st: _Order, name: str) -> None:
+        """Warm files after the last one warmed, until ``st.window`` are ahead."""
+        start = st.upto if st.upto > name else name
+        items = list(self._following(folder, start, st.window - len(st.pending)))
+        if not items:
+            return
+        st.upto = items[-1][0]
+        st.pending.extend(n for n, _i in items)
+        job = self._warm([i for _n, i in items])
+        if job is not None:
+            self.warmed += len(items)
+            self._prefetcher.submit(f"ahead:{id(folder)}:{start}", job)
+
+    def forget(self) -> None:
+        """Drop what is known of every folder."""
+        self._folders.clear()

@@ -23,12 +23,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import cast
 
 from dlfs import versions
 from dlfs.catalog import CatalogDB
 from dlfs.errors import Corrupt, NotFound, Unavailable
 from dlfs.nodes import Node
-from dlfs.prefetch import Prefetcher
+from dlfs.prefetch import FolderAhead, Prefetcher
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
 from dlfs.warmpool import WarmPool, advise_willneed
@@ -65,6 +66,11 @@ class FileReads:
         """Remote blobs read to their end by this mount (see :meth:`_note_served`)."""
         self._prefetch = Prefetcher()
         self._warming = WarmPool()
+        self._open_blobs: dict[str, int] = {}
+        self.following: Callable[[object, str, int], list[tuple[str, Node]]] | None = None
+        """Set by the view: up to ``n`` ``(name, file node)`` after ``name`` in a folder
+        ``(tree, version, dataset)`` (see :class:`dlfs.prefetch.FolderAhead`)."""
+        self.ahead = FolderAhead(self._prefetch, self._next_files, self._batch_warmer)
 
     def close(self) -> None:
         """Stop warming and close the stores (their cached files close, their fetched
@@ -81,9 +87,16 @@ class FileReads:
         fh = next(self._fh)
         self._files[fh] = node
         if node.cache:
+            blob = node.blob
+            self._open_blobs[blob] = self._open_blobs.get(blob, 0) + 1
             warm = self._warmer(node)
             if warm is not None:
-                self._prefetch.opened(node.blob, warm)
+                self._prefetch.opened(blob, warm)
+            if node.key is not None and self.following is not None:
+                store = self._dataset_stores.get(node.dataset)
+                if store is None or store.remote:  # local files are not warmed
+                    tree, name = cast(tuple[str, str], node.key)
+                    self.ahead.opened((tree, node.version, node.dataset), name)
         return fh
 
     def looked_up(self, node: Node) -> None:
@@ -101,8 +114,19 @@ class FileReads:
         self._files[fh] = node
 
     def release(self, fh: int) -> None:
-        """Forget a handle (the store keeps the blob's file open in its LRU)."""
-        self._files.pop(fh, None)
+        """Forget a handle (the store keeps the blob's file open in its LRU); the
+        last handle of a remote blob stops its read-ahead."""
+        node = self._files.pop(fh, None)
+        if node is None or not node.cache:
+            return
+        left = self._open_blobs.get(node.blob, 1) - 1
+        if left > 0:
+            self._open_blobs[node.blob] = left
+            return
+        self._open_blobs.pop(node.blob, None)
+        store = self._dataset_stores.get(node.dataset)
+        if store is not None and store.remote:
+            store.stop_prefetch(node.blob)
 
     def warm(self, node: Node) -> bool:
         """Start bringing the bytes of file ``node`` into the caches now, and return
@@ -203,6 +227,24 @@ class FileReads:
             return None
         blob, size = node.blob, node.size
         return lambda: store.prefetch(blob, size)
+
+    def _next_files(self, folder: object, name: str, n: int) -> list[tuple[str, Node]]:
+        return self.following(folder, name, n) if self.following is not None else []
+
+    def _batch_warmer(self, nodes: list[object]) -> Callable[[], None] | None:
+        """One job starting the fetch of several files (of a folder read in order)."""
+        jobs = [w for n in nodes if isinstance(n, Node) and (w := self._warmer(n)) is not None]
+        if not jobs:
+            return None
+
+        def warm() -> None:
+            for job in jobs:
+                try:
+                    job()
+                except Exception as exc:  # a hint: the read reports real errors
+                    log.debug("warming ahead failed: %r", exc)
+
+        return warm
 
     # -- stores -----------------------------------------------------------------------
 

@@ -39,11 +39,12 @@ after :meth:`View.read_nowait` returned None for that handle.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from dlfs import trees, versions, xattrs
 from dlfs.catalog import CatalogDB, Row
@@ -135,6 +136,7 @@ class View:
         # Complete listings of immutable folders: (tree, version) -> entries.
         self._listings: OrderedDict[tuple[str, str], Page] = OrderedDict()
         self._listed = 0
+        self.reads.following = self._following
 
     @property
     def mode(self) -> str:
@@ -215,6 +217,7 @@ class View:
             blob=row["blob"],
             version=parent.version,
             dataset=parent.dataset,
+            key=(parent.ref, row["name"]) if parent.cache else None,
         )
 
     def _tree(self, node: Node) -> str:
@@ -317,6 +320,32 @@ class View:
             ]
             return Listing(entries)
         raise NotADirectory("not a folder")
+
+    def _following(self, folder: object, name: str, n: int) -> list[tuple[str, Node]]:
+        """Up to ``n`` files after ``name`` in the listing of an immutable folder
+        ``(tree, version, dataset)``: from the listing in memory when the folder was listed,
+        else one index range of the catalog. Its file nodes are keyed by
+        ``(tree, name)`` (what :class:`dlfs.prefetch.FolderAhead` follows)."""
+        tree, version, dataset = cast(tuple[str, str, int], folder)
+        cached = self._listings.get((tree, version))
+        if cached is not None:
+            at = bisect.bisect_right(cached, name, key=lambda e: e[0])
+            page = cached[at : at + n]
+        else:
+            parent = Node(
+                Role.FOLDER,
+                DIR_MODE,
+                0,
+                0,
+                CACHE_TTL,
+                True,
+                ref=tree,
+                version=version,
+                dataset=dataset,
+            )
+            rows = self.db.entries_after(tree, name, n)
+            page = [(r["name"], self._entry_node(parent, r)) for r in rows]
+        return [(nm, node) for nm, node in page if node.role == Role.FILE]
 
     def _remember_listing(self, key: tuple[str, str], entries: Page) -> None:
         if len(entries) > LISTING_CACHE or key in self._listings:

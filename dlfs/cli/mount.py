@@ -21,6 +21,12 @@ from dlfs.home import Home
 )
 @click.option("--cache-size", metavar="SIZE", help="Read cache size, e.g. 10G (recorded).")
 @click.option(
+    "--prefetch-memory",
+    metavar="SIZE",
+    help="Memory for blocks fetched ahead of readers (remote storage), e.g. 512M; shared"
+    " by all open files (recorded).",
+)
+@click.option(
     "-o",
     "options",
     multiple=True,
@@ -34,6 +40,7 @@ def mount(
     foreground: bool,
     cache_dir: str | None,
     cache_size: str | None,
+    prefetch_memory: str | None,
     options: tuple[str, ...],
 ) -> None:
     """Mount a version (REF) or, without REF, the whole catalog at MOUNTPOINT.
@@ -55,6 +62,7 @@ def mount(
         options=list(options),
         cache_dir=cache_dir,
         cache_size=cache_size,
+        prefetch_memory=prefetch_memory,
         foreground=foreground,
     )
     what = f"{record.ref} ({record.version})" if record.ref else "the catalog"

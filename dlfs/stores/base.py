@@ -212,6 +212,10 @@ class BlobStore(abc.ABC):
         fetch; errors are left for the read that follows."""
         return None
 
+    def stop_prefetch(self, blob: str) -> None:
+        """The last reader of ``blob`` closed it: stop fetching ahead for it."""
+        return None
+
     def close(self) -> None:
         """Stop background work and finish pending cache writes (remote stores),
         close cached files (local ones)."""

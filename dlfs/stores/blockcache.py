@@ -169,11 +169,13 @@ class BlockCache:
         with contextlib.suppress(OSError):
             os.utime(path)
 
-    def put_soon(self, key: str, data: bytes) -> None:
+    def put_soon(self, key: str, data: bytes, wait: bool = True) -> bool:
         """:meth:`put` in a background writer, so the reader that fetched the block
         does not wait for a file to be created (~0.3 ms on ext4 here, more than the
         GET of a small block). At most :data:`WRITE_BEHIND` bytes wait; beyond that
-        the caller writes itself. :meth:`flush` waits for the queue."""
+        the caller writes itself, or, with ``wait=False`` (an event loop that must
+        not block on the disk), the block is not cached and False is returned.
+        :meth:`flush` waits for the queue."""
         with self._lock:
             queued = self._queued + len(data) <= WRITE_BEHIND
             if queued:
@@ -185,7 +187,10 @@ class BlockCache:
                     )
                     self._writer.start()
         if not queued:
+            if not wait:
+                return False
             self.put(key, data)
+        return True
 
     def _write_queued(self) -> None:
         while True:

@@ -25,25 +25,42 @@ retried there. A :class:`CachedReader` serves byte ranges from those blocks:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dlfs.errors import Corrupt, DlfsError
+from dlfs.errors import Corrupt, DlfsError, Unavailable
 from dlfs.stores.base import BlobStore
 from dlfs.stores.blockcache import BlockCache
 
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
-DEFAULT_READAHEAD = 32 * MiB
+DEFAULT_READAHEAD = 256 * MiB
+"""How far ahead of a sequential reader one file's read-ahead window grows at most."""
 DEFAULT_MEMORY = 64 * MiB
-DEFAULT_RUN = 16 * MiB
+DEFAULT_RUN = 8 * MiB
+"""Bytes of consecutive blocks fetched in one ranged GET by read-ahead."""
+PREFETCH_MEMORY = 512 * MiB
+SEQUENTIAL_SLACK = 1 * MiB
+"""A read this close to where the last one of the same blob ended still counts as in order."""
+
+
+def default_prefetch_memory() -> int:
+    """The default memory budget of a store's reader: 512 MiB, or an eighth of the
+    RAM when that is less (at least 64 MiB)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return PREFETCH_MEMORY
+    return max(DEFAULT_MEMORY, min(PREFETCH_MEMORY, ram // 8))
 
 
 @dataclass(frozen=True)
@@ -174,7 +191,17 @@ class CachedReader:
         self._mem: OrderedDict[str, bytes] = OrderedDict()
         self._mem_bytes = 0
         self._inflight: dict[str, Future[bytes]] = {}
-        self._streams: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._streams: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
+        """Per blob read in order: (next offset, window in blocks, first block not
+        yet asked for)."""
+        self._runs: dict[str, set[Future[Any]]] = {}
+        gets = getattr(source, "async_gets", None)
+        self._start: Callable[..., Future[list[bytes]] | None] | None = (
+            getattr(source, "start", None) if gets is not None and gets() else None
+        )
+        self._inflight_bytes = 0
+        self.peak_held = 0
+        """The most bytes :meth:`held` ever reached (the memory budget's witness)."""
         self._closed = False
 
     def close(self) -> None:
@@ -182,6 +209,14 @@ class CachedReader:
         fetched blocks are in the disk cache."""
         self._closed = True
         self._pool.shutdown()
+        with self._lock:
+            runs = [f for fs in self._runs.values() for f in fs]
+            self._runs.clear()
+        for inner in runs:
+            inner.cancel()
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
         if self.cache is not None:
             self.cache.flush()
 
@@ -314,28 +349,28 @@ class CachedReader:
         return None
 
     def _block(self, plan: Plan, index: int) -> bytes:
-        """The whole block ``index``: cached, being fetched, or fetched here."""
-        data = self._cached(plan, index)
-        if data is not None:
-            return data
-        key = plan.key(index)
-        with self._lock:
-            fut = self._inflight.get(key)
-            mine = fut is None
-            if fut is None:
-                fut = Future()
-                fut.set_running_or_notify_cancel()
-                self._inflight[key] = fut
-            elif fut.cancel():
-                # Queued read-ahead that has not started: fetch it here instead.
-                fut = Future()
-                fut.set_running_or_notify_cancel()
-                self._inflight[key] = fut
-                mine = True
-        if not mine:
-            return fut.result()
-        self._fetch_into(fut, plan, index)
-        return fut.result()
+        """The whole block ``index``: cached, being fetched, or fetched now."""
+        while True:
+            data = self._cached(plan, index)
+            if data is not None:
+                return data
+            key = plan.key(index)
+            with self._lock:
+                fut = self._inflight.get(key)
+                mine = fut is None
+                if fut is None or fut.cancel():
+                    # none, or queued read-ahead that has not started: fetch it now
+                    fut = Future()
+                    self._inflight[key] = fut
+                    mine = True
+            if mine:
+                self._launch(plan, [(index, fut)], urgent=True)
+            try:
+                return fut.result()
+            except CancelledError:
+                if self._closed:
+                    raise Unavailable(f"blob {plan.blob}: the store is closing") from None
+                continue  # a read-ahead that was stopped: ask again
 
     def _wait(self, fut: Future[bytes] | None, plan: Plan, index: int) -> bytes:
         """The result of a block future; a cancelled (or absent) one is fetched here."""
@@ -362,43 +397,10 @@ class CachedReader:
             if fut is not None:
                 return fut
             fut = Future()
+            fut.add_done_callback(_quiet)
             self._inflight[key] = fut
-        try:
-            self._pool.submit(self._run, fut, plan, index)
-        except RuntimeError:  # the pool is shut down
-            fut.cancel()
-            with self._lock:
-                self._inflight.pop(key, None)
-            return None
+        self._launch(plan, [(index, fut)])
         return fut
-
-    def _run(self, fut: Future[bytes], plan: Plan, index: int) -> None:
-        if not fut.set_running_or_notify_cancel():
-            with self._lock:
-                if self._inflight.get(plan.key(index)) is fut:
-                    del self._inflight[plan.key(index)]
-            return
-        self._fetch_into(fut, plan, index)
-
-    def _fetch_into(self, fut: Future[bytes], plan: Plan, index: int) -> None:
-        key = plan.key(index)
-        try:
-            data = self.source.fetch(plan, index)
-            if len(data) != plan.span(index)[1]:
-                raise Corrupt(f"blob {plan.blob}: block {index} has the wrong length")
-            self._remember(key, data)
-            if self.cache is not None:
-                self.cache.put_soon(key, data)
-        except BaseException as exc:
-            with self._lock:
-                self._inflight.pop(key, None)
-            fut.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        with self._lock:
-            self._inflight.pop(key, None)
-        fut.set_result(data)
 
     def _remember(self, key: str, data: bytes) -> None:
         with self._lock:
@@ -406,36 +408,192 @@ class CachedReader:
                 return
             self._mem[key] = data
             self._mem_bytes += len(data)
-            while self._mem_bytes > self.memory and len(self._mem) > 1:
+            while self._mem_bytes + self._inflight_bytes > self.memory and len(self._mem) > 1:
                 _k, old = self._mem.popitem(last=False)
                 self._mem_bytes -= len(old)
+            self._note_held()
+
+    def _note_held(self) -> None:
+        """Keep :attr:`peak_held` (under ``self._lock``)."""
+        held = self._mem_bytes + self._inflight_bytes
+        if held > self.peak_held:
+            self.peak_held = held
+
+    # -- fetching ---------------------------------------------------------------------
+
+    def _launch(
+        self, plan: Plan, run: list[tuple[int, Future[bytes]]], urgent: bool = False
+    ) -> None:
+        """Fetch the consecutive blocks of ``run`` (their futures are in
+        ``_inflight``): by the source's own event loop when it has one (``start``),
+        else in a pool thread, or here when ``urgent`` (a reader waits for it)."""
+        if self._closed:
+            self._drop(plan, run, CancelledError())
+            return
+        nbytes = sum(plan.span(i)[1] for i, _f in run)
+        with self._lock:
+            self._inflight_bytes += nbytes
+            while self._mem_bytes + self._inflight_bytes > self.memory and self._mem:
+                _k, old = self._mem.popitem(last=False)  # make room for what comes
+                self._mem_bytes -= len(old)
+            self._note_held()
+        if self._start is not None:
+            live = [(i, f) for i, f in run if f.set_running_or_notify_cancel()]
+            if len(live) != len(run):
+                self._drop(plan, [(i, f) for i, f in run if f.cancelled()], None)
+            whole = bool(live) and live[-1][0] - live[0][0] + 1 == len(live)
+            inner = self._start(plan, live[0][0], len(live), urgent) if whole else None
+            if inner is None:  # nothing left, or the loop is closed
+                self._release(nbytes)
+                self._drop(plan, live, CancelledError())
+                return
+            with self._lock:
+                self._runs.setdefault(plan.blob, set()).add(inner)
+            inner.add_done_callback(lambda f: self._landed(plan, live, nbytes, f))
+            return
+        if urgent:
+            self._run_span(plan, run, nbytes)
+            return
+        try:
+            self._pool.submit(self._run_span, plan, run, nbytes)
+        except RuntimeError:  # the pool is shut down
+            self._release(nbytes)
+            self._drop(plan, run, CancelledError())
+
+    def _release(self, nbytes: int) -> None:
+        with self._lock:
+            self._inflight_bytes -= nbytes
+
+    def _drop(
+        self, plan: Plan, run: list[tuple[int, Future[bytes]]], exc: BaseException | None
+    ) -> None:
+        """Forget the futures of ``run``; fail them with ``exc`` (cancel when it is a
+        ``CancelledError``) unless None."""
+        with self._lock:
+            for i, fut in run:
+                if self._inflight.get(plan.key(i)) is fut:
+                    del self._inflight[plan.key(i)]
+        if exc is None:
+            return
+        for _i, fut in run:
+            if not fut.cancel() and not fut.done():
+                with contextlib.suppress(InvalidStateError):
+                    fut.set_exception(exc)
+
+    def _landed(
+        self, plan: Plan, run: list[tuple[int, Future[bytes]]], nbytes: int, inner: Future[Any]
+    ) -> None:
+        """A GET of the source's event loop ended (in its thread): keep the blocks."""
+        with self._lock:
+            self._inflight_bytes -= nbytes
+            runs = self._runs.get(plan.blob)
+            if runs is not None:
+                runs.discard(inner)
+                if not runs:
+                    del self._runs[plan.blob]
+        if inner.cancelled():
+            self._drop(plan, run, CancelledError())
+            return
+        exc = inner.exception()
+        if exc is None:
+            blocks = inner.result()
+            for (i, _f), data in zip(run, blocks, strict=True):
+                if len(data) != plan.span(i)[1]:
+                    exc = Corrupt(f"blob {plan.blob}: block {i} has the wrong length")
+        if exc is not None:
+            self._drop(plan, run, exc)
+            return
+        self._keep(plan, run, blocks, wait=False)
+
+    def _keep(
+        self,
+        plan: Plan,
+        run: list[tuple[int, Future[bytes]]],
+        blocks: list[bytes],
+        wait: bool = True,
+    ) -> None:
+        """Keep fetched (checked) blocks in memory and on disk; complete their
+        futures. ``wait=False`` in an event loop: a block the disk cache's writer
+        cannot take now is kept in memory only."""
+        for (i, _f), data in zip(run, blocks, strict=True):
+            self._remember(plan.key(i), data)
+            if self.cache is not None:
+                self.cache.put_soon(plan.key(i), data, wait)
+        self._drop(plan, run, None)
+        for (_i, fut), data in zip(run, blocks, strict=True):
+            with contextlib.suppress(InvalidStateError):
+                fut.set_result(data)
+
+    def _run_span(self, plan: Plan, run: list[tuple[int, Future[bytes]]], nbytes: int) -> None:
+        """Fetch a run of blocks in this thread (the source's retries inside)."""
+        live = []
+        for i, fut in run:
+            if fut.set_running_or_notify_cancel():
+                live.append((i, fut))
+            else:
+                self._drop(plan, [(i, fut)], None)
+        try:
+            if not live:
+                return
+            first, last = live[0][0], live[-1][0]
+            fetch_span = getattr(self.source, "fetch_span", None)
+            try:
+                if fetch_span is not None and last > first:
+                    blocks = list(fetch_span(plan, first, last - first + 1))
+                else:
+                    blocks = [self.source.fetch(plan, i) for i in range(first, last + 1)]
+                for i, data in zip(range(first, last + 1), blocks, strict=True):
+                    if len(data) != plan.span(i)[1]:
+                        raise Corrupt(f"blob {plan.blob}: block {i} has the wrong length")
+            except BaseException as exc:
+                self._drop(plan, live, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            by_index = dict(zip(range(first, last + 1), blocks, strict=True))
+            self._keep(plan, live, [by_index[i] for i, _f in live])
+        finally:
+            self._release(nbytes)
 
     # -- read-ahead -------------------------------------------------------------------
 
     def _read_ahead(self, plan: Plan, offset: int, end: int, last: int) -> None:
         """Start fetching the blocks after ``last`` when the reads of ``plan.blob``
-        are sequential; the window doubles with each sequential read."""
+        are sequential; the window doubles with each sequential read, and falls to
+        nothing on a jump."""
         if self.readahead <= 0 or self._closed:
             return
         with self._lock:
-            expected, window = self._streams.get(plan.blob, (-1, 0))
-            sequential = offset == expected or (offset == 0 and expected == -1)
+            expected, window, until = self._streams.get(plan.blob, (-1, 0, 0))
+            if expected < 0:
+                sequential = offset == 0
+            else:
+                # the kernel's reads of one file reach here from several worker
+                # threads, a little out of order: near the expected offset is in order
+                slack = min(SEQUENTIAL_SLACK, 2 * plan.block_size)
+                sequential = expected - slack <= offset <= expected + slack
             limit = max(1, self.readahead // plan.block_size)
             window = min(limit, max(1, window * 2)) if sequential else 0
-            self._streams[plan.blob] = (end, window)
+            if not sequential:
+                until = 0
+            self._streams[plan.blob] = (max(expected, end) if sequential else end, window, until)
             self._streams.move_to_end(plan.blob)
             while len(self._streams) > 1024:
                 self._streams.popitem(last=False)
         if not sequential or (offset == 0 and end >= plan.size):
             return
-        missing = [
-            i for i in range(last + 1, min(plan.blocks, last + 1 + window)) if self._absent(plan, i)
-        ]
+        lo, hi = max(last + 1, until), min(plan.blocks, last + 1 + window)
+        max_run = max(1, self.run_bytes // plan.block_size)
         # Refill the window in runs (fewer, larger GETs) rather than one block at a
-        # time, unless the very next block is missing and the reader would stall.
-        if not missing or (missing[0] != last + 1 and len(missing) < max(1, window // 2)):
+        # time, unless the very next block is not on its way and the reader would stall.
+        if lo >= hi or (lo != last + 1 and hi - lo < min(max_run, max(1, window // 2))):
             return
-        self._prefetch(plan, missing)
+        missing = [i for i in range(lo, hi) if self._absent(plan, i)]
+        reached = self._prefetch(plan, missing) if missing else hi
+        with self._lock:
+            state = self._streams.get(plan.blob)
+            if state is not None:
+                self._streams[plan.blob] = (state[0], state[1], max(state[2], reached))
 
     def _absent(self, plan: Plan, index: int) -> bool:
         """True when block ``index`` is neither in memory, nor being fetched, nor on disk."""
@@ -445,16 +603,25 @@ class CachedReader:
                 return False
         return self.cache is None or not self.cache.path(key).exists()
 
-    def _prefetch(self, plan: Plan, indices: list[int]) -> None:
+    def _prefetch(self, plan: Plan, indices: list[int]) -> int:
         """Fetch blocks in the background, consecutive ones in runs of up to
-        ``run_bytes`` with one request each when the source can (``fetch_span``)."""
+        ``run_bytes`` with one request each when the source can; runs start only
+        while the bytes in flight stay within half the memory budget. Returns the
+        index after the last block started (or the first one left out)."""
         max_run = max(1, self.run_bytes // plan.block_size)
         runs: list[list[tuple[int, Future[bytes]]]] = []
+        reached = indices[-1] + 1
         with self._lock:
+            planned = self._inflight_bytes
             for i in indices:
                 key = plan.key(i)
                 if key in self._inflight or key in self._mem:
                     continue
+                length = plan.span(i)[1]
+                if planned + length > self.memory // 2:
+                    reached = i
+                    break
+                planned += length
                 fut: Future[bytes] = Future()
                 fut.add_done_callback(_quiet)
                 self._inflight[key] = fut
@@ -463,56 +630,23 @@ class CachedReader:
                 else:
                     runs.append([(i, fut)])
         for run in runs:
-            try:
-                self._pool.submit(self._run_span, plan, run)
-            except RuntimeError:  # the pool is shut down
-                with self._lock:
-                    for i, fut in run:
-                        if self._inflight.get(plan.key(i)) is fut:
-                            del self._inflight[plan.key(i)]
-                        fut.cancel()
+            self._launch(plan, run)
+        return reached
 
-    def _run_span(self, plan: Plan, run: list[tuple[int, Future[bytes]]]) -> None:
-        live = []
-        for i, fut in run:
-            if fut.set_running_or_notify_cancel():
-                live.append((i, fut))
-            else:
-                with self._lock:
-                    if self._inflight.get(plan.key(i)) is fut:
-                        del self._inflight[plan.key(i)]
-        if not live:
-            return
-        first, last = live[0][0], live[-1][0]
-        fetch_span = getattr(self.source, "fetch_span", None)
-        try:
-            if fetch_span is not None and last > first:
-                blocks = list(fetch_span(plan, first, last - first + 1))
-            else:
-                blocks = [self.source.fetch(plan, i) for i in range(first, last + 1)]
-            for i, data in zip(range(first, last + 1), blocks, strict=True):
-                if len(data) != plan.span(i)[1]:
-                    raise Corrupt(f"blob {plan.blob}: block {i} has the wrong length")
-        except BaseException as exc:
-            with self._lock:
-                for i, fut in live:
-                    if self._inflight.get(plan.key(i)) is fut:
-                        del self._inflight[plan.key(i)]
-            for _i, fut in live:
-                fut.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for i, data in zip(range(first, last + 1), blocks, strict=True):
-            self._remember(plan.key(i), data)
-            if self.cache is not None:
-                self.cache.put_soon(plan.key(i), data)
+    def stop(self, blob: str) -> None:
+        """The reader of ``blob`` went away: stop its read-ahead (the GETs in flight
+        are cancelled; blocks already fetched stay cached)."""
         with self._lock:
-            for i, fut in live:
-                if self._inflight.get(plan.key(i)) is fut:
-                    del self._inflight[plan.key(i)]
-        for i, fut in live:
-            fut.set_result(blocks[i - first])
+            self._streams.pop(blob, None)
+            runs = list(self._runs.pop(blob, ()))
+        for inner in runs:
+            inner.cancel()
+
+    def held(self) -> int:
+        """Bytes of blocks this reader holds in memory or has asked for and not yet
+        received (read-ahead, prefetch and reads in flight)."""
+        with self._lock:
+            return self._mem_bytes + self._inflight_bytes
 
 
 class CachedStore(BlobStore):
@@ -534,6 +668,9 @@ class CachedStore(BlobStore):
 
     def prefetch(self, blob: str, size: int) -> None:
         self.reader.prefetch(blob, size)
+
+    def stop_prefetch(self, blob: str) -> None:
+        self.reader.stop(blob)
 
     def iter_bytes(self, blob: str) -> Iterator[bytes]:
         return self.reader.iter_bytes(blob)

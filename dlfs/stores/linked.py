@@ -41,7 +41,7 @@ from dlfs.errors import BadBody, Conflict, Corrupt, InvalidInput, NotFound, Unav
 from dlfs.objects import BLOB_ID_RE, blob_id
 from dlfs.stores.base import IngestBatch
 from dlfs.stores.blockcache import BlockCache
-from dlfs.stores.cache import DEFAULT_READAHEAD, CachedReader, CachedStore, Plan
+from dlfs.stores.cache import DEFAULT_MEMORY, DEFAULT_READAHEAD, CachedReader, CachedStore, Plan
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE
 from dlfs.stores.retry import RetryPolicy, retrying
 from dlfs.stores.urls import LINKED, ExternalObject, S3Url, is_linked, linked_url, parse_s3_url
@@ -80,6 +80,7 @@ class LinkedStore(CachedStore):
         block_size: int = DEFAULT_BLOCK_SIZE,
         workers: int = 8,
         readahead: int = DEFAULT_READAHEAD,
+        memory: int | None = None,
     ) -> None:
         if not is_linked(url):
             raise InvalidInput(f"not a linked storage URL: {url!r}")
@@ -90,7 +91,13 @@ class LinkedStore(CachedStore):
         self.retry = retry or RetryPolicy()
         self.block_size = block_size
         self.blocks = LinkedBlocks(self)
-        self.reader = CachedReader(self.blocks, cache, workers=workers, readahead=readahead)
+        self.reader = CachedReader(
+            self.blocks,
+            cache,
+            workers=workers,
+            readahead=readahead,
+            memory=memory or DEFAULT_MEMORY,
+        )
 
     def __repr__(self) -> str:
         return f"LinkedStore({self.url!r})"

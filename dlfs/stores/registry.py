@@ -48,10 +48,15 @@ class StoreRegistry:
         config: StoreConfig | None = None,
         cache_dir: str | None = None,
         cache_size: str | int | None = None,
+        prefetch_memory: int | None = None,
     ) -> None:
         self.home = home
         self._config = config
-        self._overrides = {"cache_dir": cache_dir, "cache_size": cache_size}
+        self._overrides = {
+            "cache_dir": cache_dir,
+            "cache_size": cache_size,
+            "prefetch_memory": prefetch_memory,
+        }
         self._lookup: CatalogLookup | None = None
         self._stores: dict[str, BlobStore] = {}
         self._lock = threading.Lock()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dlfs.catalog import CatalogDB
@@ -32,7 +32,7 @@ from dlfs.stores.blockcache import (
     default_cache_dir,
     parse_size,
 )
-from dlfs.stores.cache import DEFAULT_READAHEAD
+from dlfs.stores.cache import DEFAULT_READAHEAD, default_prefetch_memory
 from dlfs.stores.linked import SCHEME, LinkedStore
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE
 from dlfs.stores.retry import RetryPolicy
@@ -55,6 +55,9 @@ class StoreConfig:
       and of hashed blocks; ``multipart_threshold`` [``DLFS_S3_MULTIPART_THRESHOLD``,
       default 8M]; ``readahead`` [``DLFS_S3_READAHEAD``, default 32M];
       ``workers`` [``DLFS_S3_WORKERS``, default 8] parallel fetches per store.
+    - ``prefetch_memory`` [``DLFS_PREFETCH_MEMORY``, default 512M or an eighth of the
+      RAM, the smaller]: the bytes of blocks a store holds in memory or has in flight
+      (read-ahead of all open files, prefetch), ``dlfs mount --prefetch-memory``.
     """
 
     endpoint_url: str | None = None
@@ -67,6 +70,7 @@ class StoreConfig:
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     readahead: int = DEFAULT_READAHEAD
     workers: int = 8
+    prefetch_memory: int = field(default_factory=default_prefetch_memory)
 
     @classmethod
     def from_env(cls, **overrides: object) -> StoreConfig:
@@ -85,6 +89,9 @@ class StoreConfig:
             ),
             readahead=parse_size(env.get("DLFS_S3_READAHEAD") or DEFAULT_READAHEAD),
             workers=int(_float(env, "DLFS_S3_WORKERS", 8)),
+            prefetch_memory=parse_size(
+                env.get("DLFS_PREFETCH_MEMORY") or default_prefetch_memory()
+            ),
         )
         fields = {k: v for k, v in overrides.items() if v is not None}
         if "cache_size" in fields:
@@ -180,6 +187,7 @@ def open_store(
             sizes=lookup.size,
             workers=config.workers,
             readahead=config.readahead,
+            memory=config.prefetch_memory,
         )
     if url.startswith(SCHEME):
         return LinkedStore(
@@ -191,6 +199,7 @@ def open_store(
             block_size=config.block_size,
             workers=config.workers,
             readahead=config.readahead,
+            memory=config.prefetch_memory,
         )
     raise InvalidInput(
         f"unsupported storage {url!r}: use 'local', s3://bucket/prefix or a linked bucket"

@@ -116,6 +116,23 @@ class RetryPolicy:
         with self._lock:
             self._down_until = time.monotonic() + self.cooldown
 
+    give_up = _give_up
+    """A call gave up: presume the endpoint down for ``cooldown`` seconds."""
+
+    def presumed_down(self) -> bool:
+        """True while calls make a single attempt (see ``cooldown``)."""
+        return time.monotonic() < self._down_until
+
+    def came_back(self) -> None:
+        """A call succeeded after a failure: the endpoint is up again."""
+        with self._lock:
+            self._down_until = 0.0
+
+
+def final_error(exc: Exception, what: str, attempts: int, elapsed: float) -> Exception:
+    """The error a call that gave up raises (``Corrupt`` or ``Unavailable``)."""
+    return _final(exc, what, attempts, elapsed)
+
 
 def _final(exc: Exception, what: str, attempts: int, elapsed: float) -> Exception:
     tries = f"{attempts} attempt{'s' if attempts > 1 else ''} in {elapsed:.1f}s"

@@ -61,7 +61,12 @@ from dlfs.errors import (
 )
 from dlfs.stores.base import IngestBatch, StagingFolder, clear_dead_staging
 from dlfs.stores.blockcache import BlockCache
-from dlfs.stores.cache import DEFAULT_READAHEAD, CachedReader, CachedStore
+from dlfs.stores.cache import (
+    DEFAULT_READAHEAD,
+    CachedReader,
+    CachedStore,
+    default_prefetch_memory,
+)
 from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash_file_blocks
 from dlfs.stores.retry import RetryPolicy, retrying
 from dlfs.stores.s3blocks import S3Blocks
@@ -225,6 +230,11 @@ class S3Client:
                 "s3", endpoint_url=endpoint_url, region_name=_region(session), config=config
             )
         self._fast = self._signed_getter(session) if fast_get_enabled() else None
+
+    @property
+    def signed_getter(self) -> SignedGetter | None:
+        """The boto3-free GET path (:mod:`dlfs.stores.s3http`), None when it is off."""
+        return self._fast
 
     def _signed_getter(self, session: boto3.session.Session) -> SignedGetter | None:
         """The boto3-free GET path (see :mod:`dlfs.stores.s3http`), or None when the
@@ -406,6 +416,7 @@ class S3Store(CachedStore):
         sizes: Callable[[str], int | None] | None = None,
         workers: int = 8,
         readahead: int = DEFAULT_READAHEAD,
+        memory: int | None = None,
     ) -> None:
         self.loc = parse_s3_url(url)
         self.url = str(self.loc)
@@ -420,7 +431,13 @@ class S3Store(CachedStore):
             max_concurrency=4,
         )
         self.blocks = S3Blocks(self, cache)
-        self.reader = CachedReader(self.blocks, cache, workers=workers, readahead=readahead)
+        self.reader = CachedReader(
+            self.blocks,
+            cache,
+            workers=workers,
+            readahead=readahead,
+            memory=default_prefetch_memory() if memory is None else memory,
+        )
 
     def __repr__(self) -> str:
         return f"S3Store({self.url!r})"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from dlfs.errors import BadBody, Corrupt, InvalidInput, NotFound, Unavailable
@@ -23,6 +24,7 @@ from dlfs.stores.blockcache import BlockCache
 from dlfs.stores.cache import Plan
 from dlfs.stores.manifest import Manifest
 from dlfs.stores.retry import retrying
+from dlfs.stores.s3loop import GetLoop
 
 if TYPE_CHECKING:
     from dlfs.stores.s3 import ObjectInfo, S3Store
@@ -42,6 +44,82 @@ class S3Blocks:
         self.cache = cache
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
         self._lock = threading.Lock()
+        self._loop: GetLoop | None = None
+        self._closed = False
+
+    def _get_loop(self) -> GetLoop | None:
+        with self._lock:
+            if self._loop is None and not self._closed:
+                getter = self.store.client.signed_getter
+                if getter is not None:
+                    self._loop = GetLoop(getter, self.retry)
+            return self._loop
+
+    def async_gets(self) -> bool:
+        """True when blocks can come through :meth:`start` (the signed GET path is on)."""
+        return self.store.client.signed_getter is not None
+
+    def start(
+        self, plan: Plan, first: int, count: int, urgent: bool = False
+    ) -> Future[list[bytes]] | None:
+        """Start fetching blocks ``first`` to ``first + count - 1`` in one GET on the
+        event loop (:mod:`dlfs.stores.s3loop`); the future holds them, each checked
+        against the blob id or its manifest hash, or the final error. None when the
+        loop is closed."""
+        loop = self._get_loop()
+        if loop is None:
+            return None
+        store = self.store
+        whole = plan.blocks == 1
+        lengths = [plan.span(i)[1] for i in range(first, first + count)]
+        begin = plan.span(first)[0]
+        byte_range = None if whole or plan.size == 0 else (begin, begin + sum(lengths) - 1)
+
+        def check(data: bytes) -> list[bytes]:
+            if whole:
+                if blob_id(data) != plan.blob:
+                    raise BadBody(f"blob {plan.blob}: the bytes do not match the blob id")
+                return [data]
+            assert plan.hashes is not None
+            out, pos = [], 0
+            for i, length in zip(range(first, first + count), lengths, strict=True):
+                block = data[pos : pos + length]
+                pos += length
+                if blob_id(block) != plan.hashes[i]:
+                    raise BadBody(f"blob {plan.blob}: block {i} does not match its hash")
+                out.append(block)
+            return out
+
+        def fallback() -> list[bytes]:
+            if whole or count == 1:
+                return [self.fetch(plan, first)]
+            return self.fetch_span(plan, first, count)
+
+        def missing(exc: Exception) -> Exception:
+            if isinstance(exc, NotFound):
+                return Unavailable(f"blob {plan.blob} is missing from {store.url}")
+            return exc
+
+        fut = loop.get(
+            store.loc.bucket,
+            store.key(plan.blob),
+            byte_range,
+            plan.size,
+            check,
+            fallback,
+            f"reading blob {plan.blob}",
+            urgent=urgent,
+            on_error=missing,
+        )
+        return None if fut.cancelled() else fut
+
+    def close(self) -> None:
+        """Stop the event loop: GETs in flight are cancelled."""
+        with self._lock:
+            self._closed = True
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.close()
 
     def plan(self, blob: str, size: int | None) -> Plan:
         """Small blobs: one block, checked by id. Large: the manifest's blocks."""

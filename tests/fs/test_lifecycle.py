@@ -180,6 +180,8 @@ def catalog_state(home: Path) -> tuple[str, str]:
         (["-o", "bogus", "cats", "{mnt}"], "unknown mount option"),
         (["-o", "rw", "cats", "{mnt}"], "read-only"),
         (["--cache-size", "lots", "cats", "{mnt}"], "invalid size"),
+        (["--prefetch-memory", "lots", "cats", "{mnt}"], "invalid size"),
+        (["--prefetch-memory", "0", "cats", "{mnt}"], "must be positive"),
     ],
 )
 def test_bad_mounts_fail_with_one_line(
@@ -212,7 +214,14 @@ def test_a_busy_mountpoint_is_refused(home: Path, published: str, mounter: Mount
 
 def test_cache_options_are_recorded(home: Path, published: str, mounter: Mounter, tmp_path: Path):
     m = mounter(
-        published, tmp_path / "mnt", "--cache-dir", str(tmp_path / "cache"), "--cache-size", "2G"
+        published,
+        tmp_path / "mnt",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--cache-size",
+        "2G",
+        "--prefetch-memory",
+        "256M",
     )
     from dlfs.home import Home
     from dlfs.mountregistry import read_record
@@ -220,6 +229,7 @@ def test_cache_options_are_recorded(home: Path, published: str, mounter: Mounter
     record = read_record(Home.at(home), m.path)
     assert record is not None
     assert record.cache_dir == str(tmp_path / "cache") and record.cache_size == 2 << 30
+    assert record.prefetch_memory == 256 << 20
 
 
 # -- laziness -------------------------------------------------------------------------------
