@@ -9,9 +9,6 @@ rooted at :class:`DlfsError`: every class carries the errno it stands for as ``e
 and :mod:`dlfs.errors` draws the tree with them.
 """
 
-# The module dlfs.prefetch is loaded first, so that the name is then the function
-# (a submodule loaded later would rebind it).
-from dlfs import prefetch as _prefetch_module  # noqa: F401
 from dlfs.api import Catalog
 from dlfs.errors import (
     AlreadyExists,

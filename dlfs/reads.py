@@ -9,7 +9,7 @@ Where reads run: :meth:`FileReads.read_nowait` serves what the store has without
 (a verified local file that is open, the first read of a small local blob while the disk
 is fast, remote bytes already in memory); it returns None for the rest, which the daemon
 runs in worker threads through :meth:`FileReads.read`. A remote blob's first block
-starts coming when its file is looked up or opened (:mod:`dlfs.prefetch`), unless this
+starts coming when its file is looked up or opened (:mod:`dlfs.warming`), unless this
 mount already served it to its end (the kernel keeps those pages).
 
 Threading: everything runs on the daemon's event loop except :meth:`FileReads.read`,
@@ -29,7 +29,7 @@ from dlfs import versions
 from dlfs.catalog import CatalogDB
 from dlfs.errors import Corrupt, NotFound, Unavailable
 from dlfs.nodes import Node
-from dlfs.prefetch import FolderAhead, Prefetcher
+from dlfs.warming import FolderAhead, Prefetcher
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
 from dlfs.warmpool import WarmPool, advise_willneed
@@ -69,7 +69,7 @@ class FileReads:
         self._open_blobs: dict[str, int] = {}
         self.following: Callable[[object, str, int], list[tuple[str, Node]]] | None = None
         """Set by the view: up to ``n`` ``(name, file node)`` after ``name`` in a folder
-        ``(tree, version, dataset)`` (see :class:`dlfs.prefetch.FolderAhead`)."""
+        ``(tree, version, dataset)`` (see :class:`dlfs.warming.FolderAhead`)."""
         self.ahead = FolderAhead(self._prefetch, self._next_files, self._batch_warmer)
 
     def close(self) -> None:

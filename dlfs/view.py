@@ -325,7 +325,7 @@ class View:
         """Up to ``n`` files after ``name`` in the listing of an immutable folder
         ``(tree, version, dataset)``: from the listing in memory when the folder was listed,
         else one index range of the catalog. Its file nodes are keyed by
-        ``(tree, name)`` (what :class:`dlfs.prefetch.FolderAhead` follows)."""
+        ``(tree, name)`` (what :class:`dlfs.warming.FolderAhead` follows)."""
         tree, version, dataset = cast(tuple[str, str, int], folder)
         cached = self._listings.get((tree, version))
         if cached is not None:

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from dlfs import prefetch
-from dlfs.prefetch import FolderAhead, Prefetcher
+from dlfs import warming as prefetch
+from dlfs.warming import FolderAhead, Prefetcher
 
 NAMES = [f"{i:04}" for i in range(500)]
 

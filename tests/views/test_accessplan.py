@@ -255,7 +255,7 @@ def test_the_client_takes_paths_under_the_mount_only(tmp_path: Path) -> None:
 
 
 def test_dlfs_prefetch_is_the_function_whatever_is_imported_later() -> None:
-    importlib.import_module("dlfs.reads")  # loads dlfs/prefetch.py, the warming module
+    importlib.import_module("dlfs.reads")  # loads every submodule a mount uses
 
     assert dlfs.prefetch is plan.prefetch
     assert dlfs.PlannedSampler.__module__ == "dlfs.sampler"

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from dlfs.prefetch import MAX_PENDING, WINDOW, Prefetcher
+from dlfs.warming import MAX_PENDING, WINDOW, Prefetcher
 
 
 @pytest.fixture
