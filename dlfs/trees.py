@@ -269,11 +269,16 @@ class DraftTree:
         return record if self.put_item(self.mutable_dir(dst[:-1]), dst[-1], record) else None
 
     def relabel(
-        self, folder: str, name: str, metadata: str | None = None, annotations: str | None = None
+        self,
+        folder: str,
+        name: str,
+        metadata: str | None = None,
+        annotations: str | None = None,
+        posix: str | None = None,
     ) -> tuple[ItemRecord, bool]:
-        """Give file ``name`` of ``folder`` new metadata and/or annotations (canonical
-        JSON; None keeps them): a new item with the same origin, blob and size. Returns
-        the new record and whether its row is new."""
+        """Give file ``name`` of ``folder`` new metadata, annotations and/or POSIX
+        attributes (canonical JSON; None keeps them): a new item with the same origin,
+        blob and size. Returns the new record and whether its row is new."""
         row = self.db.entry(folder, name)
         if row is None:
             raise NotFound(f"no such file: {name}")
@@ -281,7 +286,7 @@ class DraftTree:
             raise IsADirectory(f"is a folder: {name}")
         old = self.db.item_get(row["ref"])
         assert old is not None
-        record = ItemRecord.from_row(old).relabelled(metadata, annotations)
+        record = ItemRecord.from_row(old).relabelled(metadata, annotations, posix)
         return record, self.put_item(folder, name, record)
 
     def record_write(
