@@ -75,7 +75,8 @@ def plan(
     Every name is validated first. A symlink is stored as a symlink (its target kept
     as text, nothing read through it). With ``follow_symlinks``, a link whose target
     lies inside the source folder it was found in is followed (a file's bytes, a
-    folder's contents; a folder reached twice is walked once); a link pointing outside
+    folder's contents; a folder reached twice is walked once, the second link stays a
+    symlink); a link pointing outside
     it, or nowhere, is still stored as a symlink, and ``warn`` is told in one line: a
     link never brings in bytes from outside the source silently. A source named on
     the command line that is itself a symlink is followed with ``follow_symlinks``.
@@ -125,15 +126,16 @@ def _walk(
             if follow and _inside(target, root) and target not in seen:
                 seen.add(target)
                 continue
-            dirnames.remove(d)
+            dirnames.remove(d)  # not followed, or a folder walked already (a loop)
             links.append(d)
         for name in sorted([*filenames, *links]):
             path = Path(dirpath, name)
             if path.is_symlink():
-                if follow and path.is_file() and _inside(path.resolve(), root):
+                inside = _inside(path.resolve(), root)
+                if follow and path.is_file() and inside:
                     files.append(_file(path, folder, check_name(name)))
                     continue
-                if follow and warn is not None:
+                if follow and not inside and warn is not None:
                     warn(
                         f"not following {path} -> {os.readlink(path)}: it points outside"
                         f" {src} or nowhere; stored as a symlink"
