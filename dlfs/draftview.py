@@ -74,7 +74,7 @@ from dlfs.nodes import BLOCK_SIZE, LIVE_TTL, FsStats, Listing, Node, Page, Role,
 from dlfs.objects import DIR
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
-from dlfs.posixattrs import node_fields
+from dlfs.posixattrs import NONE, node_fields
 from dlfs.reads import FileReads
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
@@ -82,7 +82,6 @@ from dlfs.xattrs import VersionFacts
 
 log = logging.getLogger(__name__)
 
-FILE_MODE = stat.S_IFREG | 0o644
 DIR_MODE = stat.S_IFDIR | 0o755
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
@@ -215,7 +214,7 @@ class DraftView(DraftAttrs):
     def _open_node(self, f: OpenFile) -> Node:
         return Node(
             Role.FILE,
-            FILE_MODE,
+            node_fields(f.posix, True)[0],
             f.size,
             f.mtime_ns,
             LIVE_TTL,
@@ -357,6 +356,7 @@ class DraftView(DraftAttrs):
         if (other is not None and not other.committed) or self.db.entry(tree, name) is not None:
             raise AlreadyExists(f"already exists: {name}")
         f = self._open.create(self._places.get(folder, name))
+        f.posix = NONE.with_mode(mode).text()  # tar -x creates with the final mode
         node = self._open_node(f)
         fh = self.reads.open(node)
         self._open.attach(fh, f, True)
@@ -421,7 +421,7 @@ class DraftView(DraftAttrs):
             folder = self._places.mutable_dir(place.parent, draft)
             content = (f.blob, f.size, f.mtime_ns / 1e9)
             record, new, newborn = draft.record_write(
-                folder, place.name, content, store.url, f.inherit
+                folder, place.name, content, store.url, f.inherit, f.posix
             )
         if durable:
             self.db.sync_wal()

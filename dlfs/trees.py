@@ -296,12 +296,14 @@ class DraftTree:
         content: tuple[str, int, float],
         store: str,
         inherit: ItemRecord | None = None,
+        posix: str = "",
     ) -> tuple[ItemRecord, bool, bool]:
         """Record new bytes ``(blob, size, mtime)`` of store ``store`` as file ``name``
         of ``folder``: the file there keeps its lineage, metadata and annotations; a
         new file takes those of ``inherit`` (the file it replaced by a rename) or a
-        fresh lineage. Returns the record, whether its row is new, and whether it is a
-        newborn (fresh lineage, no metadata)."""
+        fresh lineage and the POSIX attributes ``posix`` (its mode at creation). Returns
+        the record, whether its row is new, and whether it is a newborn (fresh lineage,
+        no metadata)."""
         row = self.db.entry(folder, name)
         if row is not None and row["kind"] == DIR:
             raise IsADirectory(f"a folder now stands at {name!r}")
@@ -311,7 +313,7 @@ class DraftTree:
         elif inherit is not None:
             record, newborn = inherit.rewritten(*content), False
         else:
-            record, newborn = ItemRecord.new(*content), True
+            record, newborn = ItemRecord.new(*content, posix=posix), True
         return record, self.db.file_record(folder, name, record.row(), store), newborn
 
 

@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from dlfs import Catalog
 from dlfs.items import ItemRecord
 from dlfs.posixattrs import Posix
