@@ -80,6 +80,8 @@ class OpenFile:
     taken: tuple[str, int, BlobStore] | None = None
     """``(blob, size, store)`` when ``staged`` is that blob's file taken back: its
     first ``size`` bytes must not change (see the module docstring)."""
+    posix: str = ""
+    """The POSIX attributes a created file starts with (its mode at ``create``)."""
 
 
 class OpenFiles:

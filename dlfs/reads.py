@@ -29,9 +29,9 @@ from dlfs import versions
 from dlfs.catalog import CatalogDB
 from dlfs.errors import Corrupt, NotFound, Unavailable
 from dlfs.nodes import Node
-from dlfs.warming import FolderAhead, Prefetcher
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
+from dlfs.warming import FolderAhead, Prefetcher
 from dlfs.warmpool import WarmPool, advise_willneed
 
 log = logging.getLogger(__name__)

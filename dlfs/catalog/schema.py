@@ -123,6 +123,12 @@ def _migrate_v2(db: sqlite_utils.Database) -> None:
     db.conn.execute("CREATE TRIGGER" + trigger)
 
 
+def _migrate_v3(db: sqlite_utils.Database) -> None:
+    # POSIX attributes of an item (mode, owner, symlink target, user.* xattrs) as
+    # canonical JSON, '' when it has none (dlfs.posixattrs): part of the item id.
+    db.conn.execute("ALTER TABLE items ADD COLUMN posix TEXT NOT NULL DEFAULT ''")
+
+
 SCHEMA_V4 = """
 CREATE INDEX IF NOT EXISTS tree_entries_file_ref ON tree_entries(ref) WHERE kind = 0
 """
@@ -138,6 +144,7 @@ def _migrate_v4(db: sqlite_utils.Database) -> None:
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
     (2, "linked objects", _migrate_v2),
+    (3, "posix attributes of items", _migrate_v3),
     (4, "file entries by item", _migrate_v4),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
