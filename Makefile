@@ -32,5 +32,12 @@ bench:
 	@DLFS_EXTRA_DEBS="bindfs rclone s3fs" bash scripts/bootstrap.sh
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
+# pjdfstest inside a draft mount (and a plain folder for reference), as root; not part
+# of `make test`. POSIX_TARGETS=dlfs,plain,bindfs picks targets, POSIX_TESTS="chmod" tests.
+.PHONY: posix
+posix: bootstrap
+	DLFS_POSIX_TARGETS=$(or $(POSIX_TARGETS),dlfs,plain) DLFS_POSIX_TESTS="$(POSIX_TESTS)" \
+		$(PY) -m benchmarks --only posix
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
