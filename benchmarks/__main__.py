@@ -6,9 +6,10 @@ modules of this package own, each run through its ``main()`` when its module exi
 ``versioning`` (clone/merge/diff, ``bench_versioning.py``), ``writes`` (writing into a
 draft mount, ``bench_writes.py``) and ``s3`` (reading S3 through a mount,
 ``bench_s3.py``), ``posix`` (pjdfstest in a draft mount, ``posix.py``; only with
-``--only posix``: it is a conformance count, not a timing); a module with ``measure()`` and ``print_table()`` is run through
-those instead, so its figures reach ``results.json``. They get ``DLFS_BENCH_DIR``
-(the bench-data dir) and, with ``--quick``, ``DLFS_BENCH_QUICK=1``.
+``--only posix``: it is a conformance count, not a timing); a module with
+``measure()`` and ``print_table()`` is run through those instead, so its figures
+reach ``results.json``. They get ``DLFS_BENCH_DIR`` (the bench-data dir) and, with
+``--quick``, ``DLFS_BENCH_QUICK=1``.
 
 Results are written after each section, so a failed run keeps what it measured;
 ``--report FILE`` prints the tables of a saved run again (markdown with

@@ -161,9 +161,9 @@ def mounted(target: str, scratch: Path) -> Iterator[Path]:
         elif target == "bindfs":
             (work / "dst").mkdir()
             (work / "mnt").mkdir()
+            command = ["bindfs", "-f", "--multithreaded", "-o", BINDFS_OPTIONS]
             proc = subprocess.Popen(
-                ["bindfs", "-f", "--multithreaded", "-o", BINDFS_OPTIONS]
-                + [str(work / "dst"), str(work / "mnt")],
+                [*command, str(work / "dst"), str(work / "mnt")],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
