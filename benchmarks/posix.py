@@ -125,6 +125,10 @@ def summarize(files: list[FileResult]) -> dict[str, Any]:
         causes.update(_cause(msg) for msg in f.failed.values())
         if f.planned > f.ran:
             causes[f"(not run: {f.group} script stopped early)"] += f.planned - f.ran
+    first: dict[str, Counter[str]] = {}
+    for f in files:  # the first failure of a file is its likeliest root cause
+        if f.failed:
+            first.setdefault(f.group, Counter())[_cause(f.failed[min(f.failed)])] += 1
     groups: Counter[str] = Counter()
     group_tests: Counter[str] = Counter()
     for f in files:
@@ -138,6 +142,7 @@ def summarize(files: list[FileResult]) -> dict[str, Any]:
         "per_file": {f.name: [f.failures, max(f.planned, f.ran)] for f in files if f.failures},
         "per_group": {g: [groups[g], group_tests[g]] for g in sorted(group_tests)},
         "causes": dict(causes.most_common()),
+        "first_causes": {g: dict(c.most_common()) for g, c in sorted(first.items())},
     }
 
 
@@ -280,7 +285,11 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"\n{t}: failures per file")
         for name, (failed, total) in sorted(per_file.items()):
             print(f"  {name:<22} {failed:>4}/{total}")
-        print(f"\n{t}: causes (what the suite tried, expected and got)")
+        print(f"\n{t}: the first failure of each failing file, per folder (files)")
+        for g, counts in results[t]["first_causes"].items():
+            shown = "; ".join(f"{c} ({n})" for c, n in counts.items())
+            print(f"  {g:<16} {shown}")
+        print(f"\n{t}: causes of all failures (what the suite tried, expected and got)")
         for cause, n in results[t]["causes"].items():
             print(f"  {n:>5}  {cause}")
 
