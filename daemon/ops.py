@@ -109,9 +109,9 @@ class Operations(pyfuse3.Operations):
         attr = EntryAttributes()
         attr.st_ino = ino
         attr.st_mode = node.mode
-        attr.st_nlink = 1
-        attr.st_uid = self.view.uid
-        attr.st_gid = self.view.gid
+        attr.st_nlink = node.nlink
+        attr.st_uid = self.view.uid if node.uid < 0 else node.uid
+        attr.st_gid = self.view.gid if node.gid < 0 else node.gid
         attr.st_size = node.size
         attr.st_blksize = IO_SIZE
         attr.st_blocks = (node.size + 511) // 512
@@ -322,6 +322,8 @@ class Operations(pyfuse3.Operations):
             size=attr.st_size if fields.update_size else None,
             mode=attr.st_mode if fields.update_mode else None,
             mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            uid=attr.st_uid if fields.update_uid else None,
+            gid=attr.st_gid if fields.update_gid else None,
         )
         self.inodes.update(inode, node)
         return self._attr(inode, node)

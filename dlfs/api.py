@@ -335,11 +335,17 @@ class Catalog:
         progress: Progress | None = None,
         metadata: dict[str, Any] | None = None,
         annotations: list[Any] | None = None,
+        follow_symlinks: bool = False,
+        warn: Callable[[str], None] | None = None,
     ) -> importer.AddResult:
         """Copy local files and folders into a draft (see :mod:`dlfs.ops.importer`);
-        ``metadata`` and ``annotations``, when given, are set on every file added."""
+        ``metadata`` and ``annotations``, when given, are set on every file added.
+        Symlinks are stored as symlinks; ``follow_symlinks`` follows those pointing
+        inside the source, and ``warn`` hears of each link that was not followed."""
         row = versions.resolve_draft(self.db, ref)
-        files, folders = importer.plan([Path(s) for s in sources], split_path(to))
+        files, folders = importer.plan(
+            [Path(s) for s in sources], split_path(to), follow_symlinks, warn
+        )
         if metadata is not None or annotations is not None:
             meta = None if metadata is None else check_metadata(metadata)
             ann = None if annotations is None else check_annotations(annotations)

@@ -2,8 +2,10 @@
 
 A :class:`DraftView` serves one draft as :class:`dlfs.view.View` serves a version, and
 also accepts writes: create, write (any offset), truncate, rename, unlink, mkdir,
-rmdir, setting times, ``user.dlfs.metadata`` / ``user.dlfs.annotations``, flush,
-fsync. Symlinks, hard links and special files are refused (:class:`NotPermitted`).
+rmdir, symlinks, setting times, modes and owners, ``user.dlfs.metadata`` /
+``user.dlfs.annotations`` and any other ``user.*`` attribute, flush, fsync (the
+attributes are :mod:`dlfs.draftattrs`). Hard links and special files are refused
+(:class:`NotPermitted`).
 :func:`dlfs.mountviews.open_mount_view` builds the view a mount serves.
 
 **Where entries are** is :mod:`dlfs.places`: every node handed out carries a
@@ -31,12 +33,8 @@ crash of the daemon (``kill -9``), not a power loss; no fsync is paid per file.
 ``fsync`` makes a file durable against power loss too (blob file and folder fsynced,
 WAL fsynced), and so do a clean unmount and a publish (``syncfs`` of the blob store).
 
-**Times and modes.** Files are ``0644`` and folders ``0755``; ``chmod`` and ``chown``
-are accepted and change nothing (modes are not part of a dataset). A file's mtime is
-its item's mtime: the commit time of what was written, or what ``utimensat`` sets on
-a file written through this mount (``cp -p``, ``rsync -a``); the mtime of an item
-that came from elsewhere (the parent version) is shared with the versions holding it
-and stays as it is.
+**Times, modes, owners, symlinks, xattrs** are :mod:`dlfs.draftattrs`: new files are
+``0644``, folders ``0755``; ``chmod``/``chown`` of a file persist in its item.
 
 **Publish while mounted.** :mod:`dlfs.draftlock` keeps a publish from running while
 files are open for writing here; after it the view serves the published version
@@ -54,31 +52,29 @@ import stat
 import time
 from collections.abc import Callable
 
-from dlfs import trees, xattrs
+from dlfs import trees
 from dlfs.catalog import CatalogDB, Row
+from dlfs.draftattrs import DraftAttrs, check_new_name, place_of
 from dlfs.draftlock import MountLock
 from dlfs.draftstate import DraftState
 from dlfs.durable import syncfs
 from dlfs.errors import (
     AlreadyExists,
-    Corrupt,
     InvalidInput,
     IsADirectory,
     NameTooLong,
-    NoAttribute,
     NotADirectory,
     NotEmpty,
     NotFound,
     NotPermitted,
-    NotSupported,
 )
 from dlfs.home import Home
-from dlfs.items import ItemRecord
-from dlfs.names import NAME_MAX, check_name
+from dlfs.names import NAME_MAX
 from dlfs.nodes import BLOCK_SIZE, LIVE_TTL, FsStats, Listing, Node, Page, Role, ns
 from dlfs.objects import DIR
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
+from dlfs.posixattrs import NONE, node_fields
 from dlfs.reads import FileReads
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
@@ -86,7 +82,6 @@ from dlfs.xattrs import VersionFacts
 
 log = logging.getLogger(__name__)
 
-FILE_MODE = stat.S_IFREG | 0o644
 DIR_MODE = stat.S_IFDIR | 0o755
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
@@ -94,24 +89,7 @@ STATFS_TTL = 2.0
 """Seconds the totals ``statfs`` reports are reused (a draft's are a recursive query)."""
 
 
-def _check_new_name(name: str) -> str:
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidInput(f"invalid name {name!r}: names must be UTF-8") from None
-    if size > NAME_MAX:
-        raise NameTooLong(f"name longer than {NAME_MAX} bytes: {name[:40]}...")
-    return check_name(name)
-
-
-def _place_of(node: Node) -> Place:
-    place = node.key
-    if not isinstance(place, Place):
-        raise InvalidInput("not a node of this draft")
-    return place
-
-
-class DraftView:
+class DraftView(DraftAttrs):
     """The read-write view of one draft (build it with :func:`open_mount_view`).
 
     It answers the calls a :class:`dlfs.view.View` answers (reads through the same
@@ -213,10 +191,11 @@ class DraftView:
                 dataset=self._dataset,
                 key=place,
             )
+        mode, uid, gid, link_size = node_fields(row["posix"], True)
         node = Node(
             Role.FILE,
-            FILE_MODE,
-            row["size"],
+            mode,
+            row["size"] if link_size < 0 else link_size,
             ns(row["mtime"]),
             LIVE_TTL,
             False,
@@ -225,6 +204,9 @@ class DraftView:
             version=self._vid,
             dataset=self._dataset,
             key=place,
+            uid=uid,
+            gid=gid,
+            posix=row["posix"] or "",
         )
         f = self._open.get(place)
         return node if f is None else node._replace(size=f.size, mtime_ns=f.mtime_ns)
@@ -232,7 +214,7 @@ class DraftView:
     def _open_node(self, f: OpenFile) -> Node:
         return Node(
             Role.FILE,
-            FILE_MODE,
+            node_fields(f.posix, True)[0],
             f.size,
             f.mtime_ns,
             LIVE_TTL,
@@ -260,14 +242,6 @@ class DraftView:
         """The node of the mount root."""
         return self._root
 
-    def readlink(self, node: Node) -> str:
-        """A draft holds no symlinks: :class:`InvalidInput`."""
-        raise InvalidInput("not a symlink")
-
-    def listxattr(self, node: Node) -> list[str]:
-        """The names of the extended attributes dlfs gives ``node`` (:mod:`dlfs.xattrs`)."""
-        return xattrs.names(node.role)
-
     def lookup(self, parent: Node, name: str) -> Node:
         """The node of ``name``: files being written (even not yet committed) included."""
         try:
@@ -279,7 +253,7 @@ class DraftView:
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
         self._state.sync()
-        folder = _place_of(parent)
+        folder = place_of(parent)
         f = self._open.get(self._places.existing(folder, name))
         if f is not None and not f.committed:
             return self._open_node(f)
@@ -291,14 +265,14 @@ class DraftView:
     def getattr(self, node: Node) -> Node:
         """Fresh attributes, from the catalog or the open file (its staged size)."""
         self._state.sync()
-        place = _place_of(node)
+        place = place_of(node)
         if node.role == Role.VERSION:
             return self._root
         f = self._open.get(place)
         if f is not None and (not f.committed or place.parent is None):
-            return self._open_node(f)
+            return self._open_node(f)._replace(nlink=0 if place.parent is None else 1)
         if place.parent is None:
-            return node  # removed, still open somewhere: the last known attributes
+            return node._replace(nlink=0)  # removed, still open: the last attributes
         try:
             row = self._places.entry(place)
         except NotFound:
@@ -311,7 +285,7 @@ class DraftView:
         if node.role == Role.FILE:
             raise NotADirectory("not a folder")
         self._state.sync()
-        folder = _place_of(node)
+        folder = place_of(node)
         tree = self._places.dir_tree(folder)
         pending = sorted(
             (f.place.name, self._open_node(f)) for f in self._open.pending_children(folder)
@@ -330,24 +304,6 @@ class DraftView:
             return page
 
         return Listing([], fetch)
-
-    def getxattr(self, node: Node, name: str) -> bytes:
-        """As :meth:`View.getxattr`, from the current item; ``user.dlfs.state`` of the
-        root says ``published`` once the draft was."""
-        attr = xattrs.find(node.role, name)
-        self._state.sync()
-        if node.role == Role.VERSION:
-            return attr.read(self._version_facts(node)).encode()
-        place = _place_of(node)
-        f = self._open.get(place)
-        if f is not None and not f.committed:
-            if not attr.before_commit:
-                raise NoAttribute(name)  # no item yet: it is made when the file is closed
-            return attr.read(f.inherit or ItemRecord("", "", f.size, 0.0)).encode()
-        row = self.db.item_get(self._file_row(place)["ref"])
-        if row is None:
-            raise Corrupt(f"the item of {place.name!r} is missing from the catalog")
-        return attr.read(ItemRecord.from_row(row)).encode()
 
     def _version_facts(self, node: Node) -> VersionFacts:
         ds = self.db.dataset_by_id(self._dataset)
@@ -377,7 +333,7 @@ class DraftView:
         if node.role != Role.FILE:
             raise IsADirectory("is a folder") if node.is_dir else InvalidInput("not a file")
         self._state.sync()
-        place = _place_of(node)
+        place = place_of(node)
         f = self._open.get(place)
         current = self._open_node(f) if f is not None else self._file_node(place)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
@@ -389,17 +345,18 @@ class DraftView:
 
     def create(self, parent: Node, name: str, mode: int, flags: int) -> tuple[int, Node]:
         """Create and open a new file (in the mount only, until its first commit)."""
-        _check_new_name(name)
+        check_new_name(name)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
         self._state.sync()
         self._state.check_writable("create a file")
-        folder = _place_of(parent)
+        folder = place_of(parent)
         tree = self._places.dir_tree(folder)
         other = self._open.get(self._places.existing(folder, name))
         if (other is not None and not other.committed) or self.db.entry(tree, name) is not None:
             raise AlreadyExists(f"already exists: {name}")
         f = self._open.create(self._places.get(folder, name))
+        f.posix = NONE.with_mode(mode).text()  # tar -x creates with the final mode
         node = self._open_node(f)
         fh = self.reads.open(node)
         self._open.attach(fh, f, True)
@@ -411,7 +368,7 @@ class DraftView:
         f, _writable = self._open.handles[fh]
         node = self.reads.node(fh)
         if f is None:
-            f = self._open.get(_place_of(node))  # opened for reading before a writer came
+            f = self._open.get(place_of(node))  # opened for reading before a writer came
         if f is not None:
             if f.staged is not None:
                 return f.staged.read(offset, max(0, min(size, f.size - offset)))
@@ -464,7 +421,7 @@ class DraftView:
             folder = self._places.mutable_dir(place.parent, draft)
             content = (f.blob, f.size, f.mtime_ns / 1e9)
             record, new, newborn = draft.record_write(
-                folder, place.name, content, store.url, f.inherit
+                folder, place.name, content, store.url, f.inherit, f.posix
             )
         if durable:
             self.db.sync_wal()
@@ -476,10 +433,10 @@ class DraftView:
 
     def mkdir(self, parent: Node, name: str, mode: int) -> Node:
         """Make a folder (one transaction)."""
-        _check_new_name(name)
+        check_new_name(name)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
-        folder = _place_of(parent)
+        folder = place_of(parent)
         pending = self._open.get(self._places.existing(folder, name))
         with self._state.write("make a folder") as draft:
             if pending is not None and not pending.committed:
@@ -497,10 +454,6 @@ class DraftView:
         self.release(fh)
         return self.lookup(parent, name)
 
-    def symlink(self, parent: Node, name: str, target: str) -> Node:
-        """Refused: :class:`NotPermitted` (``EPERM``)."""
-        raise NotPermitted("datasets hold no symbolic links")
-
     def link(self, node: Node, parent: Node, name: str) -> Node:
         """Refused: :class:`NotPermitted` (``EPERM``)."""
         raise NotPermitted("datasets hold no hard links (copy the file, or 'dlfs cp')")
@@ -508,7 +461,7 @@ class DraftView:
     def unlink(self, parent: Node, name: str) -> None:
         """Remove a file; if it is open, its handles keep working on bytes that go away
         when it is closed."""
-        folder = _place_of(parent)
+        folder = place_of(parent)
         place = self._places.existing(folder, name)
         f = self._open.get(place)
         with self._state.write("remove a file") as draft:
@@ -525,7 +478,7 @@ class DraftView:
 
     def rmdir(self, parent: Node, name: str) -> None:
         """Remove an empty folder (:class:`NotEmpty` otherwise)."""
-        folder = _place_of(parent)
+        folder = place_of(parent)
         with self._state.write("remove a folder") as draft:
             row = self.db.entry(self._places.dir_tree(folder), name)
             if row is None:
@@ -547,8 +500,8 @@ class DraftView:
         open files and places follow it."""
         if flags & RENAME_EXCHANGE:
             raise InvalidInput("exchanging two entries (RENAME_EXCHANGE) is not supported")
-        _check_new_name(new_name)
-        src_folder, dst_folder = _place_of(parent), _place_of(new_parent)
+        check_new_name(new_name)
+        src_folder, dst_folder = place_of(parent), place_of(new_parent)
         if new_parent.role == Role.FILE:
             raise NotADirectory("not a folder")
         src = self._places.existing(src_folder, name)
@@ -608,77 +561,6 @@ class DraftView:
         adopted = draft.move_saving(src_parts, dst_parts, donor)
         if adopted is not None:
             self._state.remember(adopted.id, False)
-
-    def setattr(
-        self,
-        node: Node,
-        size: int | None = None,
-        mode: int | None = None,
-        mtime_ns: int | None = None,
-    ) -> Node:
-        """Truncate or extend a file, set its mtime (see the module docstring); modes
-        are accepted and ignored."""
-        self._state.sync()
-        if node.role != Role.FILE:
-            if size is not None:
-                raise IsADirectory("is a folder")
-            return self.getattr(node)  # modes and times of folders are not kept
-        place = _place_of(node)
-        if size is not None:
-            self._state.check_writable("truncate a file")
-
-            def current() -> tuple[str, int, int]:
-                row = self._file_row(place)
-                return row["blob"], row["size"], ns(row["mtime"])
-
-            self._open.truncate_at(place, current, size, self._store(), self._commit)
-        if mtime_ns is not None:
-            self._set_mtime(place, mtime_ns)
-        return self.getattr(node)
-
-    def _set_mtime(self, place: Place, mtime_ns: int) -> None:
-        f = self._open.get(place)
-        if f is not None and (f.dirty or not f.committed):
-            f.mtime_ns = mtime_ns  # recorded with the commit
-            return
-        self._state.check_writable("set times")
-        row = self._file_row(place)
-        if row["ref"] in self._state.private:
-            with self._state.write("set times") as draft:
-                draft.set_mtime(row["ref"], mtime_ns / 1e9)
-            if f is not None:
-                f.mtime_ns = mtime_ns
-        # else: an item from elsewhere; its time is shared, so it stays (documented)
-
-    def setxattr(self, node: Node, name: str, value: bytes) -> None:
-        """Set a writable attribute of a file (:mod:`dlfs.xattrs`: metadata, annotations):
-        a new item with the same bytes and lineage."""
-        attr = xattrs.writable(node.role, name)
-        self._relabel(node, attr, attr.parse(value))
-
-    def removexattr(self, node: Node, name: str) -> None:
-        """Reset a writable attribute (metadata to ``{}``, annotations to ``[]``)."""
-        attr = xattrs.removable(node.role, name)
-        self._relabel(node, attr, attr.empty)
-
-    def _relabel(self, node: Node, attr: xattrs.XAttr, value: str) -> None:
-        """Give the file at ``node`` a new value of ``attr`` (same bytes, lineage)."""
-        self._state.sync()
-        self._state.check_writable("set extended attributes")
-        place = _place_of(node)
-        f = self._open.get(place)
-        if f is not None and (f.dirty or not f.committed):
-            self._commit(f)  # the item to change is the one with the bytes written so far
-        with self._state.write("set extended attributes") as draft:
-            if place.parent is None:
-                raise NotFound(f"file {place.name!r} was removed")
-            folder = self._places.mutable_dir(place.parent, draft)
-            old = self.db.entry(folder, place.name)
-            if old is not None and old["kind"] == DIR:
-                raise NotSupported("dlfs keeps metadata on files only")
-            record, new = draft.relabel(folder, place.name, **{attr.field: value})
-        if new and old is not None and old["ref"] in self._state.private:
-            self._state.remember(record.id, False)
 
     # -- the end ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from dlfs.names import join_path
 from dlfs.objects import DIR
 from dlfs.ops import diff as diff_ops
 from dlfs.ops import importer
+from dlfs.posixattrs import Posix
 from dlfs.reader import VersionFile
 
 if TYPE_CHECKING:
@@ -45,22 +47,31 @@ class Entry:
     mtime: float
     item: str | None
     blob: str | None
+    link: str | None = None
+    """The target of a symlink; None for files and folders."""
+    mode: int = 0o644
+    """The permission bits a file keeps (folders: 0o755)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "path": self.path,
             "name": self.name,
-            "type": "dir" if self.is_dir else "file",
+            "type": "dir" if self.is_dir else "link" if self.link is not None else "file",
             "size": self.size,
             "mtime": self.mtime,
             "item": self.item,
             "blob": self.blob,
+            "mode": f"{self.mode:04o}",
         }
+        if self.link is not None:
+            out["target"] = self.link
+        return out
 
     @classmethod
     def from_row(cls, folder: list[str], e: Row, dir_time: float) -> Entry:
         """The entry of tree entry ``e`` of ``folder``; folders show ``dir_time``."""
         is_dir = e["kind"] == DIR
+        posix = Posix.parse(None if is_dir else e["posix"])
         return cls(
             path=join_path([*folder, e["name"]]),
             name=e["name"],
@@ -69,6 +80,8 @@ class Entry:
             mtime=dir_time if is_dir else e["mtime"],
             item=None if is_dir else e["ref"],
             blob=None if is_dir else e["blob"],
+            link=posix.link,
+            mode=0o755 if is_dir else stat.S_IMODE(posix.file_mode(True)),
         )
 
 

@@ -77,6 +77,15 @@ class Node(NamedTuple):
     """What the view that made the node needs to find its entry again, opaque to
     everyone else (a draft view's :class:`dlfs.places.Place`, which follows renames);
     None for views that find entries by ``ref``."""
+    uid: int = -1
+    """The owner kept with the item; -1: the mounting user."""
+    gid: int = -1
+    """The group kept with the item; -1: the mounting user's."""
+    nlink: int = 1
+    """``st_nlink``: 0 for a file removed while still open."""
+    posix: str = ""
+    """A FILE's POSIX attributes as its item keeps them (:mod:`dlfs.posixattrs`):
+    its symlink target and ``user.*`` xattrs are answered without a query."""
 
     @property
     def is_dir(self) -> bool:

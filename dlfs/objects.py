@@ -48,9 +48,14 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def item_id(origin: str, blob: str, size: int, metadata: str, annotations: str) -> str:
-    """The id of an item record; ``metadata``/``annotations`` are canonical JSON text."""
-    record = f'["{origin}","{blob}",{size},{metadata},{annotations}]'
+def item_id(
+    origin: str, blob: str, size: int, metadata: str, annotations: str, posix: str = ""
+) -> str:
+    """The id of an item record; ``metadata``/``annotations``/``posix`` are canonical
+    JSON text (``posix`` may be ``""``: no POSIX attributes, the id items had before
+    they could carry any)."""
+    tail = f",{posix}" if posix else ""
+    record = f'["{origin}","{blob}",{size},{metadata},{annotations}{tail}]'
     return xxhash.xxh3_128_hexdigest(record.encode())
 
 

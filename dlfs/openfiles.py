@@ -50,6 +50,8 @@ class OpenFile:
     handles: set[int] = field(default_factory=set)
     inherit: ItemRecord | None = None
     """The item of a file this one replaced by a rename (its lineage is taken)."""
+    posix: str = ""
+    """The POSIX attributes a created file starts with (its mode at ``create``)."""
 
 
 class OpenFiles:

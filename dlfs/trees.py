@@ -269,11 +269,16 @@ class DraftTree:
         return record if self.put_item(self.mutable_dir(dst[:-1]), dst[-1], record) else None
 
     def relabel(
-        self, folder: str, name: str, metadata: str | None = None, annotations: str | None = None
+        self,
+        folder: str,
+        name: str,
+        metadata: str | None = None,
+        annotations: str | None = None,
+        posix: str | None = None,
     ) -> tuple[ItemRecord, bool]:
-        """Give file ``name`` of ``folder`` new metadata and/or annotations (canonical
-        JSON; None keeps them): a new item with the same origin, blob and size. Returns
-        the new record and whether its row is new."""
+        """Give file ``name`` of ``folder`` new metadata, annotations and/or POSIX
+        attributes (canonical JSON; None keeps them): a new item with the same origin,
+        blob and size. Returns the new record and whether its row is new."""
         row = self.db.entry(folder, name)
         if row is None:
             raise NotFound(f"no such file: {name}")
@@ -281,7 +286,7 @@ class DraftTree:
             raise IsADirectory(f"is a folder: {name}")
         old = self.db.item_get(row["ref"])
         assert old is not None
-        record = ItemRecord.from_row(old).relabelled(metadata, annotations)
+        record = ItemRecord.from_row(old).relabelled(metadata, annotations, posix)
         return record, self.put_item(folder, name, record)
 
     def record_write(
@@ -291,12 +296,14 @@ class DraftTree:
         content: tuple[str, int, float],
         store: str,
         inherit: ItemRecord | None = None,
+        posix: str = "",
     ) -> tuple[ItemRecord, bool, bool]:
         """Record new bytes ``(blob, size, mtime)`` of store ``store`` as file ``name``
         of ``folder``: the file there keeps its lineage, metadata and annotations; a
         new file takes those of ``inherit`` (the file it replaced by a rename) or a
-        fresh lineage. Returns the record, whether its row is new, and whether it is a
-        newborn (fresh lineage, no metadata)."""
+        fresh lineage and the POSIX attributes ``posix`` (its mode at creation). Returns
+        the record, whether its row is new, and whether it is a newborn (fresh lineage,
+        no metadata)."""
         row = self.db.entry(folder, name)
         if row is not None and row["kind"] == DIR:
             raise IsADirectory(f"a folder now stands at {name!r}")
@@ -306,7 +313,7 @@ class DraftTree:
         elif inherit is not None:
             record, newborn = inherit.rewritten(*content), False
         else:
-            record, newborn = ItemRecord.new(*content), True
+            record, newborn = ItemRecord.new(*content, posix=posix), True
         return record, self.db.file_record(folder, name, record.row(), store), newborn
 
 

@@ -22,9 +22,11 @@ Two trees can be viewed (see :func:`open_view`):
 
 A :class:`Node` carries everything ``getattr`` and ``open`` need (mode, size, mtime,
 blob id), so neither touches the catalog: each folder costs one query when it is
-listed or one probe per name looked up. Modes are 0444 for files and 0555 for folders;
-uid and gid are those of the mounting user; the mtime of a file is its item's mtime,
-that of a folder its version's publish time: stable, never "now".
+listed or one probe per name looked up. Folders are 0555; a file shows the mode its
+item keeps (:mod:`dlfs.posixattrs`; 0644 when none) without its write bits, a symlink
+item is a symlink; uid and gid are the item's, else those of the mounting user; the
+mtime of a file is its item's mtime, that of a folder its version's publish time:
+stable, never "now".
 
 Reading never returns wrong bytes: the view hands each read to its
 :class:`dlfs.reads.FileReads`, which asks the file's blob store once; the store returns
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import NoReturn
@@ -52,6 +55,7 @@ from dlfs.errors import (
     InvalidInput,
     IsADirectory,
     NameTooLong,
+    NoAttribute,
     NotADirectory,
     NotFound,
     ReadOnly,
@@ -63,7 +67,6 @@ from dlfs.nodes import (
     BLOCK_SIZE,
     CACHE_TTL,
     DIR_MODE,
-    FILE_MODE,
     LINK_MODE,
     LIVE_TTL,
     FsStats,
@@ -74,6 +77,7 @@ from dlfs.nodes import (
     ns,
 )
 from dlfs.objects import DIR, VERSION_ID_RE
+from dlfs.posixattrs import Posix, is_user_xattr, link_of, node_fields
 from dlfs.reads import FileReads
 from dlfs.stores.registry import StoreFactory, StoreRegistry
 from dlfs.xattrs import VersionFacts
@@ -204,10 +208,11 @@ class View:
                 version=parent.version,
                 dataset=parent.dataset,
             )
+        mode, uid, gid, link_size = node_fields(row["posix"], False)
         return Node(
             Role.FILE,
-            FILE_MODE,
-            row["size"],
+            mode,
+            row["size"] if link_size < 0 else link_size,
             ns(row["mtime"]),
             parent.ttl,
             parent.cache,
@@ -215,6 +220,9 @@ class View:
             blob=row["blob"],
             version=parent.version,
             dataset=parent.dataset,
+            uid=uid,
+            gid=gid,
+            posix=row["posix"] or "",
         )
 
     def _tree(self, node: Node) -> str:
@@ -328,18 +336,30 @@ class View:
             self._listed -= len(old)
 
     def readlink(self, node: Node) -> str:
-        """The target of a tag symlink: the version id, a sibling folder."""
-        if node.role != Role.TAG:
-            raise InvalidInput("not a symlink")
-        return node.ref
+        """The target of a symlink: a tag's version id (a sibling folder), or the
+        target a symlink item keeps."""
+        if node.role == Role.TAG:
+            return node.ref
+        if node.role == Role.FILE and stat.S_ISLNK(node.mode):
+            return link_of(node)
+        raise InvalidInput("not a symlink")
 
     def listxattr(self, node: Node) -> list[str]:
-        """The names of the extended attributes dlfs gives ``node`` (:mod:`dlfs.xattrs`)."""
-        return xattrs.names(node.role)
+        """The names of the extended attributes of ``node``: dlfs's own
+        (:mod:`dlfs.xattrs`), then a file's ``user.*`` ones."""
+        names = xattrs.names(node.role)
+        if node.role == Role.FILE:
+            names = names + Posix.parse(node.posix).xattr_names()
+        return names
 
     def getxattr(self, node: Node, name: str) -> bytes:
-        """The value of extended attribute ``name`` of ``node`` (:mod:`dlfs.xattrs`):
-        :class:`NoAttribute` for any other name, without touching the catalog."""
+        """The value of extended attribute ``name`` of ``node`` (:mod:`dlfs.xattrs`,
+        or a ``user.*`` one the file keeps, from the node): :class:`NoAttribute` for any
+        other name."""
+        if is_user_xattr(name):
+            if node.role != Role.FILE:
+                raise NoAttribute(name)
+            return Posix.parse(node.posix).xattr(name)
         attr = xattrs.find(node.role, name)
         if attr.on_node is not None:  # an immutable node's item and blob: no query
             return attr.on_node(node).encode()

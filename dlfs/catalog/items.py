@@ -6,8 +6,9 @@ from collections.abc import Iterable, Sequence
 
 from dlfs.catalog.database import CatalogCore, Row
 
-ItemRecord = tuple[str, str, str, int, float, str, str]
-"""An ``items`` row as written: ``(id, origin, blob, size, mtime, metadata, annotations)``."""
+ItemRecord = tuple[str, str, str, int, float, str, str, str]
+"""An ``items`` row as written: ``(id, origin, blob, size, mtime, metadata, annotations,
+posix)``."""
 
 
 class ItemQueries(CatalogCore):
@@ -16,10 +17,10 @@ class ItemQueries(CatalogCore):
     # -- items ------------------------------------------------------------------
 
     def items_put(self, items: Iterable[ItemRecord]) -> None:
-        """Insert ``(id, origin, blob, size, mtime, metadata, annotations)`` rows once."""
+        """Insert ``(id, origin, blob, size, mtime, metadata, annotations, posix)`` rows once."""
         self._many(
-            "INSERT OR IGNORE INTO items(id, origin, blob, size, mtime, metadata, annotations)"
-            " VALUES (?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO items(id, origin, blob, size, mtime, metadata, annotations,"
+            " posix) VALUES (?,?,?,?,?,?,?,?)",
             items,
         )
 
@@ -27,8 +28,8 @@ class ItemQueries(CatalogCore):
         """Insert one ``(id, origin, blob, size, mtime, metadata, annotations)`` item
         unless it exists; True when the row is new."""
         cur = self._run(
-            "INSERT OR IGNORE INTO items(id, origin, blob, size, mtime, metadata, annotations)"
-            " VALUES (?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO items(id, origin, blob, size, mtime, metadata, annotations,"
+            " posix) VALUES (?,?,?,?,?,?,?,?)",
             item,
         )
         return cur.rowcount == 1
@@ -54,17 +55,18 @@ class ItemQueries(CatalogCore):
         """
         self._run(
             "CREATE TEMP TABLE IF NOT EXISTS items_stage(id TEXT, origin TEXT, blob TEXT,"
-            " size INTEGER, mtime REAL, metadata TEXT, annotations TEXT)"
+            " size INTEGER, mtime REAL, metadata TEXT, annotations TEXT, posix TEXT)"
         )
-        self._many("INSERT INTO items_stage VALUES (?,?,?,?,?,?,?)", items)
+        self._many("INSERT INTO items_stage VALUES (?,?,?,?,?,?,?,?)", items)
 
     def items_unstage(self) -> None:
         """Write the rows queued by :meth:`items_stage` into ``items``, in key order."""
         if self._one("SELECT 1 FROM temp.sqlite_master WHERE name = 'items_stage'") is None:
             return
         self._run(
-            "INSERT OR IGNORE INTO items(id, origin, blob, size, mtime, metadata, annotations)"
-            " SELECT id, origin, blob, size, mtime, metadata, annotations FROM items_stage"
+            "INSERT OR IGNORE INTO items(id, origin, blob, size, mtime, metadata, annotations,"
+            " posix) SELECT id, origin, blob, size, mtime, metadata, annotations, posix"
+            " FROM items_stage"
             " ORDER BY id"
         )
         self._run("DROP TABLE items_stage")

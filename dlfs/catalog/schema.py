@@ -123,9 +123,16 @@ def _migrate_v2(db: sqlite_utils.Database) -> None:
     db.conn.execute("CREATE TRIGGER" + trigger)
 
 
+def _migrate_v3(db: sqlite_utils.Database) -> None:
+    # POSIX attributes of an item (mode, owner, symlink target, user.* xattrs) as
+    # canonical JSON, '' when it has none (dlfs.posixattrs): part of the item id.
+    db.conn.execute("ALTER TABLE items ADD COLUMN posix TEXT NOT NULL DEFAULT ''")
+
+
 # (schema version reached, name, step). Append; never edit a released step.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
     (2, "linked objects", _migrate_v2),
+    (3, "posix attributes of items", _migrate_v3),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from dlfs.catalog.database import CatalogCore, Row
 
-_ITEM_COLS = "i.blob AS blob, i.mtime AS mtime, i.origin AS origin"
+_ITEM_COLS = "i.blob AS blob, i.mtime AS mtime, i.origin AS origin, i.posix AS posix"
 
 
 class TreeQueries(CatalogCore):
@@ -65,12 +65,13 @@ class TreeQueries(CatalogCore):
     def entries_with_items(self, tree: str) -> list[Row]:
         """The entries of a folder in name order, files with their whole item.
 
-        Rows ``(name, kind, ref, size, origin, blob, mtime, metadata, annotations)``;
+        Rows ``(name, kind, ref, size, origin, blob, mtime, metadata, annotations,
+        posix)``;
         the item columns are NULL for folders.
         """
         return self._all(
             "SELECT e.name, e.kind, e.ref, e.size, i.origin, i.blob, i.mtime,"
-            " i.metadata, i.annotations FROM tree_entries e"
+            " i.metadata, i.annotations, i.posix FROM tree_entries e"
             " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
             " WHERE e.tree = ? ORDER BY e.name",
             (tree,),
@@ -178,7 +179,8 @@ class TreeQueries(CatalogCore):
     def subtree_items(self, tree: str) -> list[Row]:
         """Every file and folder under a tree with one recursive query.
 
-        Rows ``(path, kind, ref, size, origin, blob, mtime, metadata, annotations)``
+        Rows ``(path, kind, ref, size, origin, blob, mtime, metadata, annotations,
+        posix)``
         in path order; ``path`` is relative to ``tree`` (``a/b.jpg``) and the item
         columns are NULL for folders.
         """
@@ -188,7 +190,7 @@ class TreeQueries(CatalogCore):
             " ON e.tree = t.id WHERE e.kind = 1)"
             " SELECT t.path || e.name AS path, e.kind AS kind, e.ref AS ref, e.size AS size,"
             " i.origin AS origin, i.blob AS blob, i.mtime AS mtime,"
-            " i.metadata AS metadata, i.annotations AS annotations"
+            " i.metadata AS metadata, i.annotations AS annotations, i.posix AS posix"
             " FROM tree_entries e JOIN t ON e.tree = t.id"
             " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref ORDER BY path",
             (tree,),

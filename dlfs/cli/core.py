@@ -244,13 +244,26 @@ def dataset_meta(c: Context, name: str, assignments: tuple[str, ...]) -> None:
 @click.argument("ref")
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
 @click.option("--to", "to", default="", help="Folder in the dataset (default: root).")
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symlinks that point inside the source (others stay symlinks).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
-def add(c: Context, ref: str, sources: tuple[str, ...], to: str, as_json: bool) -> None:
-    """Copy local files and folders into a draft."""
+def add(
+    c: Context, ref: str, sources: tuple[str, ...], to: str, follow_symlinks: bool, as_json: bool
+) -> None:
+    """Copy local files and folders into a draft; symlinks are stored as symlinks."""
     total = sum(_size_of(Path(s)) for s in sources) if sys.stderr.isatty() else None
+
+    def warn(line: str) -> None:
+        click.echo(f"dlfs: warning: {line}", err=True)
+
     with progress_bar("add", total) as bar:
-        result = c.catalog.add(ref, list(sources), to, bar)
+        result = c.catalog.add(
+            ref, list(sources), to, bar, follow_symlinks=follow_symlinks, warn=warn
+        )
     if as_json:
         emit({"files": result.files, "bytes": result.bytes, "replaced": result.replaced})
     else:
@@ -504,8 +517,11 @@ def ls(c: Context, ref: str, path: str, long: bool, as_json: bool) -> None:
             from datetime import UTC, datetime
 
             when = datetime.fromtimestamp(e.mtime, UTC).strftime("%Y-%m-%d %H:%M")
-            kind = "d" if e.is_dir else "-"
-            click.echo(f"{kind} {e.size:>12} {when} {(e.blob or '-')[:12]:12} {name}")
+            kind = "d" if e.is_dir else "l" if e.link is not None else "-"
+            target = "" if e.link is None else f" -> {e.link}"
+            click.echo(
+                f"{kind} {e.mode:04o} {e.size:>12} {when} {(e.blob or '-')[:12]:12} {name}{target}"
+            )
         else:
             click.echo(name)
 

@@ -248,7 +248,7 @@ class _Cloner:
 
     def __post_init__(self) -> None:
         self.memo: dict[tuple[str, bool], str | None] = {}
-        self.pending: list[tuple[str, str, str, int, float, str, str]] = []
+        self.pending: list[ItemRow] = []
         self.filtering = self.globs is not None or self.filt is not None
 
     def flush(self) -> None:

@@ -10,7 +10,7 @@ Items are compared by lineage (``origin``), then by content:
 
 - *modified*: the same path holds an item of the same lineage with another record;
   ``changes`` says which parts differ: ``content`` (blob or size), ``metadata``,
-  ``annotations``.
+  ``annotations``, ``link`` (a symlink's target), ``mode``, ``owner``, ``xattrs``.
 - *moved*: an item of A and an item of B share a lineage but not a path. When a
   lineage has several such items on each side they are paired in path order.
   ``changes`` lists what else changed, as for modified items.
@@ -30,6 +30,7 @@ from typing import Any
 from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.objects import DIR
+from dlfs.posixattrs import Posix
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ class Diff:
 
 
 def changed_parts(a: Row, b: Row) -> tuple[str, ...]:
-    """Which parts of two item records differ: content, metadata, annotations."""
+    """Which parts of two item records differ: content, metadata, annotations, and the
+    POSIX attributes (link target, mode, owner, xattrs: :mod:`dlfs.posixattrs`)."""
     out = []
     if a["blob"] != b["blob"] or a["size"] != b["size"]:
         out.append("content")
@@ -125,6 +127,16 @@ def changed_parts(a: Row, b: Row) -> tuple[str, ...]:
         out.append("metadata")
     if a["annotations"] != b["annotations"]:
         out.append("annotations")
+    if a["posix"] != b["posix"]:
+        pa, pb = Posix.parse(a["posix"]), Posix.parse(b["posix"])
+        if pa.link != pb.link:
+            out.append("link")
+        if pa.file_mode(True) != pb.file_mode(True):
+            out.append("mode")
+        if (pa.uid, pa.gid) != (pb.uid, pb.gid):
+            out.append("owner")
+        if pa.xattrs != pb.xattrs:
+            out.append("xattrs")
     return tuple(out)
 
 

@@ -11,7 +11,9 @@ Three phases, so that bad input changes nothing and a crash loses nothing publis
    before the catalog commits.
 
 A file that lands on an existing path keeps that item's lineage, metadata and
-annotations and takes the new bytes, as a rewrite in a draft mount does.
+annotations and takes the new bytes, as a rewrite in a draft mount does. Symlinks are
+stored as symlinks unless asked to follow them, and never followed out of the source
+(:func:`plan`; ``docs/security.md``).
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from dlfs.catalog import CatalogDB, Row
-from dlfs.errors import Conflict, InvalidInput, IsADirectory, NotFound
+from dlfs.errors import Conflict, DlfsError, InvalidInput, IsADirectory, NotFound
 from dlfs.items import ItemRecord
 from dlfs.names import check_name, join_path
 from dlfs.objects import DIR, canonical_json, new_origin
+from dlfs.posixattrs import NONE, is_user_xattr, link_text
 from dlfs.stores.base import BlobStore, IngestBatch
 from dlfs.trees import DraftTree
 
@@ -56,40 +59,119 @@ class PlannedFile:
     name: str
     metadata: dict[str, Any] | None = None
     annotations: list[Any] | None = None
+    posix: str = ""
+    """Its POSIX attributes (mode, symlink target, xattrs) as the item keeps them."""
 
 
-def plan(sources: list[Path], to: list[str]) -> tuple[list[PlannedFile], list[tuple[str, ...]]]:
+def plan(
+    sources: list[Path],
+    to: list[str],
+    follow_symlinks: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[list[PlannedFile], list[tuple[str, ...]]]:
     """Walk ``sources``: a file lands in ``to`` under its own name, a folder brings its
     contents (with sub-folders) into ``to``. Returns the files and the folders to make.
 
-    Every name is validated first; symlinks to files are followed, symlinks to folders
-    and special files are skipped.
+    Every name is validated first. A symlink is stored as a symlink (its target kept
+    as text, nothing read through it). With ``follow_symlinks``, a link whose target
+    lies inside the source folder it was found in is followed (a file's bytes, a
+    folder's contents; a folder reached twice is walked once, the second link stays a
+    symlink); a link pointing outside
+    it, or nowhere, is still stored as a symlink, and ``warn`` is told in one line: a
+    link never brings in bytes from outside the source silently. A source named on
+    the command line that is itself a symlink is followed with ``follow_symlinks``.
+    Fifos, sockets and devices are skipped. A file keeps its permission bits and its
+    ``user.*`` extended attributes (:mod:`dlfs.posixattrs`).
     """
     files: list[PlannedFile] = []
     folders: list[tuple[str, ...]] = []
     base = tuple(to)
     for src in sources:
-        if not src.exists():
+        if not src.exists() and not src.is_symlink():
             raise NotFound(f"no such file or folder: {src}")
+        if src.is_symlink() and not follow_symlinks:
+            files.append(_link(src, base, check_name(src.name)))
+            continue
         if src.is_file():
-            files.append(PlannedFile(src, base, check_name(src.name)))
+            files.append(_file(src, base, check_name(src.name)))
             continue
         if not src.is_dir():
             raise InvalidInput(f"not a regular file or folder: {src}")
-        for dirpath, dirnames, filenames in os.walk(src):
-            rel = Path(dirpath).relative_to(src)
-            folder = base + tuple(check_name(p) for p in rel.parts)
-            dirnames.sort()
-            for d in list(dirnames):
-                if os.path.islink(os.path.join(dirpath, d)):
-                    dirnames.remove(d)
-            if rel.parts:
-                folders.append(folder)
-            for fname in sorted(filenames):
-                path = Path(dirpath, fname)
-                if path.is_file():
-                    files.append(PlannedFile(path, folder, check_name(fname)))
+        _walk(src, base, follow_symlinks, warn, files, folders)
     return files, folders
+
+
+def _walk(
+    src: Path,
+    base: tuple[str, ...],
+    follow: bool,
+    warn: Callable[[str], None] | None,
+    files: list[PlannedFile],
+    folders: list[tuple[str, ...]],
+) -> None:
+    root = src.resolve()
+    seen = {root}
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=follow):
+        rel = Path(dirpath).relative_to(src)
+        folder = base + tuple(check_name(p) for p in rel.parts)
+        dirnames.sort()
+        if rel.parts:
+            folders.append(folder)
+        links = []
+        for d in list(dirnames):
+            path = Path(dirpath, d)
+            if not path.is_symlink():
+                continue
+            target = path.resolve()
+            if follow and _inside(target, root) and target not in seen:
+                seen.add(target)
+                continue
+            dirnames.remove(d)  # not followed, or a folder walked already (a loop)
+            links.append(d)
+        for name in sorted([*filenames, *links]):
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                inside = _inside(path.resolve(), root)
+                if follow and path.is_file() and inside:
+                    files.append(_file(path, folder, check_name(name)))
+                    continue
+                if follow and not inside and warn is not None:
+                    warn(
+                        f"not following {path} -> {os.readlink(path)}: it points outside"
+                        f" {src} or nowhere; stored as a symlink"
+                    )
+                files.append(_link(path, folder, check_name(name)))
+            elif path.is_file():
+                files.append(_file(path, folder, check_name(name)))
+            elif not path.is_dir():
+                pass  # fifos, sockets, devices: not dataset content
+
+
+def _inside(target: Path, root: Path) -> bool:
+    return target == root or root in target.parents
+
+
+def _link(path: Path, folder: tuple[str, ...], name: str) -> PlannedFile:
+    """A symlink to store as a symlink: the empty blob, its target kept."""
+    return PlannedFile(b"", folder, name, posix=link_text(os.readlink(path)))
+
+
+def _file(path: Path, folder: tuple[str, ...], name: str) -> PlannedFile:
+    """A file to import, with its permission bits and ``user.*`` xattrs."""
+    posix = NONE.with_mode(path.stat().st_mode)
+    try:
+        names = os.listxattr(path)
+    except OSError:  # a filesystem without extended attributes
+        names = []
+    for key in names:
+        if is_user_xattr(key):
+            try:
+                posix = posix.with_xattr(key, os.getxattr(path, key))
+            except OSError:
+                continue
+            except DlfsError as exc:
+                raise InvalidInput(f"{path}: {exc}") from None
+    return PlannedFile(path, folder, name, posix=posix.text())
 
 
 def stage(
@@ -144,7 +226,7 @@ def record(
             meta, ann, origin = _lineage(db, existing, f)
             if existing is not None:
                 result.replaced += 1
-            record = ItemRecord(origin, blob, size, now, meta, ann)
+            record = ItemRecord(origin, blob, size, now, meta, ann, f.posix)
             items.append(record.row())
             entries.append((f.name, 0, record.id, size))
             result.files += 1

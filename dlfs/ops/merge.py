@@ -45,7 +45,7 @@ from typing import Any
 from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, InvalidInput
-from dlfs.items import ItemRecord
+from dlfs.items import ItemRecord, ItemRow
 from dlfs.objects import DIR, canonical_json
 from dlfs.ops.clone import build_paths, check_new_name, frozen_root, source_entry
 
@@ -187,9 +187,7 @@ def _match(slots: list[_Slot], rows: list[Row]) -> None:
     slots.extend(_Slot(row["path"], [row]) for row in fresh)
 
 
-def _merged_item(
-    slot: _Slot, metadata: bool, annotations: bool
-) -> tuple[str, tuple[str, str, str, int, float, str, str] | None, int]:
+def _merged_item(slot: _Slot, metadata: bool, annotations: bool) -> tuple[str, ItemRow | None, int]:
     """``(item id, new item row or None, size)`` for one slot."""
     first, last = slot.copies[0], slot.copies[-1]
     if len(slot.copies) == 1:
@@ -209,7 +207,13 @@ def _merged_item(
         distinct = list(dict.fromkeys(ann_texts))
         ann_text = _canonical(union([json.loads(t) for t in distinct]))
     record = ItemRecord(
-        first["origin"], last["blob"], last["size"], last["mtime"], meta_text, ann_text
+        first["origin"],
+        last["blob"],
+        last["size"],
+        last["mtime"],
+        meta_text,
+        ann_text,
+        last["posix"] or "",  # mode, owner, link and xattrs go with the bytes
     )
     return record.id, record.row(), record.size
 

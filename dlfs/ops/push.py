@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import AlreadyExists, BadBody, Conflict, Corrupt, InvalidInput, NotFound
-from dlfs.items import ItemRecord
+from dlfs.items import ItemRecord, ItemRow
 from dlfs.names import check_dataset_name, check_user_tag
 from dlfs.objects import VERSION_ID_RE, blob_id, canonical_json, tree_id
 from dlfs.stores.base import BlobStore
@@ -113,8 +113,11 @@ def collect(db: CatalogDB, row: Row) -> dict[str, Any]:
         trees.append([t["id"], t["files"], t["bytes"], [list(e) for e in entries]])
         item_ids.extend(ref for _name, kind, ref, _size in entries if kind == 0)
     items = db.items_by_ids(item_ids)
+    # An item's POSIX attributes (mode, owner, link, user.* xattrs) are an eighth
+    # field, written only when it has any: documents of plain items stay as before.
     item_rows = [
         [r["id"], r["origin"], r["blob"], r["size"], r["mtime"], r["metadata"], r["annotations"]]
+        + ([r["posix"]] if r["posix"] else [])
         for r in items.values()
     ]
     blob_ids = sorted({r["blob"] for r in items.values()})
@@ -316,6 +319,12 @@ def fetch(remote: S3Store, name: str, vid: str) -> dict[str, Any]:
     return doc
 
 
+def _item_row(fields: list[Any]) -> ItemRow:
+    """An item of a document as an ``items`` row (no POSIX attributes: ``""``)."""
+    row = list(fields) + [""] * (8 - len(fields))
+    return (row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+
+
 def check_records(doc: dict[str, Any]) -> None:
     """Re-hash every folder and item of a document against its content id."""
     vid = doc["version"]["id"]
@@ -382,7 +391,7 @@ def insert(
         if not db.tree_exists(tid):
             db.entries_put(tid, [tuple(e) for e in entries])
             db.tree_register(tid, files, nbytes)
-    db.items_put(tuple(i) for i in doc["items"])
+    db.items_put(_item_row(i) for i in doc["items"])
     db.blobs_put((b, int(size), storage) for b, size in doc["blobs"])
     db.external_put(tuple(e) for e in doc["external"])
     db.version_insert(

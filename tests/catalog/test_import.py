@@ -69,14 +69,19 @@ def test_many_files_in_many_folders(catalog: Catalog, tmp_path: Path) -> None:
     assert got == files
 
 
-def test_symlinked_folders_and_special_files_are_skipped(catalog: Catalog, tmp_path: Path) -> None:
+def test_symlinks_are_kept_as_symlinks_and_special_files_skipped(
+    catalog: Catalog, tmp_path: Path
+) -> None:
     src = make_tree(tmp_path / "src", {"real/a.txt": b"a", "b.txt": b"b"})
     os.symlink(src / "real", src / "linkdir")
     os.symlink(src / "b.txt", src / "linkfile")
     os.mkfifo(src / "fifo")
     catalog.create_dataset("cats")
     catalog.add("cats", [src])
-    assert {f.path for f in catalog.draft("cats").files()} == {"real/a.txt", "b.txt", "linkfile"}
+    paths = {f.path for f in catalog.draft("cats").files()}
+    assert paths == {"real/a.txt", "b.txt", "linkfile", "linkdir"}
+    links = {e.name: e.link for e in catalog.ls("cats@draft") if e.link is not None}
+    assert links == {"linkdir": str(src / "real"), "linkfile": str(src / "b.txt")}
 
 
 def test_add_refuses_to_put_a_file_over_a_folder(catalog: Catalog, tmp_path: Path) -> None:

@@ -1,0 +1,287 @@
+"""What a draft mount keeps of a file beside its bytes: times, mode, owner, symlinks,
+extended attributes (``user.dlfs.*`` metadata and any other ``user.*``).
+
+:class:`DraftAttrs` is the part of :class:`dlfs.draftview.DraftView` that edits these:
+each change is one catalog transaction giving the file a new item with the same bytes
+and lineage (:meth:`dlfs.trees.DraftTree.relabel`), following the rules of
+:class:`dlfs.items.ItemRecord`. The POSIX attributes are :mod:`dlfs.posixattrs`.
+
+- ``chmod`` and ``chown`` of a file persist (the kernel checks who may, with
+  ``default_permissions``); folders keep no mode or owner (always ``0755``, the
+  mounting user): ``chmod``/``chown`` of a folder succeed and change nothing.
+- ``ln -s`` makes a symlink item (its target kept, its blob the empty blob).
+- A file's mtime is its item's: the commit time of what was written, or what
+  ``utimensat`` sets on a file written through this mount; the mtime of an item that
+  came from elsewhere (the parent version) is shared with the versions holding it and
+  stays as it is. ``UTIME_OMIT`` leaves the time alone; there is no separate atime or
+  ctime (both show the mtime: ``noatime``).
+"""
+
+from __future__ import annotations
+
+import stat
+import time
+from collections.abc import Callable
+
+from dlfs import trees, xattrs
+from dlfs.catalog import CatalogDB, Row
+from dlfs.draftstate import DraftState
+from dlfs.errors import (
+    AlreadyExists,
+    Corrupt,
+    InvalidInput,
+    IsADirectory,
+    NameTooLong,
+    NoAttribute,
+    NotADirectory,
+    NotFound,
+    NotSupported,
+)
+from dlfs.items import ItemRecord
+from dlfs.names import NAME_MAX, check_name
+from dlfs.nodes import Node, Role
+from dlfs.objects import blob_id
+from dlfs.openfiles import OpenFile, OpenFiles
+from dlfs.places import Place, PlaceIndex
+from dlfs.posixattrs import Posix, is_user_xattr, link_of, link_text
+from dlfs.stores.base import BlobStore
+from dlfs.xattrs import VersionFacts
+
+EMPTY_BLOB = blob_id(b"")
+"""The blob of every symlink item: its target is kept in the item, not in bytes."""
+
+
+def check_new_name(name: str) -> str:
+    """``name`` when a new entry may take it: UTF-8, at most ``NAME_MAX`` bytes, a
+    valid name (:func:`dlfs.names.check_name`)."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInput(f"invalid name {name!r}: names must be UTF-8") from None
+    if size > NAME_MAX:
+        raise NameTooLong(f"name longer than {NAME_MAX} bytes: {name[:40]}...")
+    return check_name(name)
+
+
+def place_of(node: Node) -> Place:
+    """The place a draft view's node carries (:class:`InvalidInput` for others)."""
+    place = node.key
+    if not isinstance(place, Place):
+        raise InvalidInput("not a node of this draft")
+    return place
+
+
+class DraftAttrs:
+    """Attributes, times, symlinks and extended attributes of a draft's files (a part
+    of :class:`dlfs.draftview.DraftView`; the names below are the view's)."""
+
+    db: CatalogDB
+    _state: DraftState
+    _open: OpenFiles
+    _places: PlaceIndex
+
+    def _file_row(self, place: Place) -> Row:
+        raise NotImplementedError
+
+    def _commit(self, f: OpenFile, durable: bool = False) -> None:
+        raise NotImplementedError
+
+    def _store(self) -> BlobStore:
+        raise NotImplementedError
+
+    def _node(self, parent: Place, row: Row) -> Node:
+        raise NotImplementedError
+
+    def _version_facts(self, node: Node) -> VersionFacts:
+        raise NotImplementedError
+
+    def getattr(self, node: Node) -> Node:
+        raise NotImplementedError
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _item_of(self, node: Node) -> ItemRecord | None:
+        """The current item of a file node; None for a file not yet committed."""
+        place = place_of(node)
+        f = self._open.get(place)
+        if f is not None and not f.committed:
+            return None
+        row = self.db.item_get(self._file_row(place)["ref"])
+        if row is None:
+            raise Corrupt(f"the item of {place.name!r} is missing from the catalog")
+        return ItemRecord.from_row(row)
+
+    def readlink(self, node: Node) -> str:
+        """The target of a symlink (:class:`InvalidInput` for anything else)."""
+        if node.role != Role.FILE or not stat.S_ISLNK(node.mode):
+            raise InvalidInput("not a symlink")
+        self._state.sync()
+        item = self._item_of(node)
+        if item is None:
+            raise InvalidInput("not a symlink")
+        return link_of(item)
+
+    def listxattr(self, node: Node) -> list[str]:
+        """dlfs's own attribute names (:mod:`dlfs.xattrs`), then a file's ``user.*``."""
+        names = xattrs.names(node.role)
+        if node.role == Role.FILE:
+            self._state.sync()
+            item = self._item_of(node)
+            if item is not None:
+                names = names + Posix.parse(item.posix).xattr_names()
+        return names
+
+    def getxattr(self, node: Node, name: str) -> bytes:
+        """As :meth:`View.getxattr`, from the current item; ``user.dlfs.state`` of the
+        root says ``published`` once the draft was."""
+        self._state.sync()
+        if is_user_xattr(name):
+            item = self._item_of(node) if node.role == Role.FILE else None
+            if item is None:
+                raise NoAttribute(name)
+            return Posix.parse(item.posix).xattr(name)
+        attr = xattrs.find(node.role, name)
+        if node.role == Role.VERSION:
+            return attr.read(self._version_facts(node)).encode()
+        place = place_of(node)
+        f = self._open.get(place)
+        if f is not None and not f.committed:
+            if not attr.before_commit:
+                raise NoAttribute(name)  # no item yet: it is made when the file is closed
+            return attr.read(f.inherit or ItemRecord("", "", f.size, 0.0)).encode()
+        item = self._item_of(node)
+        assert item is not None
+        return attr.read(item).encode()
+
+    # -- changing ---------------------------------------------------------------------
+
+    def setattr(
+        self,
+        node: Node,
+        size: int | None = None,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> Node:
+        """Truncate or extend a file, set its mtime, mode or owner (see the module
+        docstring); folders keep no times, modes or owners."""
+        self._state.sync()
+        if node.role != Role.FILE:
+            if size is not None:
+                raise IsADirectory("is a folder")
+            return self.getattr(node)
+        place = place_of(node)
+        if size is not None:
+            self._state.check_writable("truncate a file")
+
+            def current() -> tuple[str, int, int]:
+                row = self._file_row(place)
+                return row["blob"], row["size"], int(row["mtime"] * 1e9)
+
+            self._open.truncate_at(place, current, size, self._store(), self._commit)
+        if mode is not None or uid is not None or gid is not None:
+
+            def change(posix: Posix) -> Posix:
+                if mode is not None and not posix.is_link:
+                    posix = posix.with_mode(mode)
+                return posix.with_owner(uid, gid)
+
+            self._change_posix(node, change)
+        if mtime_ns is not None:
+            self._set_mtime(place, mtime_ns)
+        return self.getattr(node)
+
+    def _set_mtime(self, place: Place, mtime_ns: int) -> None:
+        f = self._open.get(place)
+        if f is not None and (f.dirty or not f.committed):
+            f.mtime_ns = mtime_ns  # recorded with the commit
+            return
+        self._state.check_writable("set times")
+        row = self._file_row(place)
+        if row["ref"] in self._state.private:
+            with self._state.write("set times") as draft:
+                draft.set_mtime(row["ref"], mtime_ns / 1e9)
+            if f is not None:
+                f.mtime_ns = mtime_ns
+        # else: an item from elsewhere; its time is shared, so it stays (documented)
+
+    def setxattr(self, node: Node, name: str, value: bytes) -> None:
+        """Set an attribute of a file: dlfs's metadata or annotations (:mod:`dlfs.xattrs`)
+        or any ``user.*``: a new item with the same bytes and lineage."""
+        if is_user_xattr(name):
+            if node.role != Role.FILE:
+                raise NotSupported("dlfs keeps extended attributes on files only")
+            self._change_posix(node, lambda p: p.with_xattr(name, value))
+            return
+        attr = xattrs.writable(node.role, name)
+        self._relabel(node, attr.field, attr.parse(value))
+
+    def removexattr(self, node: Node, name: str) -> None:
+        """Remove a ``user.*`` attribute, or reset dlfs's (metadata to ``{}``,
+        annotations to ``[]``)."""
+        if is_user_xattr(name):
+            if node.role != Role.FILE:
+                raise NoAttribute(name)
+            self._change_posix(node, lambda p: p.with_xattr(name, None))
+            return
+        attr = xattrs.removable(node.role, name)
+        self._relabel(node, attr.field, attr.empty)
+
+    def _change_posix(self, node: Node, change: Callable[[Posix], Posix]) -> None:
+        self._relabel(node, "posix", None, change)
+
+    def _relabel(
+        self,
+        node: Node,
+        field: str,
+        value: str | None,
+        change: Callable[[Posix], Posix] | None = None,
+    ) -> None:
+        """Give the file at ``node`` a new value of item field ``field`` (or new POSIX
+        attributes by ``change``): same bytes, same lineage."""
+        self._state.sync()
+        self._state.check_writable("set attributes")
+        place = place_of(node)
+        f = self._open.get(place)
+        if f is not None and (f.dirty or not f.committed):
+            self._commit(f)  # the item to change is the one with the bytes written so far
+        with self._state.write("set attributes") as draft:
+            if place.parent is None:
+                raise NotFound(f"file {place.name!r} was removed")
+            folder = self._places.mutable_dir(place.parent, draft)
+            old = self.db.entry(folder, place.name)
+            if old is not None and old["kind"] == trees.DIR:
+                raise NotSupported("dlfs keeps attributes on files only")
+            if change is not None:
+                value = change(Posix.parse(old["posix"] if old is not None else "")).text()
+            record, new = draft.relabel(folder, place.name, **{field: value})
+        if new and old is not None and old["ref"] in self._state.private:
+            self._state.remember(record.id, False)
+
+    def symlink(self, parent: Node, name: str, target: str) -> Node:
+        """Make a symlink ``name`` -> ``target`` (one transaction): a new item keeping
+        the target, with the empty blob as its bytes."""
+        check_new_name(name)
+        posix = link_text(target)
+        if parent.role == Role.FILE:
+            raise NotADirectory("not a folder")
+        folder = place_of(parent)
+        store = self._store()
+        if not store.has(EMPTY_BLOB):
+            with store.batch() as batch:
+                batch.add_bytes(b"")
+        pending = self._open.get(self._places.existing(folder, name))
+        with self._state.write("make a symlink") as draft:
+            tree = self._places.mutable_dir(folder, draft)
+            if (pending is not None and not pending.committed) or self.db.entry(
+                tree, name
+            ) is not None:
+                raise AlreadyExists(f"already exists: {name}")
+            record = ItemRecord.new(EMPTY_BLOB, 0, time.time(), posix=posix)
+            self.db.blobs_put([(EMPTY_BLOB, 0, store.url)])
+            draft.put_item(tree, name, record)
+            row = self.db.entry(tree, name)
+            assert row is not None
+        self._state.remember(record.id, False)
+        return self._node(folder, row)
