@@ -1,7 +1,13 @@
 """The tools people copy trees with, into a draft mount: ``cp -a``, ``tar -x`` and
-``rsync -a`` of a tree with modes and nested folders, then ``dlfs publish``, then the
-published version mounted read-only compared with the source by ``diff -r`` (and by
-``stat``, for what ``diff`` does not look at)."""
+``rsync -a`` of a tree with modes, owners, symlinks, ``user.*`` xattrs and nested
+folders, then ``dlfs publish``, then the published version mounted read-only compared
+with the source: ``diff -r`` for names and bytes, ``lstat`` for types, modes and
+owners, ``readlink`` for links, the ``user.*`` xattrs as ``getfattr -d`` shows them.
+
+``cp -a`` keeps xattrs, ``tar`` with ``--xattrs`` on both sides; ``rsync -a`` leaves
+them behind by design (and ``-X`` reports errors: it tries to remove dlfs's computed
+``user.dlfs.item``/``blob``), so its check leaves xattrs out. Folders keep no mode or
+owner of their own (docs/mounting.md): their type is checked, not their mode."""
 
 from __future__ import annotations
 
@@ -23,16 +29,27 @@ def _copy(tool: str, src: Path, dst: Path) -> None:
     if tool == "cp":
         cmd = f"cp -a {src}/. {dst}/"
     elif tool == "tar":
-        cmd = f"tar -C {src} -cf - . | tar -C {dst} -xf -"
+        x = "--xattrs --xattrs-include='user.*'"
+        cmd = f"tar -C {src} {x} -cf - . | tar -C {dst} {x} -xf -"
     else:
         cmd = f"rsync -a {src}/ {dst}/"
     done = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True)
     assert done.returncode == 0, f"{cmd}: {done.stderr}"
 
 
+OWNED = "images/train/b/img_001.jpg"
+"""The source file that belongs to another user (65534:65534)."""
+XATTRS = {
+    "labels/classes.txt": {"user.origin": b"annotators v2"},
+    "bin/prepare.sh": {"user.kind": b"script", "user.empty": b""},
+}
+LINKS = {"labels/latest": "classes.txt", "images/current": "train", "dangling": "nowhere/x"}
+
+
 def make_source(root: Path) -> Path:
     """Nested folders, an executable script, a private file, a read-only file, an
-    empty file and an empty folder."""
+    empty file and an empty folder; a file of another owner, symlinks (to a file, to a
+    folder, dangling) and ``user.*`` xattrs on a file and a folder."""
     files = {
         "README.md": (b"# a dataset\n", 0o644),
         "bin/prepare.sh": (b"#!/bin/sh\necho prepared\n", 0o755),
@@ -49,6 +66,12 @@ def make_source(root: Path) -> Path:
         path.chmod(mode)
     (root / "empty_folder").mkdir()
     (root / "secret").chmod(0o700)
+    os.chown(root / OWNED, 65534, 65534)
+    for rel, target in LINKS.items():
+        (root / rel).symlink_to(target)
+    for rel, attrs in XATTRS.items():
+        for name, value in attrs.items():
+            os.setxattr(root / rel, name, value)
     return root
 
 
@@ -76,19 +99,63 @@ def copy_and_publish(
 @pytest.mark.parametrize("tool", TOOLS)
 def test_copy_publish_diff(tool: str, home: Path, draft: Mount, mounter: Mounter, tmp_path: Path):
     src, published = copy_and_publish(tool, home, draft, mounter, tmp_path)
-    done = subprocess.run(["diff", "-r", str(src), str(published)], capture_output=True)
+    done = subprocess.run(
+        ["diff", "-r", "--no-dereference", str(src), str(published)], capture_output=True
+    )
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
-    assert sorted(p.name for p in (published / "images").iterdir()) == ["train", "val"]
+    assert sorted(p.name for p in (published / "images").iterdir()) == ["current", "train", "val"]
     assert list((published / "empty_folder").iterdir()) == []
 
 
-def _tree_stat(root: Path) -> dict[str, tuple[str, int]]:
-    """Each path under ``root``: its type and permission bits."""
-    out = {}
+def tree_attrs(
+    root: Path, drop_write: bool = False, xattrs: bool = True
+) -> dict[str, tuple[object, ...]]:
+    """Each path under ``root``: type; for files and links, permission bits (less the
+    write bits with ``drop_write``), owner and link target; ``user.*`` xattrs but
+    dlfs's own (of files, with ``xattrs``)."""
+    out: dict[str, tuple[object, ...]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = Path(dirpath, name)
             st = path.lstat()
-            kind = "d" if stat.S_ISDIR(st.st_mode) else "f"
-            out[str(path.relative_to(root))] = (kind, stat.S_IMODE(st.st_mode))
+            perms = stat.S_IMODE(st.st_mode)
+            if drop_write and not stat.S_ISLNK(st.st_mode):  # a link is always 0777
+                perms &= ~0o222
+            kind = stat.S_IFMT(st.st_mode)
+            rel = str(path.relative_to(root))
+            if stat.S_ISDIR(st.st_mode):
+                out[rel] = (kind,)
+                continue
+            link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+            found = {}
+            if link is None and xattrs:
+                for attr in os.listxattr(path):
+                    if attr.startswith("user.") and not attr.startswith("user.dlfs."):
+                        found[attr] = os.getxattr(path, attr)
+            out[rel] = (kind, oct(perms), (st.st_uid, st.st_gid), link, found)
     return out
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_copy_keeps_modes_owners_links_xattrs(
+    tool: str, home: Path, draft: Mount, mounter: Mounter, tmp_path: Path
+):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+    src = make_source(tmp_path / "src")
+    _copy(tool, src, draft.path)
+    keeps_xattrs = tool != "rsync"
+    want = tree_attrs(src, xattrs=keeps_xattrs)
+    assert tree_attrs(draft.path, xattrs=keeps_xattrs) == want  # the draft, as written
+    assert want[OWNED][2] == (65534, 65534) and want["labels/latest"][3] == "classes.txt"
+    assert not keeps_xattrs or want["bin/prepare.sh"][4] == XATTRS["bin/prepare.sh"]
+    out = dlfs(home, "publish", "tools", "--json").json()
+    assert isinstance(out, dict)
+    published = mounter(f"tools@{out['id']}", tmp_path / "published").path
+    assert tree_attrs(published, xattrs=keeps_xattrs) == tree_attrs(
+        src, drop_write=True, xattrs=keeps_xattrs
+    )
+    done = subprocess.run(
+        ["diff", "-r", "--no-dereference", str(src), str(published)], capture_output=True
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
