@@ -449,7 +449,7 @@ class DraftView(DraftAttrs):
     def mknod(self, parent: Node, name: str, mode: int, rdev: int) -> Node:
         """An empty regular file; anything else is :class:`NotPermitted`."""
         if not stat.S_ISREG(mode):
-            raise NotPermitted("datasets hold regular files and folders only")
+            raise NotPermitted("datasets hold files, symlinks and folders only (no fifos, devices)")
         fh, _node = self.create(parent, name, mode, os.O_WRONLY)
         self.release(fh)
         return self.lookup(parent, name)

@@ -17,7 +17,6 @@ A published mount shows the mode without its write bits (the version is read-onl
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import stat
 from typing import Any, NamedTuple, Protocol
@@ -184,11 +183,3 @@ def link_of(item: _HasPosix) -> str:
 def link_text(target: str) -> str:
     """The kept text of a symlink to ``target``."""
     return Posix(link=check_link_target(target)).text()
-
-
-def decode_value(value: str) -> bytes:
-    """A base64 value as :meth:`Posix.parse` reads it; :class:`InvalidInput` if not."""
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput("attribute value is not base64") from None

@@ -32,7 +32,7 @@ def put_version(cat: Catalog, name: str, files: Spec, published: bool = True) ->
             m, a = canonical_json(meta), canonical_json(ann)
             size = len(blob)
             iid = item_id(origin, blob, size, m, a)
-            rows.append((iid, origin, blob, size, 1.0, m, a))
+            rows.append((iid, origin, blob, size, 1.0, m, a, ""))
             entries.append((path.split("/"), iid, size))
         db.items_put(rows)
         root = build_paths(db, entries)

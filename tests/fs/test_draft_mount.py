@@ -267,7 +267,7 @@ def test_metadata_and_annotations_as_xattrs(home: Path, draft: Mount):
     for bad in (b"{not json", b"[1, 2]", b"\xff"):
         assert errno_of(lambda b=bad: os.setxattr(path, "user.dlfs.metadata", b)) == errno.EINVAL
     assert errno_of(lambda: os.setxattr(path, "user.dlfs.annotations", b"{}")) == errno.EINVAL
-    assert errno_of(lambda: os.setxattr(path, "user.other", b"x")) == errno.EOPNOTSUPP
+    assert errno_of(lambda: os.setxattr(path, "trusted.other", b"x")) == errno.EOPNOTSUPP
     assert errno_of(lambda: os.setxattr(path, "user.dlfs.blob", b"x")) == errno.EPERM
     assert item(home, "one.bin")["metadata"] == {"label": "cat", "score": 0.9}  # unchanged
     os.removexattr(path, "user.dlfs.metadata")
