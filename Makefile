@@ -34,9 +34,10 @@ bench:
 
 # pjdfstest inside a draft mount (and a plain folder for reference), as root; not part
 # of `make test`. POSIX_TARGETS=dlfs,plain,bindfs picks targets, POSIX_TESTS="chmod" tests.
+POSIX_TARGETS ?= dlfs,plain
 .PHONY: posix
 posix: bootstrap
-	DLFS_POSIX_TARGETS=$(or $(POSIX_TARGETS),dlfs,plain) DLFS_POSIX_TESTS="$(POSIX_TESTS)" \
+	DLFS_POSIX_TARGETS=$(POSIX_TARGETS) DLFS_POSIX_TESTS="$(POSIX_TESTS)" \
 		$(PY) -m benchmarks --only posix
 
 clean:
