@@ -37,5 +37,13 @@ bench:
 lock:
 	@bash scripts/lock.sh
 
+# pjdfstest inside a draft mount (and a plain folder for reference), as root; not part
+# of `make test`. POSIX_TARGETS=dlfs,plain,bindfs picks targets, POSIX_TESTS="chmod" tests.
+POSIX_TARGETS ?= dlfs,plain
+.PHONY: posix
+posix: bootstrap
+	DLFS_POSIX_TARGETS=$(POSIX_TARGETS) DLFS_POSIX_TESTS="$(POSIX_TESTS)" \
+		$(PY) -m benchmarks --only posix
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

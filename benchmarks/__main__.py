@@ -5,9 +5,11 @@ Sections, in order: ``foundation`` (publish cost, ``dlfs add`` vs ``cp -r``),
 modules of this package own, each run through its ``main()`` when its module exists:
 ``versioning`` (clone/merge/diff, ``bench_versioning.py``), ``writes`` (writing into a
 draft mount, ``bench_writes.py``) and ``s3`` (reading S3 through a mount,
-``bench_s3.py``); a module with ``measure()`` and ``print_table()`` is run through
-those instead, so its figures reach ``results.json``. They get ``DLFS_BENCH_DIR``
-(the bench-data dir) and, with ``--quick``, ``DLFS_BENCH_QUICK=1``.
+``bench_s3.py``), ``posix`` (pjdfstest in a draft mount, ``posix.py``; only with
+``--only posix``: it is a conformance count, not a timing); a module with
+``measure()`` and ``print_table()`` is run through those instead, so its figures
+reach ``results.json``. They get ``DLFS_BENCH_DIR`` (the bench-data dir) and, with
+``--quick``, ``DLFS_BENCH_QUICK=1``.
 
 Results are written after each section, so a failed run keeps what it measured;
 ``--report FILE`` prints the tables of a saved run again (markdown with
@@ -37,8 +39,10 @@ EXTRA = {
     "writes": ("benchmarks.bench_writes", "writes into a draft mount"),
     "reclaim": ("benchmarks.bench_reclaim", "disk used by a draft mount"),
     "s3": ("benchmarks.bench_s3", "reading S3 through a mount"),
+    "posix": ("benchmarks.posix", "POSIX conformance (pjdfstest) of a draft mount"),
 }
 SECTIONS = ("foundation", "reads", *EXTRA)
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "posix")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config.load(quick=args.quick, targets=names)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     out = args.out or cfg.data_dir / ("results-quick.json" if args.quick else "results.json")
-    sections = args.only or list(SECTIONS)
+    sections = args.only or list(DEFAULT_SECTIONS)
     signal.signal(signal.SIGTERM, _terminate)
 
     command = (

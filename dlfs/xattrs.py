@@ -121,10 +121,14 @@ def writable(role: Role, name: str) -> XAttr:
 
 
 def removable(role: Role, name: str) -> XAttr:
-    """The attribute ``removexattr`` may reset; :class:`NoAttribute` otherwise."""
+    """The attribute ``removexattr`` may reset: :class:`NotPermitted` for dlfs's
+    read-only ones the node has (they exist, so not ``ENODATA``), :class:`NoAttribute`
+    for names the node does not have."""
     attr = _BY_NAME.get(name)
-    if attr is None or not attr.field or attr.role != role:
+    if attr is None or attr.role != role:
         raise NoAttribute(name)
+    if not attr.field:
+        raise NotPermitted(f"{name} is read-only: dlfs computes it")
     return attr
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything dlfs needs on a fresh Debian machine, and nothing twice.
-#   - Debian packages (as root only): fuse3 libfuse3-dev pkg-config, plus extra ones
+#   - Debian packages (as root only): fuse3 libfuse3-dev pkg-config rsync (the copy-tool
+#     tests), plus extra ones
 #     named in $DLFS_EXTRA_DEBS (the benchmarks add bindfs, rclone, s3fs).
 #   - a virtualenv in .venv with dlfs installed in editable mode, with its dev extras
 #     (or those in $DLFS_EXTRAS, e.g. dev,docs). The dependencies and dev extras come
@@ -10,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs="fuse3 libfuse3-dev pkg-config ${DLFS_EXTRA_DEBS:-}"
+debs="fuse3 libfuse3-dev pkg-config rsync ${DLFS_EXTRA_DEBS:-}"
 missing=""
 for p in $debs; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
