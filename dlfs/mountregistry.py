@@ -49,6 +49,9 @@ class MountRecord:
     options: list[str] = field(default_factory=list)
     cache_dir: str | None = None
     cache_size: int | None = None
+    workers: list[int] = field(default_factory=list)
+    """The pids of every process serving the mount, the daemon (``pid``) first; empty
+    until they all serve (and for a daemon serving alone, before ``--workers``)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -78,6 +81,8 @@ class MountStatus:
     mode: str | None = None
     log: str | None = None
     started_at: float | None = None
+    workers: list[int] = field(default_factory=list)
+    """The pids of the processes serving the mount (see :class:`MountRecord`)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -248,6 +253,7 @@ def status(home: Home) -> list[MountStatus]:
                 mode,
                 rec.log,
                 rec.started_at,
+                rec.workers,
             )
         )
     for path, (_source, fstype) in sorted(mounted.items()):

@@ -176,6 +176,16 @@ def resolve_ref(home: Home, ref: str | None) -> tuple[str | None, str | None, st
         db.close()
 
 
+MAX_WORKERS = 64
+"""The most processes one mount may be served by."""
+
+
+def default_workers() -> int:
+    """How many processes serve a read-only mount by default: one per core this
+    process may run on, at most 8."""
+    return max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
 def daemon_command(
     home: Home,
     mountpoint: Path,
@@ -184,6 +194,7 @@ def daemon_command(
     options: list[str],
     cache_dir: str | None,
     cache_size: int | None,
+    workers: int | None = None,
 ) -> list[str]:
     """The command line that runs the daemon for one mount."""
     argv = [sys.executable, "-m", "dlfsd", str(mountpoint), "--home", str(home.root)]
@@ -197,6 +208,8 @@ def daemon_command(
         argv += ["--cache-dir", cache_dir]
     if cache_size is not None:
         argv += ["--cache-size", str(cache_size)]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
     return argv
 
 
@@ -210,6 +223,7 @@ def mount(
     cache_size: str | None = None,
     foreground: bool = False,
     timeout: float = READY_TIMEOUT,
+    workers: int | None = None,
 ) -> MountRecord:
     """Mount the version ``ref`` names (``None``: the whole catalog) at ``mountpoint``.
 
@@ -221,8 +235,13 @@ def mount(
     mountpoint, options, sizes, a draft already mounted read-write), so a bad input
     fails with one clear :class:`DlfsError` and starts nothing. A draft is mounted
     read-write (one writable mount per draft), or read-only with ``-o ro``.
+
+    ``workers`` processes serve a published version or the whole catalog (default:
+    :func:`default_workers`); a draft is served by one (see ``docs/architecture.md``).
     """
     mount_options(options, writable=True)  # syntax first
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise InvalidInput(f"--workers must be between 1 and {MAX_WORKERS}, not {workers}")
     size = None if cache_size is None else parse_size(cache_size)
     exact, vid, mode = resolve_ref(home, ref)
     writable = mode == "draft" and not read_only_requested(options)
@@ -238,7 +257,7 @@ def mount(
     if cache_dir is not None:
         cache_dir = str(Path(cache_dir).expanduser().absolute())
     home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-    argv = daemon_command(home, path, ref, exact, opts, cache_dir, size)
+    argv = daemon_command(home, path, ref, exact, opts, cache_dir, size, workers)
     if foreground:
         _exec_foreground(argv)
     return _start_background(home, path, argv, timeout)
@@ -442,6 +461,7 @@ def mounted(
     cache_dir: str | None = None,
     cache_size: str | None = None,
     timeout: float = READY_TIMEOUT,
+    workers: int | None = None,
 ) -> Iterator[Path]:
     """Mount a version for the length of a ``with`` block; yield its root folder.
 
@@ -455,7 +475,7 @@ def mounted(
     ``ref`` is a ref (``"cats@v1"``, ``"cats"`` for ``cats@latest``), a
     :class:`Version`, or ``None`` for the whole catalog. ``home`` is the catalog
     (default ``$DLFS_HOME``; a :class:`Version` brings its own). ``options``,
-    ``cache_dir`` and ``cache_size`` are those of ``dlfs mount``.
+    ``cache_dir``, ``cache_size`` and ``workers`` are those of ``dlfs mount``.
 
     ```python
     with dlfs.mount("cats@v1") as root:
@@ -480,6 +500,7 @@ def mounted(
             cache_dir=cache_dir,
             cache_size=cache_size,
             timeout=timeout,
+            workers=workers,
         )
     except BaseException:
         if made is not None:

@@ -21,6 +21,14 @@ from dlfs.home import Home
 )
 @click.option("--cache-size", metavar="SIZE", help="Read cache size, e.g. 10G (recorded).")
 @click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Processes serving a published version or the catalog"
+    " (default: the cores, at most 8; a draft: 1).",
+)
+@click.option(
     "-o",
     "options",
     multiple=True,
@@ -34,6 +42,7 @@ def mount(
     foreground: bool,
     cache_dir: str | None,
     cache_size: str | None,
+    workers: int | None,
     options: tuple[str, ...],
 ) -> None:
     """Mount a version (REF) or, without REF, the whole catalog at MOUNTPOINT.
@@ -56,6 +65,7 @@ def mount(
         cache_dir=cache_dir,
         cache_size=cache_size,
         foreground=foreground,
+        workers=workers,
     )
     what = f"{record.ref} ({record.version})" if record.ref else "the catalog"
     note = {"draft": " read-only", "writable": " read-write"}.get(record.mode, "")
@@ -89,10 +99,11 @@ def mounts_(c: Context, as_json: bool) -> None:
             str(m.pid or "-"),
             m.state,
             _when(m.started_at),
+            ",".join(str(p) for p in m.workers) or "-",
         ]
         for m in found
     ]
-    table(rows, ["MOUNTPOINT", "REF", "VERSION", "PID", "STATE", "SINCE"])
+    table(rows, ["MOUNTPOINT", "REF", "VERSION", "PID", "STATE", "SINCE", "WORKERS"])
 
 
 def _when(ts: float | None) -> str:
