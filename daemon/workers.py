@@ -108,7 +108,8 @@ class Workers:
             if done == 0:
                 continue
             self.pids.remove(pid)
-            if not self.stopping and died is None:
+            # Status 0: the worker saw the mount end (unmounted from outside).
+            if status != 0 and not self.stopping and died is None:
                 died = f"worker process {pid} {_how(status)}: unmounting"
         return died
 
