@@ -141,6 +141,8 @@ class Dlfs(Target):
 
     name = "dlfs"
     description = f"dlfs mount {DATASET}@latest (tree imported with dlfs add, published)"
+    mount_args: tuple[str, ...] = ()
+    """Extra ``dlfs mount`` arguments (``--workers 1`` for ``dlfs-w1``)."""
 
     def __init__(self, source: Path, scratch: Path, reimport: bool = False) -> None:
         super().__init__(source, scratch)
@@ -206,7 +208,7 @@ class Dlfs(Target):
         mnt = self._mountpoint()
         pid = None
         try:
-            self.dlfs("mount", f"{DATASET}@latest", str(mnt))
+            self.dlfs("mount", *self.mount_args, f"{DATASET}@latest", str(mnt))
             system.wait_for_mount(mnt, None, timeout=10)
             pid = self._daemon_pid(mnt)
             yield mnt
@@ -216,6 +218,14 @@ class Dlfs(Target):
             if pid is not None:
                 _wait_gone(pid)
             _rmdir(mnt)
+
+
+class DlfsOneWorker(Dlfs):
+    """The same catalog served by one process (``--workers 1``), beside the default."""
+
+    name = "dlfs-w1"
+    description = f"dlfs mount --workers 1 {DATASET}@latest (one process)"
+    mount_args = ("--workers", "1")
 
 
 def _import_code_digest() -> str:
@@ -267,6 +277,8 @@ def make(names: tuple[str, ...], source: Path, scratch: Path, reimport: bool) ->
             out.append(Passthrough(source, scratch))
         elif name == "dlfs":
             out.append(Dlfs(source, scratch, reimport))
+        elif name == "dlfs-w1":
+            out.append(DlfsOneWorker(source, scratch, reimport))
         else:
             raise SystemExit(f"unknown target {name!r}")
     return out
