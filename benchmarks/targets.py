@@ -149,6 +149,7 @@ class Dlfs(Target):
         self.home = source.parent / "dlfs-home"
         self.stamp = source.parent / "dlfs-import.json"
         self.reimport = reimport
+        self._workers: list[int] = []
 
     def dlfs(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -188,20 +189,38 @@ class Dlfs(Target):
         self.stamp.write_text(json.dumps(figures) + "\n")
         return {"import": figures, "import_cached": False}
 
-    def _daemon_pid(self, mountpoint: Path) -> int | None:
+    def _record(self, mountpoint: Path) -> dict[str, Any]:
         done = self.dlfs("mounts", "--json", check=False)
         try:
             mounts = json.loads(done.stdout)
         except ValueError:
-            return None
+            return {}
         if isinstance(mounts, dict):
             mounts = mounts.get("mounts", [])
         for m in mounts if isinstance(mounts, list) else []:
             where = m.get("mountpoint") or m.get("path") or m.get("mount")
             if where and Path(where).resolve() == mountpoint.resolve():
-                pid = m.get("pid")
-                return int(pid) if pid else None
-        return None
+                return dict(m)
+        return {}
+
+    def _daemon_pid(self, mountpoint: Path) -> int | None:
+        pid = self._record(mountpoint).get("pid")
+        return int(pid) if pid else None
+
+    def worker_usage(self) -> list[tuple[int, float, int]]:
+        """``(pid, CPU seconds, RSS bytes)`` of each process serving the current mount."""
+        out = []
+        for pid in self._workers:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/statm") as f:
+                    rss_pages = int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            out.append((pid, cpu, rss_pages * os.sysconf("SC_PAGESIZE")))
+        return out
 
     @contextmanager
     def mounted(self) -> Iterator[Path]:
@@ -210,8 +229,17 @@ class Dlfs(Target):
         try:
             self.dlfs("mount", *self.mount_args, f"{DATASET}@latest", str(mnt))
             system.wait_for_mount(mnt, None, timeout=10)
-            pid = self._daemon_pid(mnt)
+            record = self._record(mnt)
+            pid = int(record["pid"]) if record.get("pid") else None
+            self._workers = [int(p) for p in record.get("workers") or ([pid] if pid else [])]
+            before = {p: cpu for p, cpu, _rss in self.worker_usage()}
             yield mnt
+            usage = self.worker_usage()
+            shown = "  ".join(
+                f"{p}: {cpu - before.get(p, 0.0):.2f} s CPU, {rss >> 20} MiB RSS"
+                for p, cpu, rss in usage
+            )
+            print(f"bench: {self.name} workers  {shown}", file=sys.stderr, flush=True)
         finally:
             self.dlfs("umount", str(mnt), check=False)
             system.unmount(mnt)
