@@ -42,8 +42,14 @@ ROOT = 1
 FIRST = 2
 """The first number handed out below the root."""
 
-CACHE = 1 << 20
-"""Nodes and paths each worker keeps in memory; older ones are read again when needed."""
+NODES = 1 << 18
+"""Nodes each worker keeps in memory (about 0.5 KB each); older ones are read again
+(two ``pread`` and one query) when a request names them."""
+
+KEYS = 1 << 19
+"""Paths whose number each worker remembers (about 150 bytes each), so that asking
+again gives the same number; past that, a path asked again gets a new number (both
+stay valid) and the log grows by one record."""
 
 _RECORD = struct.Struct("<QQ")  # parent inode, name offset << 8 | name length
 
@@ -192,13 +198,13 @@ class SharedInodes:
 
     def _keep(self, ino: int, node: Node, parent: int, name: str) -> None:
         nodes = self._nodes
-        if ino not in nodes and len(nodes) >= CACHE:
+        if ino not in nodes and len(nodes) >= NODES:
             del nodes[next(iter(nodes))]
         nodes[ino] = (node, parent, name)
         self._remember_key((parent, name), ino)
 
     def _remember_key(self, key: tuple[int, str], ino: int) -> None:
         by_key = self._by_key
-        if key not in by_key and len(by_key) >= CACHE:
+        if key not in by_key and len(by_key) >= KEYS:
             del by_key[next(iter(by_key))]
         by_key.setdefault(key, ino)
