@@ -19,9 +19,13 @@ the pair before it replies, so a number a request carries is always readable.
 Published content never changes, so a node read back this way is the node the
 numbering worker saw. Nodes that can change (a whole-catalog mount's datasets and
 tags) are looked up again on every use. A path two workers number at once gets two
-numbers (both stay valid, naming the same entry); a worker that has read another's
-number for a path reuses it. Numbers are never dropped (``forget`` is a no-op), so a
-log only grows: 16 bytes plus the name per path numbered (see ``docs/performance.md``).
+numbers (both stay valid, naming the same entry); otherwise a worker about to number
+a path first reads what the others numbered since it last looked (a few ``pread``)
+and hands out their number: a path keeps one number whichever worker answers, so
+the kernel's cached entries stay valid (a ``readdir`` answered by another worker
+would otherwise renumber every entry of the folder). Numbers are never dropped
+(``forget`` is a no-op), so a log only grows: 16 bytes plus the name per path
+numbered (see ``docs/performance.md``).
 
 Only read-only views are served this way: renames and removals of a writable draft
 would have to be told to every worker, so a writable draft mount stays one process.
@@ -52,6 +56,7 @@ again gives the same number; past that, a path asked again gets a new number (bo
 stay valid) and the log grows by one record."""
 
 _RECORD = struct.Struct("<QQ")  # parent inode, name offset << 8 | name length
+_CHUNK = 4096  # records read at once when catching up with another worker's log
 
 
 class InodeLog:
@@ -90,10 +95,31 @@ class InodeLog:
         if len(raw) < 16:
             return None
         parent, where = _RECORD.unpack(raw)
-        if parent == 0:
+        if parent == 0 or where & 0xFF == 0:  # not written (yet): names are never empty
             return None
         size = where & 0xFF
         return parent, os.fsdecode(os.pread(self._names, size, where >> 8))
+
+    def read_from(self, start: int) -> list[tuple[int, str]]:
+        """Every record written from index ``start`` on, in order (a few reads)."""
+        out: list[tuple[int, str]] = []
+        while True:
+            raw = os.pread(self._index, 16 * _CHUNK, (start + len(out)) * 16)
+            found = []
+            for parent, where in _RECORD.iter_unpack(raw[: len(raw) // 16 * 16]):
+                if parent == 0 or where & 0xFF == 0:
+                    break
+                found.append((parent, where >> 8, where & 0xFF))
+            if not found:
+                return out
+            first = found[0][1]
+            names = os.pread(self._names, found[-1][1] + found[-1][2] - first, first)
+            out += [
+                (parent, os.fsdecode(names[at - first : at - first + size]))
+                for parent, at, size in found
+            ]
+            if len(found) < _CHUNK:
+                return out
 
 
 Resolver = Callable[[Node, str], Node]
@@ -116,6 +142,7 @@ class SharedInodes:
         self._root = root
         self._nodes: dict[int, tuple[Node, int, str]] = {}
         self._by_key: dict[tuple[int, str], int] = {}
+        self._seen = [0] * len(logs)
 
     def __len__(self) -> int:
         return len(self._nodes) + 1
@@ -128,6 +155,7 @@ class SharedInodes:
         self._root = root
         self._nodes.clear()
         self._by_key.clear()
+        self._seen = [0] * len(self.logs)
 
     def _where(self, ino: int) -> tuple[InodeLog, int]:
         k, w = divmod(ino - FIRST, len(self.logs))
@@ -177,6 +205,9 @@ class SharedInodes:
         key = (parent, name)
         ino = self._by_key.get(key)
         if ino is None:
+            self._catch_up()  # another worker may have numbered it: the same number then
+            ino = self._by_key.get(key)
+        if ino is None:
             k = self.logs[self.worker].append(parent, name)
             ino = FIRST + k * len(self.logs) + self.worker
             self._remember_key(key, ino)
@@ -195,6 +226,18 @@ class SharedInodes:
 
     def drop_unused(self, ino: int) -> None:
         """Nothing (see :meth:`forget`)."""
+
+    def _catch_up(self) -> None:
+        """Learn the paths the other workers numbered since the last call."""
+        count = len(self.logs)
+        for w, log in enumerate(self.logs):
+            if w == self.worker:
+                continue
+            start = self._seen[w]
+            records = log.read_from(start)
+            for k, key in enumerate(records, start):
+                self._remember_key(key, FIRST + k * count + w)
+            self._seen[w] = start + len(records)
 
     def _keep(self, ino: int, node: Node, parent: int, name: str) -> None:
         nodes = self._nodes

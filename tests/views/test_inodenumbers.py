@@ -71,7 +71,7 @@ def test_a_number_from_one_worker_names_the_same_file_in_another(
     assert t1.parent(t1.parent(folder)) == ROOT
 
 
-def test_numbers_do_not_collide_and_are_reused(
+def test_a_path_keeps_one_number_whichever_worker_is_asked(
     workers: Callable[..., list[tuple[View, SharedInodes]]], published: str
 ) -> None:
     (v0, t0), (v1, t1) = workers(published, 2)
@@ -79,11 +79,10 @@ def test_numbers_do_not_collide_and_are_reused(
     b1 = walk(v1, t1, "train/b.jpg")
     assert (a0 - FIRST) % 2 == 0 and (b1 - FIRST) % 2 == 1  # each worker its own numbers
     assert walk(v0, t0, "train/a.jpg") == a0  # asked again: the same number
-    assert walk(v1, t1, "train/a.jpg") != b1
-    node = t0.node(b1)  # worker 0 read worker 1's number for train/b.jpg...
-    train1 = t0.parent(b1)  # (worker 1 numbered its train/ too)
-    assert t0.remember(train1, "b.jpg", node) == b1  # ...and hands out the same one
-    assert t0.remember(ROOT, "train", t0.node(train1)) != train1  # its own train/ stays
+    assert walk(v1, t1, "train/a.jpg") == a0  # asked another worker: the same too
+    assert walk(v0, t0, "train/b.jpg") == b1
+    assert t0.parent(a0) == t1.parent(b1)  # one train/ for both
+    assert len({a0, b1, t0.parent(a0)}) == 3
 
 
 def test_forget_in_any_worker_is_harmless(
