@@ -54,6 +54,28 @@ def test_requests_spread_over_the_workers_and_every_byte_is_right(
     assert seen == set(pids), "requests did not reach both workers"
 
 
+def test_a_path_keeps_its_inode_number_whichever_worker_answers(
+    mounter: Mounter, published: str, source: Path, home: Path, tmp_path: Path
+) -> None:
+    """Listings answered by either worker hand the kernel the same numbers (a
+    renumbered entry would change ``st_ino`` under ``find``, ``tar``, ``rsync``)."""
+    m = mounter(published, tmp_path / "mnt", "--workers", "2")
+
+    def numbers(_: int) -> dict[str, int]:
+        out = {}
+        for folder, dirs, files in os.walk(m.path):
+            for name in dirs + files:
+                path = os.path.join(folder, name)
+                out[path] = os.lstat(path).st_ino
+        return out
+
+    with ThreadPoolExecutor(4) as pool:
+        passes = list(pool.map(numbers, range(16)))
+    assert len(passes[0]) == len(files_of(source)) + sum(1 for p in source.rglob("*") if p.is_dir())
+    assert all(p == passes[0] for p in passes)
+    assert len(set(passes[0].values())) == len(passes[0])  # one path, one number
+
+
 def test_umount_ends_every_worker(
     mounter: Mounter, published: str, home: Path, tmp_path: Path
 ) -> None:
