@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-ALL_TARGETS = ("plain", "bindfs", "passthrough", "dlfs", "dlfs-w1")
+ALL_TARGETS = ("plain", "bindfs", "passthrough", "dlfs-w1", "dlfs")
 
 
 def _int(name: str, default: int) -> int:

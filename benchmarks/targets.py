@@ -143,14 +143,15 @@ class Dlfs(Target):
 
     name = "dlfs"
     description = f"dlfs mount {DATASET}@latest (tree imported with dlfs add, published)"
-
-    options: tuple[str, ...] = ()  # more `dlfs mount` options
+    mount_args: tuple[str, ...] = ()
+    """Extra ``dlfs mount`` arguments (``--workers 1`` for ``dlfs-w1``)."""
 
     def __init__(self, source: Path, scratch: Path, reimport: bool = False) -> None:
         super().__init__(source, scratch)
         self.home = source.parent / "dlfs-home"
         self.stamp = source.parent / "dlfs-import.json"
         self.reimport = reimport
+        self._workers: list[int] = []
 
     def dlfs(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -190,30 +191,57 @@ class Dlfs(Target):
         self.stamp.write_text(json.dumps(figures) + "\n")
         return {"import": figures, "import_cached": False}
 
-    def _daemon_pid(self, mountpoint: Path) -> int | None:
+    def _record(self, mountpoint: Path) -> dict[str, Any]:
         done = self.dlfs("mounts", "--json", check=False)
         try:
             mounts = json.loads(done.stdout)
         except ValueError:
-            return None
+            return {}
         if isinstance(mounts, dict):
             mounts = mounts.get("mounts", [])
         for m in mounts if isinstance(mounts, list) else []:
             where = m.get("mountpoint") or m.get("path") or m.get("mount")
             if where and Path(where).resolve() == mountpoint.resolve():
-                pid = m.get("pid")
-                return int(pid) if pid else None
-        return None
+                return dict(m)
+        return {}
+
+    def _daemon_pid(self, mountpoint: Path) -> int | None:
+        pid = self._record(mountpoint).get("pid")
+        return int(pid) if pid else None
+
+    def worker_usage(self) -> list[tuple[int, float, int]]:
+        """``(pid, CPU seconds, RSS bytes)`` of each process serving the current mount."""
+        out = []
+        for pid in self._workers:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/statm") as f:
+                    rss_pages = int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            out.append((pid, cpu, rss_pages * os.sysconf("SC_PAGESIZE")))
+        return out
 
     @contextmanager
     def mounted(self) -> Iterator[Path]:
         mnt = self._mountpoint()
         pid = None
         try:
-            self.dlfs("mount", f"{DATASET}@latest", str(mnt), *self.options)
+            self.dlfs("mount", *self.mount_args, f"{DATASET}@latest", str(mnt))
             system.wait_for_mount(mnt, None, timeout=10)
-            pid = self._daemon_pid(mnt)
+            record = self._record(mnt)
+            pid = int(record["pid"]) if record.get("pid") else None
+            self._workers = [int(p) for p in record.get("workers") or ([pid] if pid else [])]
+            before = {p: cpu for p, cpu, _rss in self.worker_usage()}
             yield mnt
+            usage = self.worker_usage()
+            shown = "  ".join(
+                f"{p}: {cpu - before.get(p, 0.0):.2f} s CPU, {rss >> 20} MiB RSS"
+                for p, cpu, rss in usage
+            )
+            print(f"bench: {self.name} workers  {shown}", file=sys.stderr, flush=True)
         finally:
             self.dlfs("umount", str(mnt), check=False)
             system.unmount(mnt)
@@ -223,18 +251,11 @@ class Dlfs(Target):
 
 
 class DlfsOneWorker(Dlfs):
-    """The same catalog mounted with ``--workers 1`` (issue 17: one process), beside
-    ``dlfs`` (the default number of workers); skipped while the option does not exist."""
+    """The same catalog served by one process (``--workers 1``), beside the default."""
 
     name = "dlfs-w1"
-    description = f"dlfs mount {DATASET}@latest --workers 1 (the same import as dlfs)"
-    options = ("--workers", "1")
-
-    def skip_reason(self) -> str | None:
-        done = subprocess.run([*DLFS, "mount", "--help"], capture_output=True, text=True)
-        if "--workers" not in done.stdout:
-            return "`dlfs mount` has no --workers yet (issue 17)"
-        return None
+    description = f"dlfs mount --workers 1 {DATASET}@latest (one process)"
+    mount_args = ("--workers", "1")
 
 
 def _import_code_digest() -> str:

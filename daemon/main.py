@@ -44,8 +44,9 @@ from dlfs.mountviews import open_mount_view
 from dlfs.stores.registry import StoreRegistry
 from dlfs.view import View
 
-from .ops import Operations, WritableOperations
+from .ops import Operations, SharedOperations, WritableOperations
 from .readahead import raise_read_ahead
+from .workers import Workers
 
 log = logging.getLogger("dlfsd")
 
@@ -102,6 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--prefetch-memory", type=int, default=None, help="read-ahead memory budget in bytes"
     )
     p.add_argument("--debug", action="store_true", help="log every request")
+    p.add_argument("--workers", type=int, default=None, help="processes serving a read-only mount")
     return p.parse_args(argv)
 
 
@@ -175,10 +177,27 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
 
     for signum in SIGNALS:
         signal.signal(signum, remember)
-    ops = WritableOperations(view) if view.writable else Operations(view)
-    warmup = view.store_warmup()
-    if warmup is not None:
-        threading.Thread(target=_quietly, args=(warmup,), name="dlfs-warmup", daemon=True).start()
+    count = worker_count(args.workers, view)
+    workers: Workers | None = None
+    if view.writable:
+        ops: Operations = WritableOperations(view)
+    elif count > 1:
+
+        def reopen() -> View | DraftView:
+            stores = StoreRegistry(
+                home,
+                cache_dir=args.cache_dir,
+                cache_size=args.cache_size,
+                prefetch_memory=args.prefetch_memory,  # each worker's own budget
+            )
+            return open_mount_view(home, args.ref, stores, mountpoint, read_only)
+
+        workers = Workers(count, reopen, start_warmup, reporter.close)
+        ops = SharedOperations(view, workers)
+    else:
+        ops = Operations(view)
+    if workers is None:  # with workers, each warms up after the fork
+        start_warmup(view)
     try:
         pyfuse3.init(ops, mountpoint, set(options))
     except RuntimeError as exc:
@@ -200,16 +219,72 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         prefetch_memory=args.prefetch_memory,
     )
     mountregistry.register(home, record)
-    log.info("mounted %s at %s (%s)", record.ref or "the catalog", mountpoint, view.mode)
+    log.info(
+        "mounted %s at %s (%s, %d process%s)",
+        record.ref or "the catalog",
+        mountpoint,
+        view.mode,
+        count if workers else 1,
+        "es" if workers else "",
+    )
     outcome: list[str] = []
+    started = Started(home, record, workers, view)
     try:
-        trio.run(serve, mountpoint, reporter, early, outcome)
+        trio.run(serve, mountpoint, reporter, early, outcome, started)
     finally:
         pyfuse3.close(unmount=True)
+        if workers is not None:
+            workers.stop()
         mountregistry.unregister(home, mountpoint, os.getpid())
         release(view)
         log.info("unmounted %s", mountpoint)
     return 1 if outcome else 0
+
+
+def worker_count(asked: int | None, view: View | DraftView) -> int:
+    """How many processes serve ``view``: ``asked`` (default: one per core, at most
+    8) for a published version or the catalog; one for a draft, whose state lives in
+    one process (its open files, renames, the draft's lock)."""
+    count = mounts.default_workers() if asked is None else asked
+    if view.mode not in ("published", "catalog"):
+        if asked is not None and asked > 1:
+            log.info("a draft is served by one process (--workers %d ignored)", asked)
+        return 1
+    return max(1, count)
+
+
+def start_warmup(view: View | DraftView) -> None:
+    """Open the mounted version's store in the background (see ``View.store_warmup``)."""
+    warmup = view.store_warmup()
+    if warmup is not None:
+        threading.Thread(target=_quietly, args=(warmup,), name="dlfs-warmup", daemon=True).start()
+
+
+class Started:
+    """What the daemon does once its mount answers: with workers, wait until every
+    one serves, then record their pids."""
+
+    def __init__(
+        self,
+        home: Home,
+        record: mountregistry.MountRecord,
+        workers: Workers | None,
+        view: View | DraftView,
+    ) -> None:
+        self.home = home
+        self.record = record
+        self.workers = workers
+        self.view = view
+
+    def wait(self) -> str | None:
+        """Block until every process serves; None, or why one could not start."""
+        if self.workers is not None:
+            problem = self.workers.wait_ready()
+            if problem is not None:
+                return problem
+        self.record.workers = [os.getpid(), *(self.workers.pids if self.workers else [])]
+        mountregistry.register(self.home, self.record)
+        return None
 
 
 def _quietly(job: Callable[[], None]) -> None:
@@ -252,44 +327,70 @@ def release(view: View | DraftView) -> None:
         log.exception("closing the view failed")
 
 
-async def serve(mountpoint: str, reporter: Reporter, early: list[int], failed: list[str]) -> None:
-    """Serve FUSE requests until unmounted or signalled; a failure to get ready is
-    appended to ``failed``."""
+async def serve(
+    mountpoint: str, reporter: Reporter, early: list[int], failed: list[str], started: Started
+) -> None:
+    """Serve FUSE requests until unmounted or signalled; a failure to get ready, or
+    the death of a worker, is appended to ``failed``."""
 
     def fail(message: str) -> None:
         failed.append(message)
         reporter.fail(message)
 
     async with trio.open_nursery() as nursery:
-        await nursery.start(watch_signals, early)
-        nursery.start_soon(announce, mountpoint, reporter.ok, fail)
+        await nursery.start(watch_signals, early, started.workers, failed)
+        nursery.start_soon(announce, mountpoint, reporter.ok, fail, started)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 
 
-async def watch_signals(early: list[int], task_status: trio.TaskStatus[None]) -> None:
-    """On SIGTERM, SIGINT or SIGHUP, stop serving (the caller then unmounts)."""
-    with trio.open_signal_receiver(*SIGNALS) as received:
+async def watch_signals(
+    early: list[int],
+    workers: Workers | None,
+    failed: list[str],
+    task_status: trio.TaskStatus[None],
+) -> None:
+    """On SIGTERM, SIGINT or SIGHUP, or when a worker process dies, stop serving (the
+    caller then unmounts)."""
+    watched = (*SIGNALS, signal.SIGCHLD) if workers is not None else SIGNALS
+    with trio.open_signal_receiver(*watched) as received:
         task_status.started()
         if early:
             log.info("signal %s before serving: unmounting", signal.Signals(early[0]).name)
             pyfuse3.terminate()
             return
         async for signum in received:
-            log.info("got %s: unmounting", signal.Signals(signum).name)
+            if signum == signal.SIGCHLD:
+                died = workers.reap() if workers is not None else None
+                if died is None:
+                    continue
+                log.error("%s", died)
+                failed.append(died)
+            else:
+                log.info("got %s: unmounting", signal.Signals(signum).name)
             pyfuse3.terminate()
             return
 
 
-async def announce(mountpoint: str, ok: Callable[[], None], fail: Callable[[str], None]) -> None:
-    """Report readiness once the mount answers (a ``stat`` of its root), after raising
-    its read-ahead (:mod:`dlfsd.readahead`): no file is opened there before that."""
+async def announce(
+    mountpoint: str, ok: Callable[[], None], fail: Callable[[str], None], started: Started
+) -> None:
+    """Report readiness once the mount answers (a ``stat`` of its root) and every
+    worker serves, after raising its read-ahead (:mod:`dlfsd.readahead`): no file is
+    opened there before that."""
     try:
         await trio.to_thread.run_sync(os.stat, mountpoint)
     except OSError as exc:
         fail(f"the mount at {mountpoint} does not answer: {exc.strerror}")
         pyfuse3.terminate()
         return
+    problem = await trio.to_thread.run_sync(started.wait)
+    if problem is not None:
+        fail(problem)
+        pyfuse3.terminate()
+        return
+    if started.workers is not None:  # after the fork: see Workers
+        start_warmup(started.view)
     read_ahead = await trio.to_thread.run_sync(raise_read_ahead, mountpoint)
     log.info("ready (read-ahead %s KiB)", read_ahead)
     ok()

@@ -41,12 +41,14 @@ from pyfuse3 import (
 from dlfs import errors
 from dlfs.draftview import DraftView
 from dlfs.errors import DlfsError, NotFound
+from dlfs.inodenumbers import SharedInodes
 from dlfs.nodes import IO_SIZE, Listing, Node
 from dlfs.plan import XATTR as PLAN_XATTR
 from dlfs.plan import AccessPlan
 from dlfs.view import View
 
 from .inodes import InodeTable
+from .workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -388,3 +390,111 @@ class WritableOperations(Operations):
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         return  # folder changes are committed before their request is answered
+
+
+WORKER_XATTR = b"user.dlfs.debug.worker"
+"""Read on any node of a mount served by several processes: the pid of the process
+that answered (not listed; for tests and for watching how requests spread)."""
+
+HANDLES = 65_536
+"""Open files and folders each worker keeps a handle for; older ones are opened
+again if a request still names them."""
+
+
+class SharedOperations(Operations):
+    """The operations of one of several processes serving a read-only view
+    (:mod:`dlfsd.workers`): any of them may get any request, so inode numbers come
+    from :class:`dlfs.inodenumbers.SharedInodes`, and a file or folder handle is the
+    inode number: each worker opens its own handle on the view the first time a
+    request names it."""
+
+    def __init__(self, view: View | DraftView, workers: Workers) -> None:
+        super().__init__(view)
+        self.workers = workers
+        self.inodes = SharedInodes(view.root(), workers.logs, 0, view.lookup)  # type: ignore[assignment]
+        self._files: dict[int, int] = {}
+        self._listings: dict[int, Listing] = {}
+
+    def init(self) -> None:
+        self.workers.fork(self)
+
+    def become(self, view: View | DraftView, worker: int) -> None:
+        """Serve as worker ``worker`` through ``view``, the child's own (after a fork)."""
+        self.view = view
+        self._files = {}
+        self._listings = {}
+        self._limiter = trio.CapacityLimiter(READ_THREADS)
+        cast(SharedInodes, self.inodes).become(worker, view.lookup, view.root())
+
+    @fuse_errors
+    async def getxattr(self, inode: int, name: bytes, ctx: RequestContext) -> bytes:
+        if name == WORKER_XATTR:
+            return str(os.getpid()).encode()
+        return self.view.getxattr(self.inodes.node(inode), os.fsdecode(name))
+
+    @fuse_errors
+    async def opendir(self, inode: int, ctx: RequestContext) -> int:
+        self._keep(self._listings, inode, self.view.listing(self.inodes.node(inode)))
+        return inode
+
+    @fuse_errors
+    async def readdir(self, fh: int, start_id: int, token: ReaddirToken) -> None:
+        listing = self._listings.get(fh) if start_id else None
+        if listing is None:  # opened by another worker, or listed again from the start
+            listing = self.view.listing(self.inodes.node(fh))
+            self._keep(self._listings, fh, listing)
+        inodes = self.inodes
+        for next_id, name, node in listing.entries_from(start_id):
+            ino = inodes.assign(fh, name, node)
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), self._attr(ino, node), next_id):
+                return
+
+    async def releasedir(self, fh: int) -> None:
+        self._listings.pop(fh, None)
+
+    @fuse_errors
+    async def open(self, inode: int, flags: int, ctx: RequestContext) -> FileInfo:
+        node = self.inodes.node(inode)
+        old = self._keep(self._files, inode, self.view.open(node, flags))
+        if old is not None:
+            self.view.release(old)
+        return FileInfo(fh=inode, keep_cache=node.cache)
+
+    def _handle(self, ino: int) -> int:
+        fh = self._files.get(ino)
+        if fh is None:  # opened by another worker
+            fh = self.view.open(self.inodes.node(ino), os.O_RDONLY)
+            self._keep(self._files, ino, fh)
+        return fh
+
+    @fuse_errors
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]  # pyfuse3 sends any buffer
+        view = self.view
+        data = view.read_nowait(self._handle(fh), off, size)
+        if data is None:
+            try:
+                data = await trio.to_thread.run_sync(
+                    view.read, self._handle(fh), off, size, limiter=self._limiter
+                )
+            except KeyError:  # released meanwhile by another open of the same file
+                data = await trio.to_thread.run_sync(
+                    view.read, self._handle(fh), off, size, limiter=self._limiter
+                )
+        return data
+
+    async def release(self, fh: int) -> None:
+        handle = self._files.pop(fh, None)
+        if handle is not None:
+            self.view.release(handle)
+
+    def _keep(self, table: dict[int, Any], key: int, value: Any) -> Any:
+        """``table[key] = value``, dropping the oldest entry when full; the value
+        ``key`` had before, if any."""
+        old = table.pop(key, None)
+        if len(table) >= HANDLES:
+            oldest = next(iter(table))
+            dropped = table.pop(oldest)
+            if table is self._files:
+                self.view.release(dropped)
+        table[key] = value
+        return old

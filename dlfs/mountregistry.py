@@ -50,6 +50,9 @@ class MountRecord:
     cache_dir: str | None = None
     cache_size: int | None = None
     prefetch_memory: int | None = None
+    workers: list[int] = field(default_factory=list)
+    """The pids of every process serving the mount, the daemon (``pid``) first; empty
+    until they all serve (and for a daemon serving alone, before ``--workers``)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -79,6 +82,8 @@ class MountStatus:
     mode: str | None = None
     log: str | None = None
     started_at: float | None = None
+    workers: list[int] = field(default_factory=list)
+    """The pids of the processes serving the mount (see :class:`MountRecord`)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -249,6 +254,7 @@ def status(home: Home) -> list[MountStatus]:
                 mode,
                 rec.log,
                 rec.started_at,
+                rec.workers,
             )
         )
     for path, (_source, fstype) in sorted(mounted.items()):

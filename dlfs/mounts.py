@@ -176,6 +176,17 @@ def resolve_ref(home: Home, ref: str | None) -> tuple[str | None, str | None, st
         db.close()
 
 
+MAX_WORKERS = 64
+"""The most processes one mount may be served by."""
+
+
+def default_workers() -> int:
+    """How many processes serve a read-only mount by default: one, until a hang seen
+    once with two workers over S3 is explained (``docs/architecture.md``, "Several
+    processes"); ``--workers N`` asks for more."""
+    return 1
+
+
 def daemon_command(
     home: Home,
     mountpoint: Path,
@@ -185,6 +196,7 @@ def daemon_command(
     cache_dir: str | None,
     cache_size: int | None,
     prefetch_memory: int | None = None,
+    workers: int | None = None,
 ) -> list[str]:
     """The command line that runs the daemon for one mount."""
     argv = [sys.executable, "-m", "dlfsd", str(mountpoint), "--home", str(home.root)]
@@ -200,6 +212,8 @@ def daemon_command(
         argv += ["--cache-size", str(cache_size)]
     if prefetch_memory is not None:
         argv += ["--prefetch-memory", str(prefetch_memory)]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
     return argv
 
 
@@ -214,6 +228,7 @@ def mount(
     prefetch_memory: str | None = None,
     foreground: bool = False,
     timeout: float = READY_TIMEOUT,
+    workers: int | None = None,
 ) -> MountRecord:
     """Mount the version ``ref`` names (``None``: the whole catalog) at ``mountpoint``.
 
@@ -225,8 +240,13 @@ def mount(
     mountpoint, options, sizes, a draft already mounted read-write), so a bad input
     fails with one clear :class:`DlfsError` and starts nothing. A draft is mounted
     read-write (one writable mount per draft), or read-only with ``-o ro``.
+
+    ``workers`` processes serve a published version or the whole catalog (default:
+    :func:`default_workers`); a draft is served by one (see ``docs/architecture.md``).
     """
     mount_options(options, writable=True)  # syntax first
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise InvalidInput(f"--workers must be between 1 and {MAX_WORKERS}, not {workers}")
     size = None if cache_size is None else parse_size(cache_size)
     ahead = None if prefetch_memory is None else parse_size(prefetch_memory)
     if ahead is not None and ahead <= 0:
@@ -245,7 +265,7 @@ def mount(
     if cache_dir is not None:
         cache_dir = str(Path(cache_dir).expanduser().absolute())
     home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-    argv = daemon_command(home, path, ref, exact, opts, cache_dir, size, ahead)
+    argv = daemon_command(home, path, ref, exact, opts, cache_dir, size, ahead, workers)
     if foreground:
         _exec_foreground(argv)
     return _start_background(home, path, argv, timeout)
@@ -450,6 +470,7 @@ def mounted(
     cache_size: str | None = None,
     prefetch_memory: str | None = None,
     timeout: float = READY_TIMEOUT,
+    workers: int | None = None,
 ) -> Iterator[Path]:
     """Mount a version for the length of a ``with`` block; yield its root folder.
 
@@ -463,7 +484,8 @@ def mounted(
     ``ref`` is a ref (``"cats@v1"``, ``"cats"`` for ``cats@latest``), a
     :class:`Version`, or ``None`` for the whole catalog. ``home`` is the catalog
     (default ``$DLFS_HOME``; a :class:`Version` brings its own). ``options``,
-    ``cache_dir``, ``cache_size`` and ``prefetch_memory`` are those of ``dlfs mount``.
+    ``cache_dir``, ``cache_size``, ``prefetch_memory`` and ``workers`` are those of
+    ``dlfs mount``.
 
     ```python
     with dlfs.mount("cats@v1") as root:
@@ -489,6 +511,7 @@ def mounted(
             cache_size=cache_size,
             prefetch_memory=prefetch_memory,
             timeout=timeout,
+            workers=workers,
         )
     except BaseException:
         if made is not None:

@@ -134,8 +134,9 @@ class Listing:
         """``(next position, name, node)`` for every entry from position ``start``."""
         i = start
         while True:
-            if i >= len(self._entries) and not self._more():
-                return
+            while i >= len(self._entries):  # a listing resumed anywhere (another process)
+                if not self._more():
+                    return
             name, node = self._entries[i]
             i += 1
             yield i, name, node

@@ -25,6 +25,15 @@ from dlfs.home import Home
     metavar="SIZE",
     help="Memory for blocks fetched ahead of readers (remote storage), e.g. 512M; shared"
     " by all open files (recorded).",
+
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Processes serving a published version or the catalog"
+    " (default: the cores, at most 8; a draft: 1).",
 )
 @click.option(
     "-o",
@@ -41,6 +50,7 @@ def mount(
     cache_dir: str | None,
     cache_size: str | None,
     prefetch_memory: str | None,
+    workers: int | None,
     options: tuple[str, ...],
 ) -> None:
     """Mount a version (REF) or, without REF, the whole catalog at MOUNTPOINT.
@@ -64,6 +74,7 @@ def mount(
         cache_size=cache_size,
         prefetch_memory=prefetch_memory,
         foreground=foreground,
+        workers=workers,
     )
     what = f"{record.ref} ({record.version})" if record.ref else "the catalog"
     note = {"draft": " read-only", "writable": " read-write"}.get(record.mode, "")
@@ -97,10 +108,11 @@ def mounts_(c: Context, as_json: bool) -> None:
             str(m.pid or "-"),
             m.state,
             _when(m.started_at),
+            ",".join(str(p) for p in m.workers) or "-",
         ]
         for m in found
     ]
-    table(rows, ["MOUNTPOINT", "REF", "VERSION", "PID", "STATE", "SINCE"])
+    table(rows, ["MOUNTPOINT", "REF", "VERSION", "PID", "STATE", "SINCE", "WORKERS"])
 
 
 def _when(ts: float | None) -> str:
