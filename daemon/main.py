@@ -242,9 +242,10 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def worker_count(asked: int | None, view: View | DraftView) -> int:
-    """How many processes serve ``view``: ``asked`` (default: one per core, at most
-    8) for a published version or the catalog; one for a draft, whose state lives in
-    one process (its open files, renames, the draft's lock)."""
+    """How many processes serve ``view``: ``asked`` (default:
+    :func:`dlfs.mounts.default_workers`) for a published version or the catalog;
+    one for a draft, whose state lives in one process (its open files, renames, the
+    draft's lock)."""
     count = mounts.default_workers() if asked is None else asked
     if view.mode not in ("published", "catalog"):
         if asked is not None and asked > 1:

@@ -181,10 +181,17 @@ MAX_WORKERS = 64
 
 
 def default_workers() -> int:
-    """How many processes serve a read-only mount by default: one, until a hang seen
-    once with two workers over S3 is explained (``docs/architecture.md``, "Several
-    processes"); ``--workers N`` asks for more."""
-    return 1
+    """How many processes serve a read-only mount when ``--workers`` is not given:
+    ``$DLFS_WORKERS``, else one, until a hang seen once with two workers over S3 is
+    explained (``docs/architecture.md``, "Several processes")."""
+    value = os.environ.get("DLFS_WORKERS", "1")
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_WORKERS:
+        raise InvalidInput(f"DLFS_WORKERS must be between 1 and {MAX_WORKERS}, not {value!r}")
+    return count
 
 
 def daemon_command(
@@ -247,6 +254,8 @@ def mount(
     mount_options(options, writable=True)  # syntax first
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise InvalidInput(f"--workers must be between 1 and {MAX_WORKERS}, not {workers}")
+    if workers is None:
+        default_workers()  # a bad $DLFS_WORKERS fails here, with one line
     size = None if cache_size is None else parse_size(cache_size)
     ahead = None if prefetch_memory is None else parse_size(prefetch_memory)
     if ahead is not None and ahead <= 0:

@@ -25,7 +25,6 @@ from dlfs.home import Home
     metavar="SIZE",
     help="Memory for blocks fetched ahead of readers (remote storage), e.g. 512M; shared"
     " by all open files (recorded).",
-
 )
 @click.option(
     "--workers",
