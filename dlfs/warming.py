@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import bisect
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from dlfs.warmpool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,7 @@ class Prefetcher:
     """
 
     def __init__(self, threads: int = THREADS) -> None:
-        self._threads = threads
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: set[str] = set()
-        self._lock = threading.Lock()
+        self._jobs = WarmPool(threads, MAX_PENDING)
         self._lookups = 0
         self._opens = 0
         self.on_lookup = True
@@ -100,34 +97,15 @@ class Prefetcher:
         self._submit(key, warm)
 
     def _submit(self, key: str, warm: Callable[[], None]) -> None:
-        with self._lock:
-            if key in self._pending or len(self._pending) >= MAX_PENDING:
-                return
-            self._pending.add(key)
-            pool = self._pool
-            if pool is None:
-                pool = self._pool = ThreadPoolExecutor(self._threads, "dlfs-prefetch")
-        try:
-            pool.submit(self._run, key, warm)
-        except RuntimeError:  # shut down
-            with self._lock:
-                self._pending.discard(key)
+        self._jobs.submit(key, warm)
 
-    def _run(self, key: str, warm: Callable[[], None]) -> None:
-        try:
-            warm()
-        except Exception as exc:  # a hint: the read that follows reports real errors
-            log.debug("warming %s failed: %r", key, exc)
-        finally:
-            with self._lock:
-                self._pending.discard(key)
+    def pending(self) -> int:
+        """How many warming jobs wait or run."""
+        return self._jobs.pending()
 
     def close(self) -> None:
         """Stop: queued jobs are dropped, running ones finish."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        self._jobs.close()
 
 
 @dataclass

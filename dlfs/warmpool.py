@@ -58,6 +58,11 @@ class WarmPool:
             return False
         return True
 
+    def pending(self) -> int:
+        """How many jobs wait or run."""
+        with self._lock:
+            return len(self._pending)
+
     def _run(self, key: str, job: Callable[[], None]) -> None:
         try:
             if not self._closed:  # closing: what has not started does not start

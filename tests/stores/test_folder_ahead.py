@@ -36,7 +36,7 @@ class Folder:
 def settle(p: Prefetcher) -> None:
     """Wait until the queued warming jobs ran (bounded)."""
     deadline = time.monotonic() + 10
-    while p._pending and time.monotonic() < deadline:
+    while p.pending() and time.monotonic() < deadline:
         time.sleep(0.01)
 
 

@@ -46,7 +46,7 @@ class Jobs:
 def settle(p: Prefetcher) -> None:
     """Wait until no job is queued or running."""
     deadline = time.monotonic() + 5
-    while p._pending and time.monotonic() < deadline:
+    while p.pending() and time.monotonic() < deadline:
         time.sleep(0.005)
 
 
