@@ -423,6 +423,9 @@ class SharedOperations(Operations):
         self.view = view
         self._files = {}
         self._listings = {}
+        self._handle_inodes = {}
+        self.plan = AccessPlan(view)
+        view.reads.path_of = self._path_of_handle
         self._limiter = trio.CapacityLimiter(READ_THREADS)
         cast(SharedInodes, self.inodes).become(worker, view.lookup, view.root())
 
@@ -430,6 +433,8 @@ class SharedOperations(Operations):
     async def getxattr(self, inode: int, name: bytes, ctx: RequestContext) -> bytes:
         if name == WORKER_XATTR:
             return str(os.getpid()).encode()
+        if inode == pyfuse3.ROOT_INODE and name.startswith(PLAN_BYTES):
+            return await self.plan.answer(os.fsdecode(name), ctx.uid, trio.lowlevel.checkpoint)
         return self.view.getxattr(self.inodes.node(inode), os.fsdecode(name))
 
     @fuse_errors
@@ -455,17 +460,26 @@ class SharedOperations(Operations):
     @fuse_errors
     async def open(self, inode: int, flags: int, ctx: RequestContext) -> FileInfo:
         node = self.inodes.node(inode)
-        old = self._keep(self._files, inode, self.view.open(node, flags))
+        fh = self.view.open(node, flags)
+        self._handle_inodes[fh] = inode
+        old = self._keep(self._files, inode, fh)
         if old is not None:
-            self.view.release(old)
+            self._forget_handle(old)
+        if self.plan.active:
+            self.plan.opened(node)
         return FileInfo(fh=inode, keep_cache=node.cache)
 
     def _handle(self, ino: int) -> int:
         fh = self._files.get(ino)
         if fh is None:  # opened by another worker
             fh = self.view.open(self.inodes.node(ino), os.O_RDONLY)
+            self._handle_inodes[fh] = ino
             self._keep(self._files, ino, fh)
         return fh
+
+    def _forget_handle(self, fh: int) -> None:
+        self._handle_inodes.pop(fh, None)
+        self.view.release(fh)
 
     @fuse_errors
     async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]  # pyfuse3 sends any buffer
@@ -485,7 +499,7 @@ class SharedOperations(Operations):
     async def release(self, fh: int) -> None:
         handle = self._files.pop(fh, None)
         if handle is not None:
-            self.view.release(handle)
+            self._forget_handle(handle)
 
     def _keep(self, table: dict[int, Any], key: int, value: Any) -> Any:
         """``table[key] = value``, dropping the oldest entry when full; the value
@@ -495,6 +509,6 @@ class SharedOperations(Operations):
             oldest = next(iter(table))
             dropped = table.pop(oldest)
             if table is self._files:
-                self.view.release(dropped)
+                self._forget_handle(dropped)
         table[key] = value
         return old

@@ -190,6 +190,19 @@ class SharedInodes:
         known = self._nodes.get(ino)
         return known[1] if known is not None else self._key(ino)[0]
 
+    def path(self, ino: int) -> str | None:
+        """The path of ``ino`` in the mount (``/a/b.txt``), None if no worker
+        numbered it (for log lines)."""
+        names: list[str] = []
+        try:
+            while ino != ROOT:
+                known = self._nodes.get(ino)
+                ino, name = (known[1], known[2]) if known is not None else self._key(ino)
+                names.append(name)
+        except StaleInode:
+            return None
+        return "/" + "/".join(reversed(names))
+
     def update(self, ino: int, node: Node) -> None:
         """Keep a fresher node for ``ino``."""
         if ino == ROOT:
