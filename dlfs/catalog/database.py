@@ -23,6 +23,7 @@ Python 3.11 until something is raised.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -97,12 +98,13 @@ class CatalogCore:
                 uri = f"file:{path}?mode=ro"
                 conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
             else:
-                old = os.umask(0o077)
-                try:
-                    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-                    conn.execute("PRAGMA journal_mode=WAL")
-                finally:
-                    os.umask(old)
+                # Private to its owner: made 0600 here (SQLite gives the -wal and -shm
+                # files the database's mode). Not by umask: it is process-wide, and
+                # threads opening catalogs at once left it at 077 for the process.
+                with contextlib.suppress(OSError):  # SQLite says what is wrong
+                    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+                conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=OFF")

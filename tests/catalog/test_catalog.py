@@ -7,6 +7,7 @@ import errno
 import os
 import sqlite3
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,26 @@ def test_catalog_is_private_to_its_owner(catalog: Catalog, home: Path, sample: P
         assert mode(f) == 0o600, f
     for d in (home / "blobs").iterdir():
         assert mode(d) == 0o700
+
+
+def test_catalogs_opened_by_many_threads_leave_the_umask_alone(tmp_path: Path) -> None:
+    # The umask is the process's: a catalog made private through it, from several
+    # threads at once, once left every later file of the process 0600.
+    def open_some(k: int) -> None:
+        for i in range(20):
+            CatalogDB(tmp_path / f"c{k}-{i}.db").close()
+
+    before = os.umask(0o022)
+    try:
+        threads = [threading.Thread(target=open_some, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert os.umask(0o022) == 0o022
+    finally:
+        os.umask(before)
+    assert {mode(f) for f in tmp_path.glob("*.db*")} == {0o600}
 
 
 def test_wal_mode_and_schema_version(catalog: Catalog, home: Path) -> None:
