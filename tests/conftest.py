@@ -21,6 +21,7 @@ from tests.checklogs import (  # the log check's hooks: a conftest's hooks are p
 )
 from tests.fsutil import FUSE_OK, Mounter, build_catalog, generate_tree
 from tests.helpers import SAMPLE, Cli, Result, blob_files, catalog_dump, make_tree
+from tests.s3proxy import FaultProxy
 
 __all__ = ["SAMPLE", "Cli", "Result", "blob_files", "catalog_dump", "make_tree"]
 
@@ -122,3 +123,14 @@ def s3(s3_server: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ob
     monkeypatch.setenv("DLFS_S3_TIMEOUT", "5")
     monkeypatch.setenv("DLFS_S3_ATTEMPT_TIMEOUT", "2")
     return s3_server
+
+
+@pytest.fixture
+def proxy(s3: object) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the S3 server (:mod:`tests.s3proxy`); dlfs
+    talks to it only where a test points it there."""
+    p = FaultProxy(s3.endpoint)  # type: ignore[attr-defined]
+    try:
+        yield p
+    finally:
+        p.stop()

@@ -12,7 +12,6 @@ import errno
 import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,6 @@ from tests.s3proxy import FaultProxy
 TIMEOUT = 2.0
 ATTEMPT = 0.5
 BLOCK = 64 * 1024
-
-
-@pytest.fixture
-def proxy(s3: Any) -> Iterator[FaultProxy]:
-    p = FaultProxy(s3.endpoint)
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,15 +23,6 @@ from dlfs.view import open_view
 from tests.s3proxy import FaultProxy
 
 BLOCK = 64 * 1024
-
-
-@pytest.fixture
-def proxy(s3: Any) -> Iterator[FaultProxy]:
-    p = FaultProxy(s3.endpoint)
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def settings(proxy: FaultProxy, tmp_path: Path, **kw: Any) -> StoreConfig:

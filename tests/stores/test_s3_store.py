@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,6 @@ from tests.conftest import SAMPLE, Cli, catalog_dump
 from tests.s3proxy import FaultProxy
 
 BLOCK = 64 * 1024
-
-
-@pytest.fixture
-def proxy(s3: Any) -> Iterator[FaultProxy]:
-    p = FaultProxy(s3.endpoint)
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def test_round_trip(s3: Any, catalog: Catalog, sample: Path) -> None:
