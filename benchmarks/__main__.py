@@ -39,6 +39,7 @@ EXTRA = {
     "writes": ("benchmarks.bench_writes", "writes into a draft mount"),
     "reclaim": ("benchmarks.bench_reclaim", "disk used by a draft mount"),
     "s3": ("benchmarks.bench_s3", "reading S3 through a mount"),
+    "startup": ("benchmarks.bench_startup", "start-up and mount time"),
     "posix": ("benchmarks.posix", "POSIX conformance (pjdfstest) of a draft mount"),
 }
 SECTIONS = ("foundation", "reads", *EXTRA)

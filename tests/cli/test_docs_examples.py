@@ -115,6 +115,12 @@ def environment(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLFS_")}
     env["DLFS_HOME"] = str(tmp_path / "home")
     env["TMPDIR"] = str(tmp_path / "tmp")
+    # Hugging Face datasets (docs/python-api.md) caches under the test, and its Hub is
+    # a closed port (offline mode would refuse dlfs:// URLs too).
+    env["HF_HOME"] = str(tmp_path / "hf")
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"
+    env.pop("HF_HUB_OFFLINE", None)
+    env.pop("HF_DATASETS_OFFLINE", None)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
 
