@@ -87,3 +87,36 @@ def test_pandas_still_imports_after_dlfs():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
     assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_the_daemon_does_not_load_the_catalog_api():
+    """``import dlfs.<module>`` loads that module, not the whole public surface: the
+    daemon's start pays for its view, not for the catalog API, handles and sampler."""
+    code = (
+        "import json, sys\n"
+        "import dlfsd.main\n"
+        "print(json.dumps([m for m in ('dlfs.api', 'dlfs.handles', 'dlfs.sampler')"
+        " if m in sys.modules]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
+
+
+def test_the_public_names_still_come_from_the_package():
+    code = (
+        "import dlfs\n"
+        "from dlfs import Catalog, PlannedSampler, Version, mount, prefetch\n"
+        "assert Catalog.__module__ == 'dlfs.api' and Version.__module__ == 'dlfs.handles'\n"
+        "assert callable(mount) and callable(prefetch) and PlannedSampler\n"
+        "assert sorted(dlfs.__all__) == sorted(set(dlfs.__all__))\n"
+        "assert all(getattr(dlfs, name) is not None for name in dlfs.__all__)\n"
+        "try:\n"
+        "    dlfs.nothing_here\n"
+        "except AttributeError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
