@@ -13,8 +13,10 @@ bootstrap:
 demo: bootstrap
 	@bash scripts/demo.sh
 
+# The suite runs on every core (pytest-xdist): most of its time is spent waiting for
+# daemons, mounts and subprocesses, which overlap well even on 2 cores.
 test: bootstrap
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 lint: bootstrap
 	$(VENV)/bin/ruff check dlfs daemon tests benchmarks
