@@ -37,6 +37,7 @@ from dlfs.names import (
     check_dataset_name,
     check_user_tag,
     is_auto_tag,
+    project_of,
 )
 from dlfs.objects import DIR, VERSION_ID_RE, new_version_id
 from dlfs.trees import build_tree, ensure_empty_tree, freeze, totals
@@ -503,6 +504,7 @@ def dataset_info(db: CatalogDB, ds: Row, detail: bool = False) -> dict[str, Any]
     info: dict[str, Any] = {
         "id": ds["id"],
         **dataset_fields(ds),
+        "project": project_of(ds["name"]),
         "sources": json.loads(ds["sources"]),
         "created_at": _iso(ds["created_at"]),
         "latest": latest,

@@ -195,7 +195,7 @@ def dataset_show(c: Context, name: str, as_json: bool) -> None:
     if as_json:
         emit(info)
         return
-    for key in ("name", "kind", "description", "storage", "files"):
+    for key in ("name", "project", "kind", "description", "storage", "files"):
         click.echo(f"{key}: {info[key]}")
     click.echo(f"size: {human_size(info['bytes'])} ({info['bytes']} bytes)")
     click.echo(f"tags: {', '.join(info['tags']) or '-'}")
