@@ -2,7 +2,7 @@
 refs ``PROJECT/NAME@SPEC``, read-only projects, deletion, the migration of a catalog
 made before projects, names with spaces, push/pull keeping the project, and the
 access rule that a project's mounts present (checked on the views, and in real mounts
-by ``tests/fs/test_projects.py``)."""
+by ``tests/fs/test_project_mounts.py``)."""
 
 from __future__ import annotations
 
