@@ -9,7 +9,8 @@ The daemon:
    a read-write one and the draft's mount lock, see :mod:`dlfs.draftview`) and mounts
    with ``fsname=dlfs,subtype=dlfs,default_permissions`` (and ``ro`` unless the view
    is writable) plus the user's ``-o`` options; without ``allow_other`` only the
-   mounting user can enter the mount;
+   mounting user can enter the mount, which the daemon adds for a project with a
+   Unix group (``view.shared``, :mod:`dlfs.access`);
 3. records itself in ``<home>/mounts/`` (:mod:`dlfs.mounts`), serves
    (``pyfuse3.main`` under trio), and once the kernel got a first answer reports
    ``ok`` on ``--ready-fd`` (or ``error: <message>`` if anything failed before);
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         read_only = mounts.read_only_requested(args.options)
         warm_catalog(home)
         view = open_mount_view(home, args.ref, stores, mountpoint, read_only)
-        options = mounts.mount_options(args.options, writable=view.writable)
+        options = mounts.mount_options(args.options, view.writable, shared=view.shared)
     except DlfsError as exc:
         reporter.fail(f"{type(exc).__name__}: {exc}")
         return 1

@@ -131,10 +131,8 @@ class Operations(pyfuse3.Operations):
     def _attr(self, ino: int, node: Node) -> EntryAttributes:
         attr = EntryAttributes()
         attr.st_ino = ino
-        attr.st_mode = node.mode
+        attr.st_mode, attr.st_uid, attr.st_gid = self.view.attributes(node)
         attr.st_nlink = node.nlink
-        attr.st_uid = self.view.uid if node.uid < 0 else node.uid
-        attr.st_gid = self.view.gid if node.gid < 0 else node.gid
         attr.st_size = node.size
         attr.st_blksize = IO_SIZE
         attr.st_blocks = (node.size + 511) // 512

@@ -1,7 +1,7 @@
 """dlfs: a versioned dataset store for machine learning, mounted as plain directories.
 
 The public surface is re-exported here: :class:`Catalog` and its handles
-(:class:`Dataset`, :class:`Version`, :class:`Item`, :class:`Entry`,
+(:class:`Dataset`, :class:`Project`, :class:`Version`, :class:`Item`, :class:`Entry`,
 :class:`VersionFile`), the :func:`mount` context manager, :func:`prefetch` (an
 access plan: the order in which files of a mount will be read) and
 :class:`PlannedSampler` (which gives it each epoch), and the exception tree
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from dlfs.mounts import mounted as mount
     from dlfs.plan import Plan
     from dlfs.plan import prefetch as prefetch
+    from dlfs.projectapi import Project
     from dlfs.reader import VersionFile
     from dlfs.sampler import PlannedSampler
 
@@ -50,6 +51,7 @@ _LAZY = {
     "mount": ("dlfs.mounts", "mounted"),
     "Plan": ("dlfs.plan", "Plan"),
     "prefetch": ("dlfs.plan", "prefetch"),
+    "Project": ("dlfs.projectapi", "Project"),
     "VersionFile": ("dlfs.reader", "VersionFile"),
     "PlannedSampler": ("dlfs.sampler", "PlannedSampler"),
 }
@@ -86,6 +88,7 @@ __all__ = [
     "NotSupported",
     "Plan",
     "PlannedSampler",
+    "Project",
     "ReadOnly",
     "TooLarge",
     "Unavailable",

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlfs import draftlock, trees, versions
+from dlfs import draftlock, projects, trees, versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, InvalidInput, IsADirectory
 from dlfs.handles import Dataset, Entry, Item, Progress, Version
@@ -35,6 +35,7 @@ from dlfs.names import (
     check_annotations,
     check_dataset_name,
     check_metadata,
+    check_project_name,
     join_path,
     set_dotted,
     split_path,
@@ -47,6 +48,7 @@ from dlfs.ops import link as link_ops
 from dlfs.ops import merge as merge_ops
 from dlfs.ops import push as push_ops
 from dlfs.ops.selection import DATASET_FIELDS
+from dlfs.projectapi import Project, ProjectMethods
 from dlfs.reader import VersionFile
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreRegistry
@@ -61,13 +63,14 @@ __all__ = [
     "Entry",
     "Item",
     "Progress",
+    "Project",
     "Version",
     "VersionFile",
     "mount",
 ]
 
 
-class Catalog:
+class Catalog(ProjectMethods):
     """A dlfs catalog at ``home`` (default ``$DLFS_HOME`` or ``~/.local/share/dlfs``).
 
     Opening creates it if needed (folders 0700, files 0600).
@@ -111,8 +114,14 @@ class Catalog:
         labels: Any = None,
         storage: str = "local",
         exist_ok: bool = False,
+        project: str | None = None,
     ) -> Dataset:
-        """Create a dataset with one empty draft; ``exist_ok`` returns an existing one."""
+        """Create a dataset with one empty draft; ``exist_ok`` returns an existing one.
+
+        ``project`` puts it in that project (which must exist), as ``PROJECT/NAME`` does.
+        """
+        if project is not None:
+            name = f"{check_project_name(project)}/{name}"
         self.store(storage)
         with self.db.transaction():
             row, _created = versions.create_dataset(
@@ -129,8 +138,10 @@ class Catalog:
         self,
         where: Mapping[str, Any] | Callable[[Dataset], bool] | None = None,
         sort: str | Sequence[str] | None = None,
+        project: str | None = None,
     ) -> list[Dataset]:
-        """The datasets, by name, or filtered by ``where`` and sorted by ``sort``.
+        """The datasets (of ``project`` only, if given), by name, or filtered by
+        ``where`` and sorted by ``sort``.
 
         Fields name what a dataset has: ``name``, ``kind``, ``description``,
         ``storage``, ``tags``, ``labels``, ``created_at`` and ``metadata.KEY``
@@ -153,9 +164,10 @@ class Catalog:
         ```
         """
         with self.db.snapshot():
-            rows = [
-                (Dataset(self, r["name"]), versions.dataset_fields(r)) for r in self.db.datasets()
-            ]
+            found = (
+                self.db.datasets() if project is None else projects.datasets_of(self.db, project)
+            )
+            rows = [(Dataset(self, r["name"]), versions.dataset_fields(r)) for r in found]
         return selection.select(rows, where, sort)
 
     def delete_dataset(
@@ -573,6 +585,7 @@ class Catalog:
         name, vid = push_ops.resolve_remote(remote, ref)
         doc = push_ops.fetch(remote, name, vid)
         with self.db.transaction():
+            projects.admit(self.db, as_name or name, make_project=True)
             result = push_ops.insert(self.db, doc, remote.url, as_name, force)
         if progress is not None:
             progress(sum(int(size) for _blob, size in doc["blobs"]))

@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable
 
 from dlfs import trees
+from dlfs.access import AccessRule, shown
 from dlfs.catalog import CatalogDB, Row
 from dlfs.draftattrs import DraftAttrs, check_new_name, place_of
 from dlfs.draftlock import MountLock
@@ -106,10 +107,13 @@ class DraftView(DraftAttrs):
         lock: MountLock,
         uid: int | None = None,
         gid: int | None = None,
+        access: AccessRule | None = None,
     ) -> None:
         self.db = db
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
+        self.access = access
+        """The rule of the draft's project (:mod:`dlfs.access`), None if it has none."""
         self.home = home
         self.reads = FileReads(db, stores)
         """The open handles and their reads."""
@@ -236,6 +240,15 @@ class DraftView(DraftAttrs):
         return self.reads.store_warmup(self._dataset)
 
     # -- reading the tree -------------------------------------------------------------
+
+    @property
+    def shared(self) -> bool:
+        """True when users other than the mounting one are let in (a project group)."""
+        return self.access is not None
+
+    def attributes(self, node: Node) -> tuple[int, int, int]:
+        """``(st_mode, st_uid, st_gid)`` that ``node`` shows (see :func:`dlfs.access.shown`)."""
+        return shown(node, self.access, self.uid, self.gid)
 
     def root(self) -> Node:
         """The node of the mount root."""

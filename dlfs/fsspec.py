@@ -13,8 +13,11 @@ df = pd.read_csv("dlfs://tables@v0/iris.csv")
 
 Paths are ``REF/PATH``: the first component is a ref (``cats@v1``, ``cats@gold``,
 ``cats@<id prefix>``; a bare ``cats`` means ``cats@latest`` for reading and
-``cats@draft`` for writing, as everywhere in dlfs), the rest a path in that version.
-The root (``dlfs://``) lists the datasets, each as the folder of its latest version.
+``cats@draft`` for writing, as everywhere in dlfs), the rest a path in that version;
+a dataset of another project than the default one takes its first two components
+(``vision/cats@v1/train/a.jpg``). The root (``dlfs://``) lists the default project's
+datasets, each as the folder of its latest version, and the other projects, each the
+folder of its datasets, as the catalog mount does.
 The catalog is the ``home`` storage option, or ``$DLFS_HOME`` (read when the
 filesystem is made), or ``~/.local/share/dlfs``.
 
@@ -55,6 +58,7 @@ from fsspec.spec import AbstractFileSystem
 from dlfs.api import Catalog, Entry
 from dlfs.errors import AlreadyExists, Ambiguous, DlfsError, InvalidInput, ReadOnly
 from dlfs.home import Home
+from dlfs.names import DEFAULT_PROJECT
 from dlfs.reader import VersionFile
 
 __all__ = ["DlfsFileSystem", "InvalidArgumentError", "os_error"]
@@ -184,9 +188,20 @@ class DlfsFileSystem(AbstractFileSystem):
         return text.strip("/")
 
     def _split(self, path: str) -> tuple[str, str]:
-        """``(ref, path in the version)`` of a stripped, non-root path."""
+        """``(ref, path in the version)`` of a stripped, non-root path; a path that
+        starts with a project's name starts with ``PROJECT/NAME[@SPEC]``."""
         ref, _, rest = path.partition("/")
+        if rest and self._is_project(ref):
+            name, _, rest = rest.partition("/")
+            ref = f"{ref}/{name}"
         return ref, rest
+
+    def _is_project(self, name: str) -> bool:
+        """True for the name of a project other than the default one (whose datasets
+        are at the root); no dataset of the default project has such a name."""
+        if "@" in name or name == DEFAULT_PROJECT:
+            return False
+        return any(p.name == name for p in self.catalog.projects())
 
     def _info(self, ref: str, entry: Entry) -> dict[str, Any]:
         name = f"{ref}/{entry.path}" if entry.path else ref
@@ -206,9 +221,11 @@ class DlfsFileSystem(AbstractFileSystem):
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         """The entries of a folder (a file: its own entry); the root lists datasets."""
         path = self._strip_protocol(path)
-        if not path:
-            datasets = self.catalog.datasets()
-            infos = [{"name": d.name, "size": 0, "type": "directory"} for d in datasets]
+        if not path or self._is_project(path):  # as the catalog mount shows them
+            names = [d.name for d in self.catalog.datasets(project=path or DEFAULT_PROJECT)]
+            if not path:
+                names += [p.name for p in self.catalog.projects() if p.name != DEFAULT_PROJECT]
+            infos = [{"name": n, "size": 0, "type": "directory"} for n in sorted(names)]
         else:
             ref, rel = self._split(path)
             with _os_errors(path):

@@ -94,16 +94,19 @@ def read_only_requested(extra: list[str] | tuple[str, ...] = ()) -> bool:
     return "ro" in _split(extra)
 
 
-def mount_options(extra: list[str] | tuple[str, ...] = (), writable: bool = False) -> list[str]:
+def mount_options(
+    extra: list[str] | tuple[str, ...] = (), writable: bool = False, shared: bool = False
+) -> list[str]:
     """The FUSE mount options: dlfs's own, plus the ``-o`` options a user gave.
 
     ``-o`` takes comma-separated options; those dlfs knows are accepted
     (``allow_other``, ``allow_root``, ``auto_unmount``, ``noatime``, ``nodev``...),
     anything unknown is refused with one clear line. ``ro`` is added unless the mount
     is ``writable`` (a draft) and the user did not ask for ``ro``; ``rw`` is accepted
-    for a draft and refused otherwise.
+    for a draft and refused otherwise. ``allow_other`` is added for a ``shared`` mount
+    (a project with a Unix group: :mod:`dlfs.access`).
     """
-    options = list(BASE_OPTIONS)
+    options = list(BASE_OPTIONS) + (["allow_other"] if shared else [])
     read_only = not writable
     for opt in _split(extra):
         if opt == "rw":

@@ -3,18 +3,20 @@
 :func:`open_mount_view` is what the daemon calls at mount time. A draft gets a
 :class:`dlfs.draftview.DraftView` after it took the draft's mount lock (one writable
 mount per draft, :mod:`dlfs.draftlock`) and cleared the staging folders of daemons that
-died; a published version, a draft mounted ``-o ro`` and the whole catalog get
-:func:`dlfs.view.open_view`'s read-only view.
+died; a published version, a draft mounted ``-o ro``, a draft of a read-only project
+and the whole catalog get :func:`dlfs.view.open_view`'s read-only view. A project's
+access rule (:mod:`dlfs.access`) goes with the view.
 """
 
 from __future__ import annotations
 
-from dlfs import versions
+from dlfs import projects, versions
 from dlfs.catalog import CatalogDB
 from dlfs.draftlock import MountLock
 from dlfs.draftview import DraftView
 from dlfs.errors import NotFound
 from dlfs.home import Home
+from dlfs.names import DEFAULT_PROJECT, project_of
 from dlfs.staging import clear_abandoned
 from dlfs.stores.registry import StoreFactory, StoreRegistry
 from dlfs.view import View, open_view
@@ -39,9 +41,13 @@ def open_mount_view(
     probe = CatalogDB(home.catalog_path, readonly=True)
     try:
         row = versions.resolve(probe, ref)
+        ds = probe.dataset_by_id(row["dataset"])
+        project = project_of(ds["name"]) if ds is not None else DEFAULT_PROJECT
+        frozen = projects.is_read_only(probe, project)
+        rule = projects.rule_of(probe, project, writable=True)
     finally:
         probe.close()
-    if row["state"] != "draft":
+    if row["state"] != "draft" or frozen:
         return open_view(home, ref, stores)
     lock = MountLock.acquire(home, row["id"], mountpoint)
     try:
@@ -53,7 +59,7 @@ def open_mount_view(
                 raise NotFound(f"draft {row['id']} was published or deleted meanwhile")
             stores = stores or StoreRegistry(home)
             clear_abandoned(home.blobs, stores("local"))  # left by daemons that died
-            return DraftView(db, stores, current, home, lock)
+            return DraftView(db, stores, current, home, lock, access=rule)
         except BaseException:
             db.close()
             raise

@@ -16,7 +16,10 @@ from dlfs.errors import InvalidInput
 NAME_MAX = 255
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _AUTO_TAG_RE = re.compile(r"^v[0-9]+$")
-_DATASET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_DATASET_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._ -]{0,126}[A-Za-z0-9._-])?$")
+_PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEFAULT_PROJECT = "default"
+"""The project of a dataset whose name has no ``PROJECT/`` part."""
 RESERVED_TAGS = frozenset({"latest", "draft"})
 
 
@@ -60,13 +63,44 @@ def join_path(parts: list[str]) -> str:
 
 
 def check_dataset_name(name: str) -> str:
-    """A dataset name: letters, digits, ``._-``, starting with a letter or digit."""
-    if not _DATASET_RE.match(name):
+    """A dataset name, ``NAME`` or ``PROJECT/NAME``, as the catalog keeps it.
+
+    ``NAME``: letters, digits, ``._-`` and inner spaces (``"myDataset One"``), starting
+    with a letter or digit, at most 128; ``PROJECT`` as :func:`check_project_name`. A
+    name in the default project is kept bare: ``default/cats`` is ``cats``.
+    """
+    project, sep, base = name.rpartition("/")
+    if sep:
+        check_project_name(project)
+    if not _DATASET_RE.match(base):
         raise InvalidInput(
-            f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-'"
-            " (starting with a letter or digit, at most 128)"
+            f"invalid dataset name {name!r}: use letters, digits, '.', '_', '-' and inner"
+            " spaces (starting with a letter or digit, at most 128), after an optional"
+            " PROJECT/"
+        )
+    return base if project in ("", DEFAULT_PROJECT) else f"{project}/{base}"
+
+
+def check_project_name(name: str) -> str:
+    """A project name: letters, digits, ``._-``, starting with a letter or digit, at
+    most 64."""
+    if not _PROJECT_RE.match(name):
+        raise InvalidInput(
+            f"invalid project name {name!r}: use letters, digits, '.', '_' and '-'"
+            " (starting with a letter or digit, at most 64)"
         )
     return name
+
+
+def project_of(dataset: str) -> str:
+    """The project of a dataset name as the catalog keeps it (``default`` if bare)."""
+    project, sep, _base = dataset.rpartition("/")
+    return project if sep else DEFAULT_PROJECT
+
+
+def in_project(project: str, base: str) -> str:
+    """The name the catalog keeps for dataset ``base`` of ``project``."""
+    return base if project == DEFAULT_PROJECT else f"{project}/{base}"
 
 
 def check_user_tag(tag: str) -> str:

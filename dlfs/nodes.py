@@ -37,7 +37,8 @@ class Role(IntEnum):
     """What a node is in the mounted tree."""
 
     CATALOG = 0
-    """The root of a whole-catalog mount."""
+    """The root of a whole-catalog mount, or a project's folder in it (``ref``: the
+    project's name)."""
     DATASET = 1
     """``MNT/<dataset>`` in a whole-catalog mount."""
     TAG = 2
@@ -66,7 +67,8 @@ class Node(NamedTuple):
     ttl: float
     cache: bool
     ref: str = ""
-    """Tree id (VERSION, FOLDER), item id (FILE) or target version id (TAG)."""
+    """Tree id (VERSION, FOLDER), item id (FILE), target version id (TAG) or project
+    name (CATALOG: a project's folder; ``""`` for the root)."""
     blob: str = ""
     """The blob id of a FILE."""
     version: str = ""

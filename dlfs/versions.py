@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from dlfs import jsonvalues
+from dlfs import jsonvalues, projects
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import (
     AlreadyExists,
@@ -33,9 +33,11 @@ from dlfs.errors import (
     ReadOnly,
 )
 from dlfs.names import (
+    DEFAULT_PROJECT,
     check_dataset_name,
     check_user_tag,
     is_auto_tag,
+    project_of,
 )
 from dlfs.objects import DIR, VERSION_ID_RE, new_version_id
 from dlfs.trees import build_tree, ensure_empty_tree, freeze, totals
@@ -58,8 +60,9 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
 
 
 def dataset_row(db: CatalogDB, name: str) -> Row:
-    """The dataset named ``name``; :class:`NotFound` names the known ones if it is missing."""
-    row = db.dataset_by_name(name)
+    """The dataset named ``name`` (``PROJECT/NAME``; ``default/NAME`` is ``NAME``);
+    :class:`NotFound` names the known ones if it is missing."""
+    row = db.dataset_by_name(name.removeprefix(f"{DEFAULT_PROJECT}/"))
     if row is None:
         known = db.dataset_names()
         hint = f" (datasets: {', '.join(known[:10])})" if known else " (the catalog is empty)"
@@ -89,10 +92,13 @@ def _describe(row: Row, db: CatalogDB) -> str:
 def resolve(db: CatalogDB, ref: str, write: bool = False) -> Row:
     """The version row a ref names.
 
-    A bare ``NAME`` means ``NAME@latest`` for reading and ``NAME@draft`` for writing.
+    A bare ``NAME`` means ``NAME@latest`` for reading and ``NAME@draft`` for writing;
+    ``write`` (a ref to change) is :class:`ReadOnly` in a read-only project.
     """
     name, spec = parse_ref(ref)
     ds = dataset_row(db, name)
+    if write:
+        projects.check_writable(db, ds["name"])
     if spec is None:
         spec = "draft" if write else "latest"
     if VERSION_ID_RE.match(spec):
@@ -172,12 +178,13 @@ def create_dataset(
     Returns ``(dataset row, created)``; with ``exist_ok`` an existing dataset is
     returned unchanged.
     """
-    check_dataset_name(name)
+    name = check_dataset_name(name)
     existing = db.dataset_by_name(name)
     if existing is not None:
         if exist_ok:
             return existing, False
         raise AlreadyExists(f"dataset {name!r} already exists (use --exist-ok to reuse it)")
+    projects.admit(db, name)
     labels_text = None if labels is None else jsonvalues.labels_text(labels)
     dataset_tags = [_check_dataset_tag(t) for t in (tags or [])]
     ds = db.dataset_insert(
@@ -236,6 +243,7 @@ def delete_dataset(db: CatalogDB, name: str, all_versions: bool, force: bool) ->
     ``all_versions`` also deletes non-empty drafts; ``force`` also published versions.
     """
     ds = dataset_row(db, name)
+    projects.check_writable(db, ds["name"])
     published = db.versions_of(ds["id"], "published")
     drafts = db.versions_of(ds["id"], "draft")
     if published and not force:
@@ -335,6 +343,7 @@ def create_version(
     With several parents the child's tree is their union, later parents winning on a
     path both have. Returns ``(version id, created)``.
     """
+    projects.check_writable(db, dataset["name"])
     if name is not None:
         existing = db.versions_by_name(dataset["id"], name)
         if existing:
@@ -495,6 +504,7 @@ def dataset_info(db: CatalogDB, ds: Row, detail: bool = False) -> dict[str, Any]
     info: dict[str, Any] = {
         "id": ds["id"],
         **dataset_fields(ds),
+        "project": project_of(ds["name"]),
         "sources": json.loads(ds["sources"]),
         "created_at": _iso(ds["created_at"]),
         "latest": latest,

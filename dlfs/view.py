@@ -16,9 +16,14 @@ Two trees can be viewed (see :func:`open_view`):
   here read-only (``-o ro``; :mod:`dlfs.draftview` serves drafts read-write) and
   live: short timeouts, its root re-read from the catalog on every lookup;
 - the whole catalog: ``<dataset>/<version id>/...`` for every published version, and
-  each tag as a symlink ``<dataset>/<tag> -> <version id>``. The root and the dataset
-  folders are live (:data:`LIVE_TTL`), so new datasets, versions and moved tags appear
-  without a remount; what is under a version is immutable and cached like above.
+  each tag as a symlink ``<dataset>/<tag> -> <version id>``; the default project's
+  datasets at the top, another project's in its folder, ``<project>/<dataset>/...``
+  (:mod:`dlfs.projects`). The root, the project and the dataset folders are live
+  (:data:`LIVE_TTL`), so new datasets, versions and moved tags appear without a
+  remount; what is under a version is immutable and cached like above.
+
+What a node shows for mode, owner and group is :meth:`View.attributes`: a project with
+a Unix group has its nodes presented by its :class:`dlfs.access.AccessRule`.
 
 A :class:`Node` carries everything ``getattr`` and ``open`` need (mode, size, mtime,
 blob id), so neither touches the catalog: each folder costs one query when it is
@@ -49,7 +54,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import NoReturn, cast
 
-from dlfs import trees, versions, xattrs
+from dlfs import projects, trees, versions, xattrs
+from dlfs.access import AccessRule, shown
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import (
     Corrupt,
@@ -63,7 +69,7 @@ from dlfs.errors import (
 )
 from dlfs.home import Home
 from dlfs.items import ItemRecord
-from dlfs.names import NAME_MAX
+from dlfs.names import DEFAULT_PROJECT, NAME_MAX, in_project, project_of
 from dlfs.nodes import (
     BLOCK_SIZE,
     CACHE_TTL,
@@ -105,7 +111,9 @@ def open_view(home: Home, ref: str | None = None, stores: StoreFactory | None = 
         if ref is None:
             return View(db, stores or StoreRegistry(home), None)
         row = versions.resolve(db, ref)
-        return View(db, stores or StoreRegistry(home), row)
+        ds = db.dataset_by_id(row["dataset"])
+        rule = None if ds is None else projects.rule_of(db, project_of(ds["name"]))
+        return View(db, stores or StoreRegistry(home), row, access=rule)
     except BaseException:
         db.close()
         raise
@@ -127,10 +135,16 @@ class View:
         version: Row | None,
         uid: int | None = None,
         gid: int | None = None,
+        access: AccessRule | None = None,
     ) -> None:
         self.db = db
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
+        self.access = access
+        """The rule of a version mount's project (None: none, or a catalog mount)."""
+        self._rules: dict[int | str, AccessRule | None] = {}
+        """A catalog mount's rules: by dataset id, and by project name (project
+        folders); each refreshed when its dataset or project node is made."""
         self.reads = FileReads(db, stores)
         """The open files and their reads."""
         if version is None:
@@ -166,7 +180,15 @@ class View:
         newest = max((d["created_at"] for d in self.db.datasets()), default=0.0)
         return Node(Role.CATALOG, DIR_MODE, 0, ns(newest), LIVE_TTL, False)
 
+    def _project_node(self, row: Row) -> Node:
+        """A project's folder of the catalog mount: a CATALOG node whose ref names it."""
+        self._rules[row["name"]] = projects.rule_of(self.db, row["name"])
+        return Node(
+            Role.CATALOG, DIR_MODE, 0, ns(row["created_at"]), LIVE_TTL, False, ref=row["name"]
+        )
+
     def _dataset_node(self, row: Row) -> Node:
+        self._rules[row["id"]] = projects.rule_of(self.db, project_of(row["name"]))
         return Node(
             Role.DATASET, DIR_MODE, 0, ns(row["created_at"]), LIVE_TTL, False, dataset=row["id"]
         )
@@ -270,10 +292,13 @@ class View:
                 self.reads.looked_up(node)
             return node
         if role == Role.CATALOG:
-            ds = self.db.dataset_by_name(name)
-            if ds is None:
-                raise NotFound(f"no dataset named {name!r}")
-            return self._dataset_node(ds)
+            ds = self.db.dataset_by_name(in_project(parent.ref or DEFAULT_PROJECT, name))
+            if ds is not None:
+                return self._dataset_node(ds)
+            project = None if parent.ref or name == DEFAULT_PROJECT else self.db.project_get(name)
+            if project is not None:
+                return self._project_node(project)
+            raise NotFound(f"no dataset or project named {name!r}")
         if role == Role.DATASET:
             if VERSION_ID_RE.match(name):
                 v = self.db.version_get(name)
@@ -288,7 +313,12 @@ class View:
     def getattr(self, node: Node) -> Node:
         """``node`` with up-to-date attributes (the same node when it is immutable)."""
         if node.role == Role.CATALOG:
-            return self._catalog_node()
+            if not node.ref:
+                return self._catalog_node()
+            project = self.db.project_get(node.ref)
+            if project is None:
+                raise NotFound("the project was deleted")
+            return self._project_node(project)
         if node.role == Role.DATASET:
             row = self.db.dataset_by_id(node.dataset)
             if row is None:
@@ -316,7 +346,17 @@ class View:
 
             return Listing([], fetch, complete if node.cache else None)
         if role == Role.CATALOG:
-            return Listing([(d["name"], self._dataset_node(d)) for d in self.db.datasets()])
+            entries = [
+                (d["name"].rpartition("/")[2], self._dataset_node(d))
+                for d in self.db.datasets_in(node.ref or None)
+            ]
+            if not node.ref:
+                entries += [
+                    (p["name"], self._project_node(p))
+                    for p in self.db.projects()
+                    if p["name"] != DEFAULT_PROJECT
+                ]
+            return Listing(sorted(entries, key=lambda e: e[0]))
         if role == Role.DATASET:
             published = self.db.versions_of(node.dataset, "published")
             entries = [(v["id"], self._version_node(v)) for v in published]
@@ -363,6 +403,29 @@ class View:
         while self._listed > LISTING_CACHE:
             _key, old = self._listings.popitem(last=False)
             self._listed -= len(old)
+
+    @property
+    def shared(self) -> bool:
+        """True when users other than the mounting one are let in: a project with a
+        group (for a catalog mount: any project with one)."""
+        if self._root.role == Role.CATALOG:
+            return any(p["grp"] is not None for p in self.db.projects())
+        return self.access is not None
+
+    def attributes(self, node: Node) -> tuple[int, int, int]:
+        """``(st_mode, st_uid, st_gid)`` that ``node`` shows: its own (the mounting
+        user's when it keeps no owner), through its project's access rule if any."""
+        if self.access is not None:
+            rule: AccessRule | None = self.access
+        elif node.role == Role.CATALOG:
+            rule = self._rules.get(node.ref) if node.ref else None
+        else:
+            if node.dataset not in self._rules:
+                ds = self.db.dataset_by_id(node.dataset)
+                if ds is not None:
+                    self._dataset_node(ds)
+            rule = self._rules.get(node.dataset)
+        return shown(node, rule, self.uid, self.gid)
 
     def readlink(self, node: Node) -> str:
         """The target of a symlink: a tag's version id (a sibling folder), or the

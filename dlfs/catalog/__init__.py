@@ -26,7 +26,7 @@ Design:
 Modules, one idea each: ``schema`` (tables, migrations), ``database`` (the connection,
 transactions, error mapping), ``datasets`` (datasets, versions, tags), ``trees``
 (folder entries, trees, subtrees), ``items`` (items, blobs, linked objects),
-``maintenance`` (sweep, dump, row counts).
+``maintenance`` (sweep, dump, row counts), ``projects`` (projects and their rules).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from dlfs.catalog.database import CatalogCore, Row, catalog_error
 from dlfs.catalog.datasets import DatasetQueries
 from dlfs.catalog.items import ItemQueries, ItemRecord
 from dlfs.catalog.maintenance import MaintenanceQueries
+from dlfs.catalog.projects import ProjectQueries
 from dlfs.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 from dlfs.catalog.trees import TreeQueries
 
@@ -48,7 +49,9 @@ __all__ = [
 ]
 
 
-class CatalogDB(DatasetQueries, TreeQueries, ItemQueries, MaintenanceQueries, CatalogCore):
+class CatalogDB(
+    DatasetQueries, TreeQueries, ItemQueries, MaintenanceQueries, ProjectQueries, CatalogCore
+):
     """One connection to a catalog file, with the queries dlfs needs.
 
     A ``CatalogDB`` belongs to one thread (SQLite connections are not shared); the

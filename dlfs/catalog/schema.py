@@ -8,6 +8,8 @@ A new table or column is a new step appended here; a released step is never edit
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 
 import sqlite_utils
@@ -140,11 +142,34 @@ def _migrate_v4(db: sqlite_utils.Database) -> None:
     _run_script(db, SCHEMA_V4)
 
 
+SCHEMA_V5 = """
+CREATE TABLE projects(
+    name TEXT PRIMARY KEY,
+    owner INTEGER NOT NULL,
+    grp INTEGER,
+    read_only INTEGER NOT NULL DEFAULT 0,
+    description TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+) WITHOUT ROWID
+"""
+
+
+def _migrate_v5(db: sqlite_utils.Database) -> None:
+    # Projects (dlfs.projects): a dataset named 'P/NAME' is in project P, a bare name in
+    # 'default', which every catalog has, owned by whoever opened it first since.
+    _run_script(db, SCHEMA_V5)
+    db.conn.execute(
+        "INSERT INTO projects(name, owner, created_at) VALUES ('default', ?, ?)",
+        (os.getuid(), time.time()),
+    )
+
+
 # (schema version reached, name, step). Append; never edit a released step.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
     (2, "linked objects", _migrate_v2),
     (3, "posix attributes of items", _migrate_v3),
     (4, "file entries by item", _migrate_v4),
+    (5, "projects", _migrate_v5),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -116,6 +116,7 @@ def dataset() -> None:
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Label recipe JSON.")
 @click.option("--storage", default="local", help="Where binaries live (default: local).")
 @click.option("--exist-ok", is_flag=True, help="Reuse an existing dataset of that name.")
+@click.option("--project", default=None, help="The project (as PROJECT/NAME does).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def dataset_create(
@@ -126,13 +127,14 @@ def dataset_create(
     labels: str | None,
     storage: str,
     exist_ok: bool,
+    project: str | None,
     as_json: bool,
 ) -> None:
-    """Create dataset NAME with one empty draft."""
+    """Create dataset NAME (or PROJECT/NAME) with one empty draft."""
     recipe = None
     if labels:
         recipe = jsonvalues.read_file(labels, f"labels file {labels}", jsonvalues.MAX_METADATA)
-    ds = c.catalog.create_dataset(name, description, list(tags), recipe, storage, exist_ok)
+    ds = c.catalog.create_dataset(name, description, list(tags), recipe, storage, exist_ok, project)
     info = ds.info()
     if as_json:
         emit(info)
@@ -151,14 +153,20 @@ def dataset_create(
 @click.option(
     "--sort", "sort", multiple=True, metavar="FIELD", help="Sort by FIELD (-FIELD: descending)."
 )
+@click.option("--project", default=None, help="Only the datasets of this project.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def dataset_list(
-    c: Context, conditions: tuple[str, ...], sort: tuple[str, ...], as_json: bool
+    c: Context,
+    conditions: tuple[str, ...],
+    sort: tuple[str, ...],
+    project: str | None,
+    as_json: bool,
 ) -> None:
     """List datasets, by name, or filtered and sorted by their fields and custom metadata."""
     where = dict(parse_assignment(text) for text in conditions) or None
-    infos = [d.info() for d in c.catalog.datasets(where=where, sort=list(sort))]
+    found = c.catalog.datasets(where=where, sort=list(sort), project=project)
+    infos = [d.info() for d in found]
     if as_json:
         emit(infos)
         return
@@ -187,7 +195,7 @@ def dataset_show(c: Context, name: str, as_json: bool) -> None:
     if as_json:
         emit(info)
         return
-    for key in ("name", "kind", "description", "storage", "files"):
+    for key in ("name", "project", "kind", "description", "storage", "files"):
         click.echo(f"{key}: {info[key]}")
     click.echo(f"size: {human_size(info['bytes'])} ({info['bytes']} bytes)")
     click.echo(f"tags: {', '.join(info['tags']) or '-'}")

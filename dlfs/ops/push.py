@@ -6,6 +6,9 @@ dataset's storage), plus the catalog records of pushed versions::
     prefix/blobs/<blob id>[.blocks]                     bytes (see dlfs.stores.s3)
     prefix/datasets/<name>/versions/<version id>.json.gz  one version's records
     prefix/datasets/<name>/tags/<tag>.json               {"version": id, "published_at": t}
+    prefix/projects/<project>/datasets/<name>/...         the same, for <project>/<name>
+
+(:func:`dataset_prefix`: a dataset of the default project where it always was.)
 
 The version document holds the dataset's description, labels, metadata and storage;
 the version (id, name, metadata, comment, times, parent ids, user tags); every folder
@@ -91,12 +94,20 @@ class PullResult:
         return dict(self.__dict__)
 
 
+def dataset_prefix(name: str) -> str:
+    """Where dataset ``name`` lives on a remote, under its prefix: ``datasets/NAME/``
+    for the default project (as before projects), ``projects/P/datasets/NAME/`` for
+    ``P/NAME``."""
+    project, sep, base = name.rpartition("/")
+    return f"projects/{project}/datasets/{base}/" if sep else f"datasets/{name}/"
+
+
 def _version_key(name: str, vid: str) -> str:
-    return f"datasets/{name}/versions/{vid}.json.gz"
+    return f"{dataset_prefix(name)}versions/{vid}.json.gz"
 
 
 def _tag_key(name: str, tag: str) -> str:
-    return f"datasets/{name}/tags/{tag}.json"
+    return f"{dataset_prefix(name)}tags/{tag}.json"
 
 
 # -- push ---------------------------------------------------------------------------
@@ -277,7 +288,7 @@ def _read_tag(remote: S3Store, name: str, tag: str) -> dict[str, Any] | None:
 def resolve_remote(remote: S3Store, ref: str) -> tuple[str, str]:
     """``(dataset name, version id)`` that ``NAME@SPEC`` names on the remote."""
     name, spec = versions.parse_ref(ref)
-    check_dataset_name(name)
+    name = check_dataset_name(name)
     spec = spec or "latest"
     where = f"{remote.url}"
     if VERSION_ID_RE.match(spec) and remote.exists(_version_key(name, spec)):
@@ -287,16 +298,16 @@ def resolve_remote(remote: S3Store, ref: str) -> tuple[str, str]:
         if tagged is not None:
             return name, str(tagged["version"])
     if len(spec) >= versions.PREFIX_MIN and spec.isalnum() and spec.lower() == spec:
-        prefix = remote.loc.key(f"datasets/{name}/versions/")
+        prefix = remote.loc.key(f"{dataset_prefix(name)}versions/")
         ids = [
             k[len(prefix) :].removesuffix(".json.gz")
-            for k in remote.keys(f"datasets/{name}/versions/{spec}")
+            for k in remote.keys(f"{dataset_prefix(name)}versions/{spec}")
         ]
         if len(ids) == 1:
             return name, ids[0]
         if len(ids) > 1:
             raise InvalidInput(f"ref {ref!r} is ambiguous at {where}: {', '.join(sorted(ids))}")
-    if not remote.keys(f"datasets/{name}/"):
+    if not remote.keys(dataset_prefix(name)):
         raise NotFound(f"no dataset named {name!r} was pushed to {where}")
     raise NotFound(f"unknown ref {ref!r} at {where}: no version id, tag or id prefix matches")
 

@@ -173,6 +173,20 @@ def test_the_root_lists_datasets_and_bare_names_mean_latest(
     assert fs.ls("zebras@draft") == []
 
 
+def test_projects_are_folders_of_their_datasets(
+    fs: DlfsFileSystem, catalog: Catalog, ref: str
+) -> None:
+    catalog.create_project("vision")
+    catalog.create_dataset("big cats", project="vision")
+    catalog.add_bytes("vision/big cats", "a/b.txt", b"roar")
+    catalog.publish("vision/big cats")
+    assert fs.ls("", detail=False) == ["tables", "vision"]
+    assert fs.ls("vision", detail=False) == ["vision/big cats"]
+    assert fs.cat("dlfs://vision/big cats@v0/a/b.txt") == b"roar"
+    assert fs.cat("vision/big cats/a/b.txt") == b"roar"  # latest
+    assert fs.ls("vision/big cats@v0/a", detail=False) == ["vision/big cats@v0/a/b.txt"]
+
+
 def test_ukey_checksum_and_modified_are_stable(fs: DlfsFileSystem, ref: str) -> None:
     a, b = f"{ref}/images/train/001.jpg", "tables@gold/images/train/001.jpg"
     assert fs.ukey(a) == fs.ukey(b) == fs.info(a)["blob"]

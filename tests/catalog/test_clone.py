@@ -325,7 +325,7 @@ def test_glob_syntax(pattern: str, path: str, matches: bool) -> None:
     ("args", "message"),
     [
         (["cats", "cats"], "dataset 'cats' already exists"),
-        (["cats", "bad/name"], "invalid dataset name 'bad/name'"),
+        (["cats", "bad:name"], "invalid dataset name 'bad:name'"),
         (["nope", "x"], "no dataset named 'nope'"),
         (["cats@v9", "x"], "unknown ref 'cats@v9'"),
         (["cats", "x", "--where", "label == dog"], "unknown name 'dog'"),

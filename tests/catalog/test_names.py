@@ -6,9 +6,13 @@ import pytest
 
 from dlfs.errors import InvalidInput
 from dlfs.names import (
+    DEFAULT_PROJECT,
+    check_dataset_name,
     check_name,
+    check_project_name,
     check_user_tag,
     parse_assignment,
+    project_of,
     set_dotted,
     split_path,
 )
@@ -49,3 +53,16 @@ def test_assignments_take_json_values_and_dotted_keys() -> None:
     meta: dict[str, object] = {"a": {"x": 1}}
     set_dotted(meta, "a.y", 2)
     assert meta == {"a": {"x": 1, "y": 2}}
+
+
+def test_dataset_names_take_a_project_and_inner_spaces() -> None:
+    assert check_dataset_name("myDataset One") == "myDataset One"
+    assert check_dataset_name("vision/cats") == "vision/cats"
+    assert check_dataset_name("default/cats") == "cats"  # the default project is bare
+    assert (project_of("vision/big cats"), project_of("cats")) == ("vision", DEFAULT_PROJECT)
+    for bad in ("", "cats ", " cats", "-cats", "a/b/c", "a b/cats", "/cats", "cats/", "c\tt"):
+        with pytest.raises(InvalidInput):
+            check_dataset_name(bad)
+    for bad in ("", "a b", "-a", "a" * 65, "a@b"):
+        with pytest.raises(InvalidInput):
+            check_project_name(bad)
