@@ -138,7 +138,9 @@ class Operations(pyfuse3.Operations):
         attr.st_size = node.size
         attr.st_blksize = IO_SIZE
         attr.st_blocks = (node.size + 511) // 512
-        attr.st_atime_ns = attr.st_mtime_ns = attr.st_ctime_ns = node.mtime_ns
+        attr.st_mtime_ns = node.mtime_ns
+        attr.st_ctime_ns = node.mtime_ns if node.ctime_ns < 0 else node.ctime_ns
+        attr.st_atime_ns = node.mtime_ns if node.atime_ns < 0 else node.atime_ns
         attr.entry_timeout = attr.attr_timeout = node.ttl
         return attr
 
@@ -266,7 +268,9 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
     ) -> tuple[FileInfo, EntryAttributes]:
         parent = self.inodes.node(parent_inode)
-        fh, node = self._writer("create a file").create(parent, os.fsdecode(name), mode, flags)
+        fh, node = self._writer("create a file").create(
+            parent, os.fsdecode(name), mode, flags, (ctx.uid, ctx.gid)
+        )
         entry = self._entry(parent_inode, name, node)
         self._handle_inodes[fh] = entry.st_ino
         return FileInfo(fh=fh, keep_cache=False), entry
@@ -276,7 +280,7 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext
     ) -> EntryAttributes:
         node = self._writer("make a folder").mkdir(
-            self.inodes.node(parent_inode), os.fsdecode(name), mode
+            self.inodes.node(parent_inode), os.fsdecode(name), mode, (ctx.uid, ctx.gid)
         )
         return self._entry(parent_inode, name, node)
 
@@ -285,7 +289,7 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext
     ) -> EntryAttributes:
         node = self._writer("make a file").mknod(
-            self.inodes.node(parent_inode), os.fsdecode(name), mode, rdev
+            self.inodes.node(parent_inode), os.fsdecode(name), mode, rdev, (ctx.uid, ctx.gid)
         )
         return self._entry(parent_inode, name, node)
 
@@ -295,7 +299,7 @@ class Operations(pyfuse3.Operations):
     ) -> EntryAttributes:
         parent = self.inodes.node(parent_inode)
         node = self._writer("make a symlink").symlink(
-            parent, os.fsdecode(name), os.fsdecode(target)
+            parent, os.fsdecode(name), os.fsdecode(target), (ctx.uid, ctx.gid)
         )
         return self._entry(parent_inode, name, node)
 

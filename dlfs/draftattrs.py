@@ -6,9 +6,12 @@ each change is one catalog transaction giving the file a new item with the same 
 and lineage (:meth:`dlfs.trees.DraftTree.relabel`), following the rules of
 :class:`dlfs.items.ItemRecord`. The POSIX attributes are :mod:`dlfs.posixattrs`.
 
-- ``chmod`` and ``chown`` of a file persist (the kernel checks who may, with
-  ``default_permissions``); folders keep no mode or owner (always ``0755``, the
-  mounting user): ``chmod``/``chown`` of a folder succeed and change nothing.
+- ``chmod`` and ``chown`` of a file or folder persist (the kernel checks who may,
+  with ``default_permissions``); a folder keeps them in its tree
+  (:meth:`dlfs.catalog.CatalogDB.tree_attrs`), with its mtime and ctime, which move
+  when an entry is added, removed or renamed.
+- New files and folders belong to the user who made them, the group being the
+  folder's when it has the set-group-id bit (a new folder inherits that bit).
 - ``ln -s`` makes a symlink item (its target kept, its blob the empty blob).
 - A file's mtime is its item's: the commit time of what was written, or what
   ``utimensat`` sets on a file written through this mount; the mtime of an item that
@@ -43,7 +46,7 @@ from dlfs.nodes import Node, Role
 from dlfs.objects import blob_id
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
-from dlfs.posixattrs import Posix, is_user_xattr, link_of, link_text
+from dlfs.posixattrs import DIR_PERMS, Posix, is_user_xattr, link_of, link_text
 from dlfs.stores.base import BlobStore
 from dlfs.xattrs import VersionFacts
 
@@ -98,7 +101,29 @@ class DraftAttrs:
     def getattr(self, node: Node) -> Node:
         raise NotImplementedError
 
+    uid: int
+    gid: int
+
     # -- reading ----------------------------------------------------------------------
+
+    def _new_posix(
+        self, folder: Place, mode: int, owner: tuple[int, int] | None, is_dir: bool = False
+    ) -> Posix:
+        """The attributes of an entry made in ``folder`` with ``mode`` by ``owner``
+        (uid, gid; None: the mounting user): the caller owns it; in a folder with the
+        set-group-id bit it takes the folder's group (and a folder, that bit)."""
+        uid, gid = (self.uid, self.gid) if owner is None else owner
+        perms = stat.S_IMODE(mode)
+        parent = Posix.parse(self.db.tree_attrs(self._places.dir_tree(folder))[0])
+        if parent.mode is not None and parent.mode & stat.S_ISGID:
+            gid = self.gid if parent.gid is None else parent.gid
+            if is_dir:
+                perms |= stat.S_ISGID
+        return Posix(
+            mode=perms,
+            uid=None if uid == self.uid else uid,
+            gid=None if gid == self.gid else gid,
+        )
 
     def _item_of(self, node: Node) -> ItemRecord | None:
         """The current item of a file node; None for a file not yet committed."""
@@ -170,6 +195,7 @@ class DraftAttrs:
         if node.role != Role.FILE:
             if size is not None:
                 raise IsADirectory("is a folder")
+            self._set_folder(node, mode, mtime_ns, uid, gid)
             return self.getattr(node)
         place = place_of(node)
         if size is not None:
@@ -191,6 +217,22 @@ class DraftAttrs:
         if mtime_ns is not None:
             self._set_mtime(place, mtime_ns)
         return self.getattr(node)
+
+    def _set_folder(
+        self, node: Node, mode: int | None, mtime_ns: int | None, uid: int | None, gid: int | None
+    ) -> None:
+        """chmod, chown, utimensat of a folder: its tree keeps them (one transaction)."""
+        if mode is None and mtime_ns is None and uid is None and gid is None:
+            return
+        self._state.check_writable("set attributes")
+        with self._state.write("set attributes") as draft:
+            tree = self._places.mutable_dir(place_of(node), draft)
+            posix = None
+            if mode is not None or uid is not None or gid is not None:
+                old = Posix.parse(self.db.tree_attrs(tree)[0])
+                new = old.with_owner(uid, gid)
+                posix = (new if mode is None else new.with_mode(mode)).text(DIR_PERMS)
+            draft.set_folder_attrs(tree, posix, None if mtime_ns is None else mtime_ns / 1e9)
 
     def _set_mtime(self, place: Place, mtime_ns: int) -> None:
         f = self._open.get(place)
@@ -259,14 +301,17 @@ class DraftAttrs:
         if new and old is not None and old["ref"] in self._state.private:
             self._state.remember(record.id, False)
 
-    def symlink(self, parent: Node, name: str, target: str) -> Node:
-        """Make a symlink ``name`` -> ``target`` (one transaction): a new item keeping
-        the target, with the empty blob as its bytes."""
+    def symlink(
+        self, parent: Node, name: str, target: str, owner: tuple[int, int] | None = None
+    ) -> Node:
+        """Make a symlink ``name`` -> ``target`` (one transaction) owned by ``owner``: a
+        new item keeping the target, with the empty blob as its bytes."""
         check_new_name(name)
-        posix = link_text(target)
+        link_text(target)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
         folder = place_of(parent)
+        posix = self._new_posix(folder, 0o777, owner)._replace(mode=None, link=target).text()
         store = self._store()
         if not store.has(EMPTY_BLOB):
             with store.batch() as batch:
@@ -281,6 +326,7 @@ class DraftAttrs:
             record = ItemRecord.new(EMPTY_BLOB, 0, time.time(), posix=posix)
             self.db.blobs_put([(EMPTY_BLOB, 0, store.url)])
             draft.put_item(tree, name, record)
+            draft.touch(tree)
             row = self.db.entry(tree, name)
             assert row is not None
         self._state.remember(record.id, False)

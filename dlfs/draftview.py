@@ -72,7 +72,7 @@ from dlfs.nodes import BLOCK_SIZE, LIVE_TTL, FsStats, Listing, Node, Page, Role,
 from dlfs.objects import DIR
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
-from dlfs.posixattrs import NONE, node_fields
+from dlfs.posixattrs import DIR_PERMS, folder_fields, node_fields
 from dlfs.reads import FileReads
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
@@ -80,7 +80,6 @@ from dlfs.xattrs import VersionFacts
 
 log = logging.getLogger(__name__)
 
-DIR_MODE = stat.S_IFDIR | 0o755
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 STATFS_TTL = 2.0
@@ -121,6 +120,7 @@ class DraftView(DraftAttrs):
         self._state = DraftState(db, self._vid, self._places, lock, self._forget_statfs)
         self._open = OpenFiles(home, lock, self._state.writable_now)
         self._reclaim = self._open.bind(db, self._places, self.reads)
+        self._made = 0
         self._root = self._version_node(version)
         db.set_synchronous(False)
         db.set_autocheckpoint(10_000)
@@ -162,33 +162,50 @@ class DraftView(DraftAttrs):
         return self._node(place.parent or self._places.root, self._file_row(place))
 
     def _version_node(self, row: Row) -> Node:
+        self._made = ns(row["published_at"] or row["created_at"])
+        return self._root_node()
+
+    def _root_node(self) -> Node:
+        """The root folder, with the attributes its tree keeps now."""
+        tree = self._places.root_tree
+        posix, mtime, ctime = self.db.tree_attrs(tree)
+        mode, uid, gid = folder_fields(posix, True)
         return Node(
             Role.VERSION,
-            DIR_MODE,
+            mode,
             0,
-            ns(row["published_at"] or row["created_at"]),
+            self._made if mtime is None else ns(mtime),
             LIVE_TTL,
             False,
-            ref=row["root"],
-            version=row["id"],
-            dataset=row["dataset"],
+            ref=tree,
+            version=self._vid,
+            dataset=self._dataset,
             key=self._places.root,
+            uid=uid,
+            gid=gid,
+            nlink=2 + self.db.folder_count(tree),
+            ctime_ns=-1 if ctime is None else ns(ctime),
         )
 
     def _node(self, parent: Place, row: Row) -> Node:
         place = self._places.get(parent, row["name"])
         if row["kind"] == DIR:
+            mode, uid, gid = folder_fields(row["posix"], True)
             return Node(
                 Role.FOLDER,
-                DIR_MODE,
+                mode,
                 0,
-                self._root.mtime_ns,
+                self._made if row["mtime"] is None else ns(row["mtime"]),
                 LIVE_TTL,
                 False,
                 ref=row["ref"],
                 version=self._vid,
                 dataset=self._dataset,
                 key=place,
+                uid=uid,
+                gid=gid,
+                nlink=2 + (row["folders"] or 0),
+                ctime_ns=-1 if row["ctime"] is None else ns(row["ctime"]),
             )
         mode, uid, gid, link_size = node_fields(row["posix"], True)
         node = Node(
@@ -266,6 +283,7 @@ class DraftView(DraftAttrs):
         self._state.sync()
         place = place_of(node)
         if node.role == Role.VERSION:
+            self._root = self._root_node()
             return self._root
         f = self._open.get(place)
         if f is not None and (not f.committed or place.parent is None):
@@ -342,8 +360,16 @@ class DraftView(DraftAttrs):
         self._open.attach(fh, f, writable)
         return fh
 
-    def create(self, parent: Node, name: str, mode: int, flags: int) -> tuple[int, Node]:
-        """Create and open a new file (in the mount only, until its first commit)."""
+    def create(
+        self,
+        parent: Node,
+        name: str,
+        mode: int,
+        flags: int,
+        owner: tuple[int, int] | None = None,
+    ) -> tuple[int, Node]:
+        """Create and open a new file owned by ``owner`` (uid, gid; None: the mounting
+        user), in the mount only until its first commit."""
         check_new_name(name)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
@@ -355,7 +381,7 @@ class DraftView(DraftAttrs):
         if (other is not None and not other.committed) or self.db.entry(tree, name) is not None:
             raise AlreadyExists(f"already exists: {name}")
         f = self._open.create(self._places.get(folder, name))
-        f.posix = NONE.with_mode(mode).text()  # tar -x creates with the final mode
+        f.posix = self._new_posix(folder, mode, owner).text()  # tar -x: the final mode
         node = self._open_node(f)
         fh = self.reads.open(node)
         self._open.attach(fh, f, True)
@@ -431,26 +457,31 @@ class DraftView(DraftAttrs):
 
     # -- changing the tree ------------------------------------------------------------
 
-    def mkdir(self, parent: Node, name: str, mode: int) -> Node:
-        """Make a folder (one transaction)."""
+    def mkdir(
+        self, parent: Node, name: str, mode: int, owner: tuple[int, int] | None = None
+    ) -> Node:
+        """Make a folder with ``mode``, owned by ``owner`` (one transaction)."""
         check_new_name(name)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
         folder = place_of(parent)
+        posix = self._new_posix(folder, mode, owner, is_dir=True).text(DIR_PERMS)
         pending = self._open.get(self._places.existing(folder, name))
         with self._state.write("make a folder") as draft:
             if pending is not None and not pending.committed:
                 raise AlreadyExists(f"already exists: {name}")
-            draft.mkdir([*self._places.parts(folder), name])
+            draft.mkdir([*self._places.parts(folder), name], posix=posix)
             row = self.db.entry(self._places.mutable_dir(folder, draft), name)
             assert row is not None
         return self._node(folder, row)
 
-    def mknod(self, parent: Node, name: str, mode: int, rdev: int) -> Node:
+    def mknod(
+        self, parent: Node, name: str, mode: int, rdev: int, owner: tuple[int, int] | None = None
+    ) -> Node:
         """An empty regular file; anything else is :class:`NotPermitted`."""
         if not stat.S_ISREG(mode):
             raise NotPermitted("datasets hold files, symlinks and folders only (no fifos, devices)")
-        fh, _node = self.create(parent, name, mode, os.O_WRONLY)
+        fh, _node = self.create(parent, name, mode, os.O_WRONLY, owner)
         self.release(fh)
         return self.lookup(parent, name)
 

@@ -86,6 +86,10 @@ class Node(NamedTuple):
     posix: str = ""
     """A FILE's POSIX attributes as its item keeps them (:mod:`dlfs.posixattrs`):
     its symlink target and ``user.*`` xattrs are answered without a query."""
+    ctime_ns: int = -1
+    """``st_ctime``; -1: the mtime."""
+    atime_ns: int = -1
+    """``st_atime``; -1: the mtime."""
 
     @property
     def is_dir(self) -> bool:

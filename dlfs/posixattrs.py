@@ -26,6 +26,8 @@ from dlfs.objects import canonical_json
 
 DEFAULT_PERMS = 0o644
 """The permission bits of a file that has none of its own."""
+DIR_PERMS = 0o755
+"""The permission bits of a folder that has none of its own."""
 
 USER_PREFIX = "user."
 OWN_PREFIX = "user.dlfs."
@@ -61,10 +63,11 @@ class Posix(NamedTuple):
         xattrs = tuple(sorted((k, base64.b64decode(v)) for k, v in raw.get("xattrs", {}).items()))
         return cls(raw.get("mode"), raw.get("uid"), raw.get("gid"), raw.get("link"), xattrs)
 
-    def text(self) -> str:
-        """The canonical JSON text kept in the catalog; ``""`` when all are defaults."""
+    def text(self, default: int = DEFAULT_PERMS) -> str:
+        """The canonical JSON text kept in the catalog; ``""`` when all are defaults
+        (``default``: the mode not written, :data:`DIR_PERMS` for a folder)."""
         raw: dict[str, Any] = {}
-        if self.mode is not None and (self.mode != DEFAULT_PERMS or self.link is not None):
+        if self.mode is not None and (self.mode != default or self.link is not None):
             raw["mode"] = self.mode
         if self.uid is not None:
             raw["uid"] = self.uid
@@ -144,6 +147,18 @@ def node_fields(text: str | None, writable: bool) -> tuple[int, int, int, int]:
     gid = -1 if posix.gid is None else posix.gid
     size = -1 if posix.link is None else len(posix.link.encode())
     return posix.file_mode(writable), uid, gid, size
+
+
+def folder_fields(text: str | None, writable: bool) -> tuple[int, int, int]:
+    """``(st_mode, uid, gid)`` of a folder whose tree keeps ``text`` (uid/gid -1: the
+    mounting user's); a read-only view drops the write bits."""
+    posix = Posix.parse(text)
+    perms = DIR_PERMS if posix.mode is None else posix.mode
+    if not writable:
+        perms &= ~0o222
+    uid = -1 if posix.uid is None else posix.uid
+    gid = -1 if posix.gid is None else posix.gid
+    return stat.S_IFDIR | perms, uid, gid
 
 
 def is_user_xattr(name: str) -> bool:

@@ -78,7 +78,7 @@ from dlfs.nodes import (
     ns,
 )
 from dlfs.objects import DIR, VERSION_ID_RE
-from dlfs.posixattrs import Posix, is_user_xattr, link_of, node_fields
+from dlfs.posixattrs import Posix, folder_fields, is_user_xattr, link_of, node_fields
 from dlfs.reads import FileReads
 from dlfs.stores.registry import StoreFactory, StoreRegistry
 from dlfs.xattrs import VersionFacts
@@ -173,16 +173,22 @@ class View:
 
     def _version_node(self, row: Row) -> Node:
         published = row["state"] == "published"
+        posix, mtime, ctime = self.db.tree_attrs(row["root"])
+        mode, uid, gid = folder_fields(posix, False)
         return Node(
             Role.VERSION,
-            DIR_MODE,
+            mode,
             0,
-            ns(row["published_at"] or row["created_at"]),
+            ns(mtime or row["published_at"] or row["created_at"]),
             CACHE_TTL if published else LIVE_TTL,
             published,
             ref=row["root"],
             version=row["id"],
             dataset=row["dataset"],
+            uid=uid,
+            gid=gid,
+            nlink=2 + self.db.folder_count(row["root"]),
+            ctime_ns=-1 if ctime is None else ns(ctime),
         )
 
     def _tag_node(self, parent: Node, vid: str) -> Node:
@@ -199,16 +205,21 @@ class View:
 
     def _entry_node(self, parent: Node, row: Row) -> Node:
         if row["kind"] == DIR:
+            mode, uid, gid = folder_fields(row["posix"], False)
             return Node(
                 Role.FOLDER,
-                DIR_MODE,
+                mode,
                 0,
-                parent.mtime_ns,
+                parent.mtime_ns if row["mtime"] is None else ns(row["mtime"]),
                 parent.ttl,
                 parent.cache,
                 ref=row["ref"],
                 version=parent.version,
                 dataset=parent.dataset,
+                uid=uid,
+                gid=gid,
+                nlink=2 + (row["folders"] or 0),
+                ctime_ns=-1 if row["ctime"] is None else ns(row["ctime"]),
             )
         mode, uid, gid, link_size = node_fields(row["posix"], False)
         return Node(

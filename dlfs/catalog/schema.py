@@ -140,11 +140,28 @@ def _migrate_v4(db: sqlite_utils.Database) -> None:
     _run_script(db, SCHEMA_V4)
 
 
+SCHEMA_V5 = """
+ALTER TABLE trees ADD COLUMN posix TEXT NOT NULL DEFAULT '';
+ALTER TABLE trees ADD COLUMN mtime REAL;
+ALTER TABLE trees ADD COLUMN ctime REAL;
+CREATE INDEX IF NOT EXISTS tree_entries_folders ON tree_entries(tree) WHERE kind = 1
+"""
+
+
+def _migrate_v5(db: sqlite_utils.Database) -> None:
+    # The attributes of a folder (dlfs.folderattrs): its mode, owner and user.* xattrs
+    # as canonical JSON ('' for none; part of the folder's id), and its times (kept
+    # beside the tree, not part of its id, as an item's mtime). The index counts a
+    # folder's sub-folders (its st_nlink).
+    _run_script(db, SCHEMA_V5)
+
+
 # (schema version reached, name, step). Append; never edit a released step.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
     (2, "linked objects", _migrate_v2),
     (3, "posix attributes of items", _migrate_v3),
     (4, "file entries by item", _migrate_v4),
+    (5, "attributes of folders", _migrate_v5),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
