@@ -136,6 +136,7 @@ class Operations(pyfuse3.Operations):
         attr.st_uid = self.view.uid if node.uid < 0 else node.uid
         attr.st_gid = self.view.gid if node.gid < 0 else node.gid
         attr.st_size = node.size
+        attr.st_rdev = node.rdev
         attr.st_blksize = IO_SIZE
         attr.st_blocks = (node.size + 511) // 512
         attr.st_mtime_ns = node.mtime_ns

@@ -46,7 +46,7 @@ from dlfs.nodes import Node, Role
 from dlfs.objects import blob_id
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
-from dlfs.posixattrs import DIR_PERMS, Posix, is_user_xattr, link_of, link_text
+from dlfs.posixattrs import DIR_PERMS, Posix, is_user_xattr, link_of, link_text, special
 from dlfs.stores.base import BlobStore
 from dlfs.xattrs import VersionFacts
 
@@ -311,13 +311,30 @@ class DraftAttrs:
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
         folder = place_of(parent)
-        posix = self._new_posix(folder, 0o777, owner)._replace(mode=None, link=target).text()
+        posix = self._new_posix(folder, 0o777, owner)._replace(mode=None, link=target)
+        return self._bytesless(folder, name, posix.text(), "make a symlink")
+
+    def make_special(
+        self, parent: Node, name: str, mode: int, rdev: int, owner: tuple[int, int] | None
+    ) -> Node:
+        """Make a fifo, socket or device file (``mknod``, one transaction): an item
+        keeping its type and device number, the empty blob as its bytes."""
+        check_new_name(name)
+        if parent.role == Role.FILE:
+            raise NotADirectory("not a folder")
+        folder = place_of(parent)
+        kind = special(mode, rdev)
+        posix = self._new_posix(folder, mode, owner)._replace(kind=kind.kind, rdev=kind.rdev)
+        return self._bytesless(folder, name, posix.text(), "make a special file")
+
+    def _bytesless(self, folder: Place, name: str, posix: str, what: str) -> Node:
+        """Put a new item with no bytes (a symlink, a special file) at ``name``."""
         store = self._store()
         if not store.has(EMPTY_BLOB):
             with store.batch() as batch:
                 batch.add_bytes(b"")
         pending = self._open.get(self._places.existing(folder, name))
-        with self._state.write("make a symlink") as draft:
+        with self._state.write(what) as draft:
             tree = self._places.mutable_dir(folder, draft)
             if (pending is not None and not pending.committed) or self.db.entry(
                 tree, name

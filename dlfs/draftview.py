@@ -72,7 +72,7 @@ from dlfs.nodes import BLOCK_SIZE, LIVE_TTL, FsStats, Listing, Node, Page, Role,
 from dlfs.objects import DIR
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
-from dlfs.posixattrs import DIR_PERMS, folder_fields, node_fields
+from dlfs.posixattrs import DIR_PERMS, folder_fields, node_fields, rdev_of
 from dlfs.reads import FileReads
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
@@ -223,6 +223,7 @@ class DraftView(DraftAttrs):
             uid=uid,
             gid=gid,
             posix=row["posix"] or "",
+            rdev=rdev_of(row["posix"]),
         )
         f = self._open.get(place)
         return node if f is None else node._replace(size=f.size, mtime_ns=f.mtime_ns)
@@ -349,6 +350,8 @@ class DraftView(DraftAttrs):
         """Open a file; for writing, it gets (or joins) its :class:`OpenFile`."""
         if node.role != Role.FILE:
             raise IsADirectory("is a folder") if node.is_dir else InvalidInput("not a file")
+        if not stat.S_ISREG(node.mode):
+            raise InvalidInput("not a regular file: it has no bytes")
         self._state.sync()
         place = place_of(node)
         f = self._open.get(place)
@@ -478,9 +481,9 @@ class DraftView(DraftAttrs):
     def mknod(
         self, parent: Node, name: str, mode: int, rdev: int, owner: tuple[int, int] | None = None
     ) -> Node:
-        """An empty regular file; anything else is :class:`NotPermitted`."""
+        """An empty regular file, or a fifo, socket or device file (no bytes)."""
         if not stat.S_ISREG(mode):
-            raise NotPermitted("datasets hold files, symlinks and folders only (no fifos, devices)")
+            return self.make_special(parent, name, mode, rdev, owner)
         fh, _node = self.create(parent, name, mode, os.O_WRONLY, owner)
         self.release(fh)
         return self.lookup(parent, name)

@@ -90,6 +90,8 @@ class Node(NamedTuple):
     """``st_ctime``; -1: the mtime."""
     atime_ns: int = -1
     """``st_atime``; -1: the mtime."""
+    rdev: int = 0
+    """``st_rdev`` of a device file."""
 
     @property
     def is_dir(self) -> bool:

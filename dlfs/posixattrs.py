@@ -10,6 +10,9 @@ a ``user.*`` attribute is a change that ``dlfs diff`` shows and a merge carries.
 - ``link``: the item is a symbolic link to this target (its blob is the empty blob).
 - ``xattrs``: ``user.*`` extended attributes other than dlfs's own ``user.dlfs.*``,
   name -> value as base64 (values are bytes).
+- ``type``: the item is a special file, ``fifo``, ``socket``, ``char`` or ``block``
+  (a device, its number in ``rdev``); its blob is the empty blob and it never hands
+  out bytes (the kernel serves fifos, sockets and devices itself).
 
 A published mount shows the mode without its write bits (the version is read-only).
 """
@@ -53,6 +56,10 @@ class Posix(NamedTuple):
     gid: int | None = None
     link: str | None = None
     xattrs: tuple[tuple[str, bytes], ...] = ()
+    kind: str | None = None
+    """A special file's type (a key of :data:`SPECIAL_TYPES`); None: a file or link."""
+    rdev: int | None = None
+    """The device number of a ``char`` or ``block`` special file."""
 
     @classmethod
     def parse(cls, text: str | None) -> Posix:
@@ -61,7 +68,15 @@ class Posix(NamedTuple):
             return NONE
         raw: dict[str, Any] = json.loads(text)
         xattrs = tuple(sorted((k, base64.b64decode(v)) for k, v in raw.get("xattrs", {}).items()))
-        return cls(raw.get("mode"), raw.get("uid"), raw.get("gid"), raw.get("link"), xattrs)
+        return cls(
+            raw.get("mode"),
+            raw.get("uid"),
+            raw.get("gid"),
+            raw.get("link"),
+            xattrs,
+            raw.get("type"),
+            raw.get("rdev"),
+        )
 
     def text(self, default: int = DEFAULT_PERMS) -> str:
         """The canonical JSON text kept in the catalog; ``""`` when all are defaults
@@ -78,6 +93,10 @@ class Posix(NamedTuple):
             raw.pop("mode", None)  # a link's mode is always 0777
         if self.xattrs:
             raw["xattrs"] = {k: base64.b64encode(v).decode() for k, v in self.xattrs}
+        if self.kind is not None:
+            raw["type"] = self.kind
+            if self.rdev:
+                raw["rdev"] = self.rdev
         return canonical_json(raw) if raw else ""
 
     @property
@@ -93,7 +112,12 @@ class Posix(NamedTuple):
         perms = DEFAULT_PERMS if self.mode is None else self.mode
         if not writable:
             perms &= ~0o222
-        return stat.S_IFREG | perms
+        return SPECIAL_TYPES.get(self.kind or "", stat.S_IFREG) | perms
+
+    @property
+    def is_special(self) -> bool:
+        """True for a fifo, socket or device file."""
+        return self.kind is not None
 
     def with_mode(self, mode: int) -> Posix:
         """These attributes with permission bits ``mode`` (its type bits ignored)."""
@@ -134,6 +158,31 @@ class Posix(NamedTuple):
 
 
 NONE = Posix()
+
+SPECIAL_TYPES = {
+    "fifo": stat.S_IFIFO,
+    "socket": stat.S_IFSOCK,
+    "char": stat.S_IFCHR,
+    "block": stat.S_IFBLK,
+}
+"""The special files an item may be: name kept -> its ``st_mode`` type bits."""
+
+
+def special(mode: int, rdev: int) -> Posix:
+    """The attributes of a special file of ``mode`` (type and permission bits) and
+    device ``rdev``; :class:`NotSupported` for a type that is not special."""
+    for name, bits in SPECIAL_TYPES.items():
+        if stat.S_IFMT(mode) == bits:
+            device = bits in (stat.S_IFCHR, stat.S_IFBLK)
+            return Posix(mode=stat.S_IMODE(mode), kind=name, rdev=rdev if device else None)
+    raise NotSupported(f"cannot make a file of type {stat.S_IFMT(mode):o}")
+
+
+def rdev_of(text: str | None) -> int:
+    """``st_rdev`` of an item keeping ``text`` (0 but for a device file)."""
+    if not text or '"rdev"' not in text:
+        return 0
+    return Posix.parse(text).rdev or 0
 
 
 def node_fields(text: str | None, writable: bool) -> tuple[int, int, int, int]:

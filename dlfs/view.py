@@ -78,7 +78,14 @@ from dlfs.nodes import (
     ns,
 )
 from dlfs.objects import DIR, VERSION_ID_RE
-from dlfs.posixattrs import Posix, folder_fields, is_user_xattr, link_of, node_fields
+from dlfs.posixattrs import (
+    Posix,
+    folder_fields,
+    is_user_xattr,
+    link_of,
+    node_fields,
+    rdev_of,
+)
 from dlfs.reads import FileReads
 from dlfs.stores.registry import StoreFactory, StoreRegistry
 from dlfs.xattrs import VersionFacts
@@ -237,6 +244,7 @@ class View:
             uid=uid,
             gid=gid,
             posix=row["posix"] or "",
+            rdev=rdev_of(row["posix"]),
         )
 
     def _tree(self, node: Node) -> str:
@@ -441,6 +449,8 @@ class View:
         """
         if node.role != Role.FILE:
             raise IsADirectory("is a folder") if node.is_dir else InvalidInput("not a file")
+        if not stat.S_ISREG(node.mode):
+            raise InvalidInput("not a regular file: it has no bytes")
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & (os.O_TRUNC | os.O_APPEND):
             self.refuse("open for writing")
         return self.reads.open(node)
