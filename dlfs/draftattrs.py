@@ -54,6 +54,11 @@ EMPTY_BLOB = blob_id(b"")
 """The blob of every symlink item: its target is kept in the item, not in bytes."""
 
 
+def seconds(ns: int | None) -> float | None:
+    """Integer nanoseconds (or None) as catalog seconds."""
+    return None if ns is None else ns / 1e9
+
+
 def check_new_name(name: str) -> str:
     """``name`` when a new entry may take it: UTF-8, at most ``NAME_MAX`` bytes, a
     valid name (:func:`dlfs.names.check_name`)."""
@@ -188,14 +193,15 @@ class DraftAttrs:
         mtime_ns: int | None = None,
         uid: int | None = None,
         gid: int | None = None,
+        atime_ns: int | None = None,
     ) -> Node:
-        """Truncate or extend a file, set its mtime, mode or owner (see the module
-        docstring); folders keep no times, modes or owners."""
+        """Truncate or extend a file, set the mode, owner, mtime or atime of a file or
+        folder (see the module docstring)."""
         self._state.sync()
         if node.role != Role.FILE:
             if size is not None:
                 raise IsADirectory("is a folder")
-            self._set_folder(node, mode, mtime_ns, uid, gid)
+            self._set_folder(node, mode, (mtime_ns, atime_ns), uid, gid)
             return self.getattr(node)
         place = place_of(node)
         if size is not None:
@@ -214,15 +220,21 @@ class DraftAttrs:
                 return posix.with_owner(uid, gid)
 
             self._change_posix(node, change)
-        if mtime_ns is not None:
-            self._set_mtime(place, mtime_ns)
+        if mtime_ns is not None or atime_ns is not None:
+            self._set_times(place, mtime_ns, atime_ns)
         return self.getattr(node)
 
     def _set_folder(
-        self, node: Node, mode: int | None, mtime_ns: int | None, uid: int | None, gid: int | None
+        self,
+        node: Node,
+        mode: int | None,
+        times: tuple[int | None, int | None],
+        uid: int | None,
+        gid: int | None,
     ) -> None:
         """chmod, chown, utimensat of a folder: its tree keeps them (one transaction)."""
-        if mode is None and mtime_ns is None and uid is None and gid is None:
+        mtime_ns, atime_ns = times
+        if mode is None and mtime_ns is None and atime_ns is None and uid is None and gid is None:
             return
         self._state.check_writable("set attributes")
         with self._state.write("set attributes") as draft:
@@ -232,21 +244,24 @@ class DraftAttrs:
                 old = Posix.parse(self.db.tree_attrs(tree)[0])
                 new = old.with_owner(uid, gid)
                 posix = (new if mode is None else new.with_mode(mode)).text(DIR_PERMS)
-            draft.set_folder_attrs(tree, posix, None if mtime_ns is None else mtime_ns / 1e9)
+            draft.set_folder_attrs(tree, posix, seconds(mtime_ns), seconds(atime_ns))
 
-    def _set_mtime(self, place: Place, mtime_ns: int) -> None:
+    def _set_times(self, place: Place, mtime_ns: int | None, atime_ns: int | None) -> None:
         f = self._open.get(place)
         if f is not None and (f.dirty or not f.committed):
-            f.mtime_ns = mtime_ns  # recorded with the commit
+            if mtime_ns is not None:
+                f.mtime_ns = mtime_ns  # recorded with the commit (its atime: the mtime)
             return
         self._state.check_writable("set times")
         row = self._file_row(place)
         if row["ref"] in self._state.private:
             with self._state.write("set times") as draft:
-                draft.set_mtime(row["ref"], mtime_ns / 1e9)
-            if f is not None:
+                if mtime_ns is not None:
+                    draft.set_mtime(row["ref"], mtime_ns / 1e9)
+                self.db.item_set_times(row["ref"], time.time(), seconds(atime_ns))
+            if f is not None and mtime_ns is not None:
                 f.mtime_ns = mtime_ns
-        # else: an item from elsewhere; its time is shared, so it stays (documented)
+        # else: an item from elsewhere; its times are shared, so they stay (documented)
 
     def setxattr(self, node: Node, name: str, value: bytes) -> None:
         """Set an attribute of a file: dlfs's metadata or annotations (:mod:`dlfs.xattrs`)
@@ -298,6 +313,8 @@ class DraftAttrs:
             if change is not None:
                 value = change(Posix.parse(old["posix"] if old is not None else "")).text()
             record, new = draft.relabel(folder, place.name, **{field: value})
+            if new:
+                self.db.item_set_times(record.id, ctime=time.time())
         if new and old is not None and old["ref"] in self._state.private:
             self._state.remember(record.id, False)
 

@@ -68,7 +68,7 @@ from dlfs.errors import (
 )
 from dlfs.home import Home
 from dlfs.names import NAME_MAX
-from dlfs.nodes import BLOCK_SIZE, LIVE_TTL, FsStats, Listing, Node, Page, Role, ns
+from dlfs.nodes import BLOCK_SIZE, LIVE_TTL, FsStats, Listing, Node, Page, Role, ns, ns_kept
 from dlfs.objects import DIR
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
@@ -184,7 +184,8 @@ class DraftView(DraftAttrs):
             uid=uid,
             gid=gid,
             nlink=2 + self.db.folder_count(tree),
-            ctime_ns=-1 if ctime is None else ns(ctime),
+            ctime_ns=ns_kept(ctime),
+            atime_ns=ns_kept(self.db.tree_atime(tree)),
         )
 
     def _node(self, parent: Place, row: Row) -> Node:
@@ -205,7 +206,8 @@ class DraftView(DraftAttrs):
                 uid=uid,
                 gid=gid,
                 nlink=2 + (row["folders"] or 0),
-                ctime_ns=-1 if row["ctime"] is None else ns(row["ctime"]),
+                ctime_ns=ns_kept(row["ctime"]),
+                atime_ns=ns_kept(row["atime"]),
             )
         mode, uid, gid, link_size = node_fields(row["posix"], True)
         node = Node(
@@ -224,14 +226,17 @@ class DraftView(DraftAttrs):
             gid=gid,
             posix=row["posix"] or "",
             rdev=rdev_of(row["posix"]),
+            ctime_ns=ns_kept(row["ctime"]),
+            atime_ns=ns_kept(row["atime"]),
         )
         f = self._open.get(place)
         return node if f is None else node._replace(size=f.size, mtime_ns=f.mtime_ns)
 
     def _open_node(self, f: OpenFile) -> Node:
+        mode, uid, gid, _link = node_fields(f.posix, True)
         return Node(
             Role.FILE,
-            node_fields(f.posix, True)[0],
+            mode,
             f.size,
             f.mtime_ns,
             LIVE_TTL,
@@ -240,6 +245,8 @@ class DraftView(DraftAttrs):
             version=self._vid,
             dataset=self._dataset,
             key=f.place,
+            uid=uid,
+            gid=gid,
         )
 
     def _forget_statfs(self) -> None:
@@ -595,6 +602,9 @@ class DraftView(DraftAttrs):
         adopted = draft.move_saving(src_parts, dst_parts, donor)
         if adopted is not None:
             self._state.remember(adopted.id, False)
+        moved = srow["ref"] if adopted is None else adopted.id
+        if srow["kind"] != DIR and moved in self._state.private:
+            self.db.item_set_times(moved, ctime=time.time())  # a renamed file's ctime moves
 
     # -- the end ----------------------------------------------------------------------
 

@@ -114,6 +114,11 @@ def ns(seconds: float | None) -> int:
     return int((seconds or 0.0) * 1_000_000_000)
 
 
+def ns_kept(seconds: float | None) -> int:
+    """A kept time as nanoseconds; -1 when none is kept (then it reads as the mtime)."""
+    return -1 if seconds is None else ns(seconds)
+
+
 Page = list[tuple[str, Node]]
 
 

@@ -99,11 +99,15 @@ class DraftTree:
         self.db.tree_set_attrs(folder, mtime=None if ctime_only else now, ctime=now)
 
     def set_folder_attrs(
-        self, folder: str, posix: str | None = None, mtime: float | None = None
+        self,
+        folder: str,
+        posix: str | None = None,
+        mtime: float | None = None,
+        atime: float | None = None,
     ) -> None:
         """Give mutable folder ``folder`` new attributes (None keeps them); its ctime
         becomes now."""
-        self.db.tree_set_attrs(folder, posix, mtime, time.time())
+        self.db.tree_set_attrs(folder, posix, mtime, time.time(), atime)
 
     def mutable_root(self) -> str:
         """The draft's root as a mutable tree."""

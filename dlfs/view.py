@@ -76,6 +76,7 @@ from dlfs.nodes import (
     Page,
     Role,
     ns,
+    ns_kept,
 )
 from dlfs.objects import DIR, VERSION_ID_RE
 from dlfs.posixattrs import (
@@ -195,7 +196,7 @@ class View:
             uid=uid,
             gid=gid,
             nlink=2 + self.db.folder_count(row["root"]),
-            ctime_ns=-1 if ctime is None else ns(ctime),
+            ctime_ns=ns_kept(ctime),
         )
 
     def _tag_node(self, parent: Node, vid: str) -> Node:
@@ -226,7 +227,8 @@ class View:
                 uid=uid,
                 gid=gid,
                 nlink=2 + (row["folders"] or 0),
-                ctime_ns=-1 if row["ctime"] is None else ns(row["ctime"]),
+                ctime_ns=ns_kept(row["ctime"]),
+                atime_ns=ns_kept(row["atime"]),
             )
         mode, uid, gid, link_size = node_fields(row["posix"], False)
         return Node(
@@ -245,6 +247,8 @@ class View:
             gid=gid,
             posix=row["posix"] or "",
             rdev=rdev_of(row["posix"]),
+            ctime_ns=ns_kept(row["ctime"]),
+            atime_ns=ns_kept(row["atime"]),
         )
 
     def _tree(self, node: Node) -> str:

@@ -144,6 +144,9 @@ SCHEMA_V5 = """
 ALTER TABLE trees ADD COLUMN posix TEXT NOT NULL DEFAULT '';
 ALTER TABLE trees ADD COLUMN mtime REAL;
 ALTER TABLE trees ADD COLUMN ctime REAL;
+ALTER TABLE trees ADD COLUMN atime REAL;
+ALTER TABLE items ADD COLUMN ctime REAL;
+ALTER TABLE items ADD COLUMN atime REAL;
 CREATE INDEX IF NOT EXISTS tree_entries_folders ON tree_entries(tree) WHERE kind = 1
 """
 
@@ -151,8 +154,9 @@ CREATE INDEX IF NOT EXISTS tree_entries_folders ON tree_entries(tree) WHERE kind
 def _migrate_v5(db: sqlite_utils.Database) -> None:
     # The attributes of a folder (dlfs.folderattrs): its mode, owner and user.* xattrs
     # as canonical JSON ('' for none; part of the folder's id), and its times (kept
-    # beside the tree, not part of its id, as an item's mtime). The index counts a
-    # folder's sub-folders (its st_nlink).
+    # beside the tree, not part of its id, as an item's mtime); an item's ctime and
+    # atime, beside it as its mtime (NULL: the mtime). The index counts a folder's
+    # sub-folders (its st_nlink).
     _run_script(db, SCHEMA_V5)
 
 

@@ -14,7 +14,8 @@ from dlfs.catalog.database import CatalogCore, Row
 
 _ITEM_COLS = (
     "i.blob AS blob, coalesce(i.mtime, t.mtime) AS mtime, i.origin AS origin,"
-    " coalesce(i.posix, t.posix) AS posix, t.ctime AS ctime,"
+    " coalesce(i.posix, t.posix) AS posix, coalesce(i.ctime, t.ctime) AS ctime,"
+    " coalesce(i.atime, t.atime) AS atime,"
     " CASE WHEN e.kind = 1 THEN (SELECT count(*) FROM tree_entries s"
     " WHERE s.tree = e.ref AND s.kind = 1) END AS folders"
 )
@@ -139,13 +140,19 @@ class TreeQueries(CatalogCore):
         posix: str | None = None,
         mtime: float | None = None,
         ctime: float | None = None,
+        atime: float | None = None,
     ) -> None:
         """Change a mutable folder's attributes (None keeps that one)."""
         self._run(
             "UPDATE trees SET posix = coalesce(?, posix), mtime = coalesce(?, mtime),"
-            " ctime = coalesce(?, ctime) WHERE id = ?",
-            (posix, mtime, ctime, tree),
+            " ctime = coalesce(?, ctime), atime = coalesce(?, atime) WHERE id = ?",
+            (posix, mtime, ctime, atime, tree),
         )
+
+    def tree_atime(self, tree: str) -> float | None:
+        """A folder's atime as ``utimensat`` set it (None: its mtime)."""
+        row = self._one("SELECT atime FROM trees WHERE id = ?", (tree,))
+        return None if row is None else row[0]
 
     def folder_count(self, tree: str) -> int:
         """How many sub-folders a folder has (its ``st_nlink`` is 2 more)."""

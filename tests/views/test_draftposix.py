@@ -170,7 +170,8 @@ def test_new_entries_belong_to_their_maker_and_set_gid_folders_pass_their_group(
     draft.setattr(folder, mode=stat.S_IFDIR | 0o2775, gid=4000)
     sub = draft.mkdir(folder, "sub", 0o755, (2000, 2000))
     assert (sub.uid, sub.gid) == (2000, 4000) and sub.mode & stat.S_ISGID
-    fh, _node = draft.create(folder, "note", 0o640, os.O_WRONLY, (2000, 2000))
+    fh, made = draft.create(folder, "note", 0o640, os.O_WRONLY, (2000, 2000))
+    assert (made.uid, made.gid) == (2000, 4000), "the kernel checks this node's owner"
     draft.release(fh)
     note = draft.lookup(folder, "note")
     assert (note.uid, note.gid) == (2000, 4000) and stat.S_IMODE(note.mode) == 0o640
