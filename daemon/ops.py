@@ -311,12 +311,17 @@ class Operations(pyfuse3.Operations):
         node = self._writer("make a link").link(
             self.inodes.node(inode), self.inodes.node(new_parent_inode), os.fsdecode(new_name)
         )
-        return self._entry(new_parent_inode, new_name, node)
+        self.inodes.link(inode, new_parent_inode, os.fsdecode(new_name))
+        return self._attr(inode, node)
 
     @fuse_errors
     async def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        self._writer("remove a file").unlink(self.inodes.node(parent_inode), os.fsdecode(name))
-        self.inodes.detach(parent_inode, os.fsdecode(name))
+        view = self._writer("remove a file")
+        view.unlink(self.inodes.node(parent_inode), os.fsdecode(name))
+        left = self.inodes.detach(parent_inode, os.fsdecode(name))
+        if left is not None:  # a hard-linked file: its inode now stands for another name
+            ino, (parent, other) = left
+            self.inodes.update(ino, view.lookup(self.inodes.node(parent), other))
 
     @fuse_errors
     async def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:

@@ -108,6 +108,16 @@ class DraftAttrs:
 
     uid: int
     gid: int
+    _vid: str
+    _linked: set[str]
+    """Items given a second name (a hard link) in this mount session."""
+
+    def _follow_links(self, old: str, record: ItemRecord) -> None:
+        """Inside an edit's transaction that made file item ``old`` into ``record``:
+        the other names of a hard-linked file follow it."""
+        if old in self._linked and record.id != old:
+            self.db.draft_repoint(self._vid, old, record.id, record.size)
+            self._linked.add(record.id)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -315,6 +325,8 @@ class DraftAttrs:
             record, new = draft.relabel(folder, place.name, **{field: value})
             if new:
                 self.db.item_set_times(record.id, ctime=time.time())
+            if old is not None:
+                self._follow_links(old["ref"], record)
         if new and old is not None and old["ref"] in self._state.private:
             self._state.remember(record.id, False)
 

@@ -69,7 +69,7 @@ from dlfs.errors import (
 from dlfs.home import Home
 from dlfs.names import NAME_MAX
 from dlfs.nodes import BLOCK_SIZE, LIVE_TTL, FsStats, Listing, Node, Page, Role, ns, ns_kept
-from dlfs.objects import DIR
+from dlfs.objects import DIR, FILE
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
 from dlfs.posixattrs import DIR_PERMS, folder_fields, node_fields, rdev_of
@@ -121,6 +121,7 @@ class DraftView(DraftAttrs):
         self._open = OpenFiles(home, lock, self._state.writable_now)
         self._reclaim = self._open.bind(db, self._places, self.reads)
         self._made = 0
+        self._linked: set[str] = set()
         self._root = self._version_node(version)
         db.set_synchronous(False)
         db.set_autocheckpoint(10_000)
@@ -210,6 +211,9 @@ class DraftView(DraftAttrs):
                 atime_ns=ns_kept(row["atime"]),
             )
         mode, uid, gid, link_size = node_fields(row["posix"], True)
+        links = 1
+        if row["ref"] in self._linked:
+            links = max(1, self.db.draft_links(self._vid, row["ref"]))
         node = Node(
             Role.FILE,
             mode,
@@ -217,6 +221,7 @@ class DraftView(DraftAttrs):
             ns(row["mtime"]),
             LIVE_TTL,
             False,
+            nlink=links,
             ref=row["ref"],
             blob=row["blob"] or "",
             version=self._vid,
@@ -454,9 +459,12 @@ class DraftView(DraftAttrs):
         content = (*self._open.content(f), f.mtime_ns / 1e9)  # hashed before the lock
         with self._state.write("write a file") as draft:
             folder = self._places.mutable_dir(place.parent, draft)
+            old = self.db.entry(folder, place.name) if self._linked else None
             record, new, newborn = draft.record_write(
                 folder, place.name, content, store.url, f.inherit, f.posix
             )
+            if old is not None:
+                self._follow_links(old["ref"], record)
             self._open.store(f, store, durable)  # last, under the write lock: dlfs.reclaim
         if durable:
             self.db.sync_wal()
@@ -496,8 +504,42 @@ class DraftView(DraftAttrs):
         return self.lookup(parent, name)
 
     def link(self, node: Node, parent: Node, name: str) -> Node:
-        """Refused: :class:`NotPermitted` (``EPERM``)."""
-        raise NotPermitted("datasets hold no hard links (copy the file, or 'dlfs cp')")
+        """A second name for a file (a hard link): an entry naming the same item. In
+        this mount session both names are one file (a change through either is seen
+        through both, ``st_nlink`` counts them); the catalog keeps two entries
+        sharing an item, which later sessions and published versions show as two
+        files with the same bytes."""
+        check_new_name(name)
+        if node.role != Role.FILE:
+            raise NotPermitted("folders cannot be hard-linked")
+        if parent.role == Role.FILE:
+            raise NotADirectory("not a folder")
+        self._state.sync()
+        self._state.check_writable("make a link")
+        src, folder = place_of(node), place_of(parent)
+        f = self._open.get(src)
+        if f is not None and (f.dirty or not f.committed):
+            self._commit(f)
+        pending = self._open.get(self._places.existing(folder, name))
+        with self._state.write("make a link") as draft:
+            if src.parent is None:
+                raise NotFound(f"file {src.name!r} was removed")
+            row = self.db.entry(self._places.mutable_dir(src.parent, draft), src.name)
+            if row is None or row["kind"] == DIR:
+                raise NotFound(f"no such file: {src.name}")
+            tree = self._places.mutable_dir(folder, draft)
+            if (pending is not None and not pending.committed) or self.db.entry(
+                tree, name
+            ) is not None:
+                raise AlreadyExists(f"already exists: {name}")
+            self.db.entries_put(tree, [(name, FILE, row["ref"], row["size"])])
+            draft.touch(tree)
+            if row["ref"] in self._state.private:
+                self.db.item_set_times(row["ref"], ctime=time.time())
+            self._linked.add(row["ref"])
+            made = self.db.entry(tree, name)
+            assert made is not None
+        return self._node(folder, made)
 
     def unlink(self, parent: Node, name: str) -> None:
         """Remove a file; if it is open, its handles keep working on bytes that go away

@@ -195,6 +195,24 @@ class TreeQueries(CatalogCore):
         self._run("DELETE FROM trees WHERE id = ?", (mutable,))
         self.tree_register(content_id, files, nbytes, attrs=attrs)
 
+    def draft_links(self, draft: str, item: str) -> int:
+        """How many entries of a draft's mutable folders name file item ``item``."""
+        row = self._one(
+            "SELECT count(*) FROM tree_entries e JOIN trees t ON t.id = e.tree"
+            " WHERE e.ref = ? AND e.kind = 0 AND t.draft = ?",
+            (item, draft),
+        )
+        return int(row[0]) if row else 0
+
+    def draft_repoint(self, draft: str, old: str, new: str, size: int) -> None:
+        """Every entry of a draft's mutable folders naming item ``old`` now names
+        ``new`` (of ``size`` bytes): the other names of a hard-linked file."""
+        self._run(
+            "UPDATE tree_entries SET ref = ?, size = ? WHERE ref = ? AND kind = 0"
+            " AND tree IN (SELECT id FROM trees WHERE draft = ?)",
+            (new, size, old, draft),
+        )
+
     def draft_tree_count(self, draft: str) -> int:
         """How many mutable folders a draft has: what its publish will freeze."""
         row = self._one("SELECT count(*) FROM trees WHERE draft = ?", (draft,))

@@ -85,10 +85,32 @@ def test_symlinks_are_made_read_and_published(draft: Any) -> None:
         published.close()
 
 
-def test_hard_links_stay_refused(draft: Any) -> None:
-    node = draft.lookup(draft.root(), "run.sh")
+def test_hard_links_are_one_file_in_the_session_and_two_after_publish(draft: Any) -> None:
+    root = draft.root()
+    node = draft.lookup(root, "run.sh")
     with pytest.raises(NotPermitted):
-        draft.link(node, draft.root(), "hard")
+        draft.link(draft.mkdir(root, "d", 0o755), root, "d2")
+    with pytest.raises(AlreadyExists):
+        draft.link(node, root, "run.sh")
+    hard = draft.link(node, root, "hard")
+    assert hard.nlink == 2 and draft.lookup(root, "run.sh").nlink == 2
+    draft.setattr(hard, mode=stat.S_IFREG | 0o700)
+    assert stat.S_IMODE(draft.lookup(root, "run.sh").mode) == 0o700, "one file, two names"
+    fh = draft.open(hard, os.O_WRONLY | os.O_TRUNC)
+    draft.write(fh, 0, b"new bytes")
+    draft.flush(fh)
+    draft.release(fh)
+    first = draft.lookup(root, "run.sh")
+    assert (first.size, first.blob) == (9, draft.lookup(root, "hard").blob)
+    draft.unlink(root, "run.sh")
+    assert draft.lookup(root, "hard").nlink == 1
+    draft.link(draft.lookup(root, "hard"), root, "again")
+    published = _publish(draft)
+    try:
+        a, b = (published.lookup(published.root(), n) for n in ("hard", "again"))
+        assert a.blob == b.blob and a.nlink == b.nlink == 1, "two files sharing a blob"
+    finally:
+        published.close()
 
 
 def test_special_files_keep_type_and_device_and_hand_out_no_bytes(draft: Any) -> None:
