@@ -120,11 +120,13 @@ class InodeTable:
             self._keys[ino] = next(iter(names))
         return ino, self._keys[ino]
 
-    def rename(self, parent: int, name: str, new_parent: int, new_name: str) -> None:
+    def rename(
+        self, parent: int, name: str, new_parent: int, new_name: str
+    ) -> tuple[int, tuple[int, str]] | None:
         """``name`` in ``parent`` moved to ``new_name`` in ``new_parent``: its inode
         moves with it (open files and cached dentries keep naming it), and an inode
-        that was at the target is detached."""
-        self.detach(new_parent, new_name)
+        that was at the target is detached (returned as by :meth:`detach`)."""
+        left = self.detach(new_parent, new_name)
         ino = self._by_key.pop((parent, name), None)
         if ino is not None:
             self._by_key[(new_parent, new_name)] = ino
@@ -133,6 +135,7 @@ class InodeTable:
             if names is not None:
                 names.discard((parent, name))
                 names.add((new_parent, new_name))
+        return left
 
     def drop_unused(self, ino: int) -> None:
         """Drop ``ino`` if the kernel holds no reference to it."""

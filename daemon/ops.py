@@ -319,9 +319,12 @@ class Operations(pyfuse3.Operations):
         view = self._writer("remove a file")
         view.unlink(self.inodes.node(parent_inode), os.fsdecode(name))
         left = self.inodes.detach(parent_inode, os.fsdecode(name))
-        if left is not None:  # a hard-linked file: its inode now stands for another name
-            ino, (parent, other) = left
-            self.inodes.update(ino, view.lookup(self.inodes.node(parent), other))
+        if left is not None:
+            self._renamed_over(*left)
+
+    def _renamed_over(self, ino: int, other: tuple[int, str]) -> None:
+        """A name of hard-linked inode ``ino`` went away: it now stands for ``other``."""
+        self.inodes.update(ino, self.view.lookup(self.inodes.node(other[0]), other[1]))
 
     @fuse_errors
     async def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
@@ -345,9 +348,11 @@ class Operations(pyfuse3.Operations):
             os.fsdecode(name_new),
             flags,
         )
-        self.inodes.rename(
+        left = self.inodes.rename(
             parent_inode_old, os.fsdecode(name_old), parent_inode_new, os.fsdecode(name_new)
         )
+        if left is not None:
+            self._renamed_over(*left)
 
     @fuse_errors
     async def setattr(

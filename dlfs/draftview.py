@@ -556,6 +556,7 @@ class DraftView(DraftAttrs):
                 raise IsADirectory(f"is a folder: {name}")
             else:
                 draft.unlink(self._places.mutable_dir(folder, draft), name)
+                self._unlinked(row["ref"])
         if place is not None:
             self._places.detach(place)
 
@@ -635,11 +636,15 @@ class DraftView(DraftAttrs):
         """The catalog side of a rename whose checks passed (inside its transaction)."""
         dst_parts = [*self._places.parts(target[0]), target[1]]
         replaced = draft.clear(dst_parts)
+        if replaced is not None:
+            self._unlinked(replaced.id)
         if srow is None:  # a file created here and never committed: it takes over at close
             if src_open is not None and replaced is not None:
                 src_open.inherit = replaced
             return
         donor = replaced if srow["ref"] in self._state.newborn else None
+        if replaced is not None and replaced.id in self._linked:
+            donor = None  # the replaced file lives on under its other names
         src_parts = [*self._places.parts(source[0]), source[1]]
         adopted = draft.move_saving(src_parts, dst_parts, donor)
         if adopted is not None:
@@ -647,6 +652,11 @@ class DraftView(DraftAttrs):
         moved = srow["ref"] if adopted is None else adopted.id
         if srow["kind"] != DIR and moved in self._state.private:
             self.db.item_set_times(moved, ctime=time.time())  # a renamed file's ctime moves
+
+    def _unlinked(self, item: str) -> None:
+        """A name of file item ``item`` went away: the ctime of its other names moves."""
+        if item in self._linked and item in self._state.private:
+            self.db.item_set_times(item, ctime=time.time())
 
     # -- the end ----------------------------------------------------------------------
 

@@ -225,3 +225,14 @@ def test_hard_links_share_an_inode_in_the_session(draft: Mount) -> None:
     left = os.stat(mnt / "twin")
     assert left.st_ino == a.st_ino and left.st_nlink == 1
     assert (mnt / "twin").read_bytes() == b"written through the twin"
+
+
+def test_renaming_over_a_hard_link_leaves_the_other_name(draft: Mount) -> None:
+    mnt = draft.path
+    (mnt / "dst").write_bytes(b"dst")
+    os.link(mnt / "dst", mnt / "dstlnk")
+    assert os.stat(mnt / "dstlnk").st_nlink == 2
+    (mnt / "src").write_bytes(b"src")
+    os.rename(mnt / "src", mnt / "dst")
+    assert os.stat(mnt / "dstlnk").st_nlink == 1
+    assert (mnt / "dstlnk").read_bytes() == b"dst" and (mnt / "dst").read_bytes() == b"src"
