@@ -16,8 +16,11 @@ and lineage (:meth:`dlfs.trees.DraftTree.relabel`), following the rules of
 - A file's mtime is its item's: the commit time of what was written, or what
   ``utimensat`` sets on a file written through this mount; the mtime of an item that
   came from elsewhere (the parent version) is shared with the versions holding it and
-  stays as it is. ``UTIME_OMIT`` leaves the time alone; there is no separate atime or
-  ctime (both show the mtime: ``noatime``).
+  stays as it is. ``UTIME_OMIT`` leaves a time alone. ctime and atime are kept beside
+  the item (and a folder's beside its tree): ``chmod``, ``chown``, ``utimensat`` and
+  ``rename`` move the ctime; the atime is what ``utimensat`` set (reads do not move
+  it, as with ``noatime``); either reads as the mtime when none is kept.
+- ``mknod``/``mkfifo`` make fifos, sockets and device files: items with no bytes.
 """
 
 from __future__ import annotations
