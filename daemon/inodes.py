@@ -34,6 +34,8 @@ class InodeTable:
         self._counts: dict[int, int] = {ROOT_INODE: 1}
         self._keys: dict[int, tuple[int, str]] = {ROOT_INODE: (ROOT_INODE, "")}
         self._by_key: dict[tuple[int, str], int] = {}
+        self._names: dict[int, set[tuple[int, str]]] = {}
+        """Every name of a hard-linked inode (others have one: ``_keys``)."""
         self._next = ROOT_INODE + 1
 
     def __len__(self) -> int:
@@ -74,7 +76,7 @@ class InodeTable:
         lookup count is not changed (see :meth:`incref`)."""
         key = (parent, name)
         ino = self._by_key.get(key)
-        if ino is None:
+        if ino is None or ino not in self._counts:  # (another name of a dropped inode)
             ino = self._next
             self._next += 1
             self._by_key[key] = ino
@@ -93,20 +95,47 @@ class InodeTable:
         self._counts[ino] += 1
         return ino
 
-    def detach(self, parent: int, name: str) -> None:
-        """``name`` was removed from ``parent``: its inode (if any) keeps living while
-        the kernel holds it, but the name will get a new inode if it is made again."""
-        self._by_key.pop((parent, name), None)
+    def link(self, ino: int, parent: int, name: str) -> None:
+        """``name`` in ``parent`` is another name of ``ino`` (a hard link; the reply
+        counts as a lookup)."""
+        names = self._names.setdefault(ino, {self._keys[ino]})
+        names.add((parent, name))
+        self._by_key[(parent, name)] = ino
+        self._counts[ino] += 1
 
-    def rename(self, parent: int, name: str, new_parent: int, new_name: str) -> None:
+    def detach(self, parent: int, name: str) -> tuple[int, tuple[int, str]] | None:
+        """``name`` was removed from ``parent``: its inode (if any) keeps living while
+        the kernel holds it, but the name will get a new inode if it is made again.
+        Returns ``(inode, another name)`` when the inode has another name left."""
+        key = (parent, name)
+        ino = self._by_key.pop(key, None)
+        names = self._names.get(ino) if ino is not None else None
+        if ino is None or names is None:
+            return None
+        names.discard(key)
+        if not names:
+            del self._names[ino]
+            return None
+        if self._keys.get(ino) == key:
+            self._keys[ino] = next(iter(names))
+        return ino, self._keys[ino]
+
+    def rename(
+        self, parent: int, name: str, new_parent: int, new_name: str
+    ) -> tuple[int, tuple[int, str]] | None:
         """``name`` in ``parent`` moved to ``new_name`` in ``new_parent``: its inode
         moves with it (open files and cached dentries keep naming it), and an inode
-        that was at the target is detached."""
+        that was at the target is detached (returned as by :meth:`detach`)."""
+        left = self.detach(new_parent, new_name)
         ino = self._by_key.pop((parent, name), None)
-        self._by_key.pop((new_parent, new_name), None)
         if ino is not None:
             self._by_key[(new_parent, new_name)] = ino
             self._keys[ino] = (new_parent, new_name)
+            names = self._names.get(ino)
+            if names is not None:
+                names.discard((parent, name))
+                names.add((new_parent, new_name))
+        return left
 
     def drop_unused(self, ino: int) -> None:
         """Drop ``ino`` if the kernel holds no reference to it."""
@@ -126,6 +155,7 @@ class InodeTable:
 
     def _drop(self, ino: int) -> None:
         del self._nodes[ino], self._counts[ino]
+        self._names.pop(ino, None)
         key = self._keys.pop(ino)
         if self._by_key.get(key) == ino:
             del self._by_key[key]

@@ -134,9 +134,12 @@ class Operations(pyfuse3.Operations):
         attr.st_mode, attr.st_uid, attr.st_gid = self.view.attributes(node)
         attr.st_nlink = node.nlink
         attr.st_size = node.size
+        attr.st_rdev = node.rdev
         attr.st_blksize = IO_SIZE
         attr.st_blocks = (node.size + 511) // 512
-        attr.st_atime_ns = attr.st_mtime_ns = attr.st_ctime_ns = node.mtime_ns
+        attr.st_mtime_ns = node.mtime_ns
+        attr.st_ctime_ns = node.mtime_ns if node.ctime_ns < 0 else node.ctime_ns
+        attr.st_atime_ns = node.mtime_ns if node.atime_ns < 0 else node.atime_ns
         attr.entry_timeout = attr.attr_timeout = node.ttl
         return attr
 
@@ -264,7 +267,9 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
     ) -> tuple[FileInfo, EntryAttributes]:
         parent = self.inodes.node(parent_inode)
-        fh, node = self._writer("create a file").create(parent, os.fsdecode(name), mode, flags)
+        fh, node = self._writer("create a file").create(
+            parent, os.fsdecode(name), mode, flags, (ctx.uid, ctx.gid)
+        )
         entry = self._entry(parent_inode, name, node)
         self._handle_inodes[fh] = entry.st_ino
         return FileInfo(fh=fh, keep_cache=False), entry
@@ -274,7 +279,7 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext
     ) -> EntryAttributes:
         node = self._writer("make a folder").mkdir(
-            self.inodes.node(parent_inode), os.fsdecode(name), mode
+            self.inodes.node(parent_inode), os.fsdecode(name), mode, (ctx.uid, ctx.gid)
         )
         return self._entry(parent_inode, name, node)
 
@@ -283,7 +288,7 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext
     ) -> EntryAttributes:
         node = self._writer("make a file").mknod(
-            self.inodes.node(parent_inode), os.fsdecode(name), mode, rdev
+            self.inodes.node(parent_inode), os.fsdecode(name), mode, rdev, (ctx.uid, ctx.gid)
         )
         return self._entry(parent_inode, name, node)
 
@@ -293,7 +298,7 @@ class Operations(pyfuse3.Operations):
     ) -> EntryAttributes:
         parent = self.inodes.node(parent_inode)
         node = self._writer("make a symlink").symlink(
-            parent, os.fsdecode(name), os.fsdecode(target)
+            parent, os.fsdecode(name), os.fsdecode(target), (ctx.uid, ctx.gid)
         )
         return self._entry(parent_inode, name, node)
 
@@ -304,12 +309,20 @@ class Operations(pyfuse3.Operations):
         node = self._writer("make a link").link(
             self.inodes.node(inode), self.inodes.node(new_parent_inode), os.fsdecode(new_name)
         )
-        return self._entry(new_parent_inode, new_name, node)
+        self.inodes.link(inode, new_parent_inode, os.fsdecode(new_name))
+        return self._attr(inode, node)
 
     @fuse_errors
     async def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        self._writer("remove a file").unlink(self.inodes.node(parent_inode), os.fsdecode(name))
-        self.inodes.detach(parent_inode, os.fsdecode(name))
+        view = self._writer("remove a file")
+        view.unlink(self.inodes.node(parent_inode), os.fsdecode(name))
+        left = self.inodes.detach(parent_inode, os.fsdecode(name))
+        if left is not None:
+            self._renamed_over(*left)
+
+    def _renamed_over(self, ino: int, other: tuple[int, str]) -> None:
+        """A name of hard-linked inode ``ino`` went away: it now stands for ``other``."""
+        self.inodes.update(ino, self.view.lookup(self.inodes.node(other[0]), other[1]))
 
     @fuse_errors
     async def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
@@ -333,9 +346,11 @@ class Operations(pyfuse3.Operations):
             os.fsdecode(name_new),
             flags,
         )
-        self.inodes.rename(
+        left = self.inodes.rename(
             parent_inode_old, os.fsdecode(name_old), parent_inode_new, os.fsdecode(name_new)
         )
+        if left is not None:
+            self._renamed_over(*left)
 
     @fuse_errors
     async def setattr(
@@ -351,6 +366,7 @@ class Operations(pyfuse3.Operations):
             size=attr.st_size if fields.update_size else None,
             mode=attr.st_mode if fields.update_mode else None,
             mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            atime_ns=attr.st_atime_ns if fields.update_atime else None,
             uid=attr.st_uid if fields.update_uid else None,
             gid=attr.st_gid if fields.update_gid else None,
         )

@@ -6,15 +6,21 @@ each change is one catalog transaction giving the file a new item with the same 
 and lineage (:meth:`dlfs.trees.DraftTree.relabel`), following the rules of
 :class:`dlfs.items.ItemRecord`. The POSIX attributes are :mod:`dlfs.posixattrs`.
 
-- ``chmod`` and ``chown`` of a file persist (the kernel checks who may, with
-  ``default_permissions``); folders keep no mode or owner (always ``0755``, the
-  mounting user): ``chmod``/``chown`` of a folder succeed and change nothing.
+- ``chmod`` and ``chown`` of a file or folder persist (the kernel checks who may,
+  with ``default_permissions``); a folder keeps them in its tree
+  (:meth:`dlfs.catalog.CatalogDB.tree_attrs`), with its mtime and ctime, which move
+  when an entry is added, removed or renamed.
+- New files and folders belong to the user who made them, the group being the
+  folder's when it has the set-group-id bit (a new folder inherits that bit).
 - ``ln -s`` makes a symlink item (its target kept, its blob the empty blob).
 - A file's mtime is its item's: the commit time of what was written, or what
   ``utimensat`` sets on a file written through this mount; the mtime of an item that
   came from elsewhere (the parent version) is shared with the versions holding it and
-  stays as it is. ``UTIME_OMIT`` leaves the time alone; there is no separate atime or
-  ctime (both show the mtime: ``noatime``).
+  stays as it is. ``UTIME_OMIT`` leaves a time alone. ctime and atime are kept beside
+  the item (and a folder's beside its tree): ``chmod``, ``chown``, ``utimensat`` and
+  ``rename`` move the ctime; the atime is what ``utimensat`` set (reads do not move
+  it, as with ``noatime``); either reads as the mtime when none is kept.
+- ``mknod``/``mkfifo`` make fifos, sockets and device files: items with no bytes.
 """
 
 from __future__ import annotations
@@ -43,12 +49,17 @@ from dlfs.nodes import Node, Role
 from dlfs.objects import blob_id
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
-from dlfs.posixattrs import Posix, is_user_xattr, link_of, link_text
+from dlfs.posixattrs import DIR_PERMS, Posix, is_user_xattr, link_of, link_text, special
 from dlfs.stores.base import BlobStore
 from dlfs.xattrs import VersionFacts
 
 EMPTY_BLOB = blob_id(b"")
 """The blob of every symlink item: its target is kept in the item, not in bytes."""
+
+
+def seconds(ns: int | None) -> float | None:
+    """Integer nanoseconds (or None) as catalog seconds."""
+    return None if ns is None else ns / 1e9
 
 
 def check_new_name(name: str) -> str:
@@ -98,7 +109,39 @@ class DraftAttrs:
     def getattr(self, node: Node) -> Node:
         raise NotImplementedError
 
+    uid: int
+    gid: int
+    _vid: str
+    _linked: set[str]
+    """Items given a second name (a hard link) in this mount session."""
+
+    def _follow_links(self, old: str, record: ItemRecord) -> None:
+        """Inside an edit's transaction that made file item ``old`` into ``record``:
+        the other names of a hard-linked file follow it."""
+        if old in self._linked and record.id != old:
+            self.db.draft_repoint(self._vid, old, record.id, record.size)
+            self._linked.add(record.id)
+
     # -- reading ----------------------------------------------------------------------
+
+    def _new_posix(
+        self, folder: Place, mode: int, owner: tuple[int, int] | None, is_dir: bool = False
+    ) -> Posix:
+        """The attributes of an entry made in ``folder`` with ``mode`` by ``owner``
+        (uid, gid; None: the mounting user): the caller owns it; in a folder with the
+        set-group-id bit it takes the folder's group (and a folder, that bit)."""
+        uid, gid = (self.uid, self.gid) if owner is None else owner
+        perms = stat.S_IMODE(mode)
+        parent = Posix.parse(self.db.tree_attrs(self._places.dir_tree(folder))[0])
+        if parent.mode is not None and parent.mode & stat.S_ISGID:
+            gid = self.gid if parent.gid is None else parent.gid
+            if is_dir:
+                perms |= stat.S_ISGID
+        return Posix(
+            mode=perms,
+            uid=None if uid == self.uid else uid,
+            gid=None if gid == self.gid else gid,
+        )
 
     def _item_of(self, node: Node) -> ItemRecord | None:
         """The current item of a file node; None for a file not yet committed."""
@@ -163,13 +206,15 @@ class DraftAttrs:
         mtime_ns: int | None = None,
         uid: int | None = None,
         gid: int | None = None,
+        atime_ns: int | None = None,
     ) -> Node:
-        """Truncate or extend a file, set its mtime, mode or owner (see the module
-        docstring); folders keep no times, modes or owners."""
+        """Truncate or extend a file, set the mode, owner, mtime or atime of a file or
+        folder (see the module docstring)."""
         self._state.sync()
         if node.role != Role.FILE:
             if size is not None:
                 raise IsADirectory("is a folder")
+            self._set_folder(node, mode, (mtime_ns, atime_ns), uid, gid)
             return self.getattr(node)
         place = place_of(node)
         if size is not None:
@@ -188,23 +233,48 @@ class DraftAttrs:
                 return posix.with_owner(uid, gid)
 
             self._change_posix(node, change)
-        if mtime_ns is not None:
-            self._set_mtime(place, mtime_ns)
+        if mtime_ns is not None or atime_ns is not None:
+            self._set_times(place, mtime_ns, atime_ns)
         return self.getattr(node)
 
-    def _set_mtime(self, place: Place, mtime_ns: int) -> None:
+    def _set_folder(
+        self,
+        node: Node,
+        mode: int | None,
+        times: tuple[int | None, int | None],
+        uid: int | None,
+        gid: int | None,
+    ) -> None:
+        """chmod, chown, utimensat of a folder: its tree keeps them (one transaction)."""
+        mtime_ns, atime_ns = times
+        if mode is None and mtime_ns is None and atime_ns is None and uid is None and gid is None:
+            return
+        self._state.check_writable("set attributes")
+        with self._state.write("set attributes") as draft:
+            tree = self._places.mutable_dir(place_of(node), draft)
+            posix = None
+            if mode is not None or uid is not None or gid is not None:
+                old = Posix.parse(self.db.tree_attrs(tree)[0])
+                new = old.with_owner(uid, gid)
+                posix = (new if mode is None else new.with_mode(mode)).text(DIR_PERMS)
+            draft.set_folder_attrs(tree, posix, seconds(mtime_ns), seconds(atime_ns))
+
+    def _set_times(self, place: Place, mtime_ns: int | None, atime_ns: int | None) -> None:
         f = self._open.get(place)
         if f is not None and (f.dirty or not f.committed):
-            f.mtime_ns = mtime_ns  # recorded with the commit
+            if mtime_ns is not None:
+                f.mtime_ns = mtime_ns  # recorded with the commit (its atime: the mtime)
             return
         self._state.check_writable("set times")
         row = self._file_row(place)
         if row["ref"] in self._state.private:
             with self._state.write("set times") as draft:
-                draft.set_mtime(row["ref"], mtime_ns / 1e9)
-            if f is not None:
+                if mtime_ns is not None:
+                    draft.set_mtime(row["ref"], mtime_ns / 1e9)
+                self.db.item_set_times(row["ref"], time.time(), seconds(atime_ns))
+            if f is not None and mtime_ns is not None:
                 f.mtime_ns = mtime_ns
-        # else: an item from elsewhere; its time is shared, so it stays (documented)
+        # else: an item from elsewhere; its times are shared, so they stay (documented)
 
     def setxattr(self, node: Node, name: str, value: bytes) -> None:
         """Set an attribute of a file: dlfs's metadata or annotations (:mod:`dlfs.xattrs`)
@@ -256,23 +326,47 @@ class DraftAttrs:
             if change is not None:
                 value = change(Posix.parse(old["posix"] if old is not None else "")).text()
             record, new = draft.relabel(folder, place.name, **{field: value})
+            if new:
+                self.db.item_set_times(record.id, ctime=time.time())
+            if old is not None:
+                self._follow_links(old["ref"], record)
         if new and old is not None and old["ref"] in self._state.private:
             self._state.remember(record.id, False)
 
-    def symlink(self, parent: Node, name: str, target: str) -> Node:
-        """Make a symlink ``name`` -> ``target`` (one transaction): a new item keeping
-        the target, with the empty blob as its bytes."""
+    def symlink(
+        self, parent: Node, name: str, target: str, owner: tuple[int, int] | None = None
+    ) -> Node:
+        """Make a symlink ``name`` -> ``target`` (one transaction) owned by ``owner``: a
+        new item keeping the target, with the empty blob as its bytes."""
         check_new_name(name)
-        posix = link_text(target)
+        link_text(target)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
         folder = place_of(parent)
+        posix = self._new_posix(folder, 0o777, owner)._replace(mode=None, link=target)
+        return self._bytesless(folder, name, posix.text(), "make a symlink")
+
+    def make_special(
+        self, parent: Node, name: str, mode: int, rdev: int, owner: tuple[int, int] | None
+    ) -> Node:
+        """Make a fifo, socket or device file (``mknod``, one transaction): an item
+        keeping its type and device number, the empty blob as its bytes."""
+        check_new_name(name)
+        if parent.role == Role.FILE:
+            raise NotADirectory("not a folder")
+        folder = place_of(parent)
+        kind = special(mode, rdev)
+        posix = self._new_posix(folder, mode, owner)._replace(kind=kind.kind, rdev=kind.rdev)
+        return self._bytesless(folder, name, posix.text(), "make a special file")
+
+    def _bytesless(self, folder: Place, name: str, posix: str, what: str) -> Node:
+        """Put a new item with no bytes (a symlink, a special file) at ``name``."""
         store = self._store()
         if not store.has(EMPTY_BLOB):
             with store.batch() as batch:
                 batch.add_bytes(b"")
         pending = self._open.get(self._places.existing(folder, name))
-        with self._state.write("make a symlink") as draft:
+        with self._state.write(what) as draft:
             tree = self._places.mutable_dir(folder, draft)
             if (pending is not None and not pending.committed) or self.db.entry(
                 tree, name
@@ -281,6 +375,7 @@ class DraftAttrs:
             record = ItemRecord.new(EMPTY_BLOB, 0, time.time(), posix=posix)
             self.db.blobs_put([(EMPTY_BLOB, 0, store.url)])
             draft.put_item(tree, name, record)
+            draft.touch(tree)
             row = self.db.entry(tree, name)
             assert row is not None
         self._state.remember(record.id, False)

@@ -69,11 +69,11 @@ from dlfs.errors import (
 )
 from dlfs.home import Home
 from dlfs.names import NAME_MAX
-from dlfs.nodes import BLOCK_SIZE, LIVE_TTL, FsStats, Listing, Node, Page, Role, ns
-from dlfs.objects import DIR
+from dlfs.nodes import BLOCK_SIZE, LIVE_TTL, FsStats, Listing, Node, Page, Role, ns, ns_kept
+from dlfs.objects import DIR, FILE
 from dlfs.openfiles import OpenFile, OpenFiles
 from dlfs.places import Place, PlaceIndex
-from dlfs.posixattrs import NONE, node_fields
+from dlfs.posixattrs import DIR_PERMS, folder_fields, node_fields, rdev_of
 from dlfs.reads import FileReads
 from dlfs.stores.base import BlobStore
 from dlfs.stores.registry import StoreFactory
@@ -81,7 +81,6 @@ from dlfs.xattrs import VersionFacts
 
 log = logging.getLogger(__name__)
 
-DIR_MODE = stat.S_IFDIR | 0o755
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 STATFS_TTL = 2.0
@@ -125,6 +124,8 @@ class DraftView(DraftAttrs):
         self._state = DraftState(db, self._vid, self._places, lock, self._forget_statfs)
         self._open = OpenFiles(home, lock, self._state.writable_now)
         self._reclaim = self._open.bind(db, self._places, self.reads)
+        self._made = 0
+        self._linked: set[str] = set()
         self._root = self._version_node(version)
         db.set_synchronous(False)
         db.set_autocheckpoint(10_000)
@@ -166,35 +167,57 @@ class DraftView(DraftAttrs):
         return self._node(place.parent or self._places.root, self._file_row(place))
 
     def _version_node(self, row: Row) -> Node:
+        self._made = ns(row["published_at"] or row["created_at"])
+        return self._root_node()
+
+    def _root_node(self) -> Node:
+        """The root folder, with the attributes its tree keeps now."""
+        tree = self._places.root_tree
+        posix, mtime, ctime = self.db.tree_attrs(tree)
+        mode, uid, gid = folder_fields(posix, True)
         return Node(
             Role.VERSION,
-            DIR_MODE,
+            mode,
             0,
-            ns(row["published_at"] or row["created_at"]),
+            self._made if mtime is None else ns(mtime),
             LIVE_TTL,
             False,
-            ref=row["root"],
-            version=row["id"],
-            dataset=row["dataset"],
+            ref=tree,
+            version=self._vid,
+            dataset=self._dataset,
             key=self._places.root,
+            uid=uid,
+            gid=gid,
+            nlink=2 + self.db.folder_count(tree),
+            ctime_ns=ns_kept(ctime),
+            atime_ns=ns_kept(self.db.tree_atime(tree)),
         )
 
     def _node(self, parent: Place, row: Row) -> Node:
         place = self._places.get(parent, row["name"])
         if row["kind"] == DIR:
+            mode, uid, gid = folder_fields(row["posix"], True)
             return Node(
                 Role.FOLDER,
-                DIR_MODE,
+                mode,
                 0,
-                self._root.mtime_ns,
+                self._made if row["mtime"] is None else ns(row["mtime"]),
                 LIVE_TTL,
                 False,
                 ref=row["ref"],
                 version=self._vid,
                 dataset=self._dataset,
                 key=place,
+                uid=uid,
+                gid=gid,
+                nlink=2 + (row["folders"] or 0),
+                ctime_ns=ns_kept(row["ctime"]),
+                atime_ns=ns_kept(row["atime"]),
             )
         mode, uid, gid, link_size = node_fields(row["posix"], True)
+        links = 1
+        if row["ref"] in self._linked:
+            links = max(1, self.db.draft_links(self._vid, row["ref"]))
         node = Node(
             Role.FILE,
             mode,
@@ -202,6 +225,7 @@ class DraftView(DraftAttrs):
             ns(row["mtime"]),
             LIVE_TTL,
             False,
+            nlink=links,
             ref=row["ref"],
             blob=row["blob"] or "",
             version=self._vid,
@@ -210,14 +234,18 @@ class DraftView(DraftAttrs):
             uid=uid,
             gid=gid,
             posix=row["posix"] or "",
+            rdev=rdev_of(row["posix"]),
+            ctime_ns=ns_kept(row["ctime"]),
+            atime_ns=ns_kept(row["atime"]),
         )
         f = self._open.get(place)
         return node if f is None else node._replace(size=f.size, mtime_ns=f.mtime_ns)
 
     def _open_node(self, f: OpenFile) -> Node:
+        mode, uid, gid, _link = node_fields(f.posix, True)
         return Node(
             Role.FILE,
-            node_fields(f.posix, True)[0],
+            mode,
             f.size,
             f.mtime_ns,
             LIVE_TTL,
@@ -226,6 +254,8 @@ class DraftView(DraftAttrs):
             version=self._vid,
             dataset=self._dataset,
             key=f.place,
+            uid=uid,
+            gid=gid,
         )
 
     def _forget_statfs(self) -> None:
@@ -279,6 +309,7 @@ class DraftView(DraftAttrs):
         self._state.sync()
         place = place_of(node)
         if node.role == Role.VERSION:
+            self._root = self._root_node()
             return self._root
         f = self._open.get(place)
         if f is not None and (not f.committed or place.parent is None):
@@ -344,6 +375,8 @@ class DraftView(DraftAttrs):
         """Open a file; for writing, it gets (or joins) its :class:`OpenFile`."""
         if node.role != Role.FILE:
             raise IsADirectory("is a folder") if node.is_dir else InvalidInput("not a file")
+        if not stat.S_ISREG(node.mode):
+            raise InvalidInput("not a regular file: it has no bytes")
         self._state.sync()
         place = place_of(node)
         f = self._open.get(place)
@@ -355,8 +388,16 @@ class DraftView(DraftAttrs):
         self._open.attach(fh, f, writable)
         return fh
 
-    def create(self, parent: Node, name: str, mode: int, flags: int) -> tuple[int, Node]:
-        """Create and open a new file (in the mount only, until its first commit)."""
+    def create(
+        self,
+        parent: Node,
+        name: str,
+        mode: int,
+        flags: int,
+        owner: tuple[int, int] | None = None,
+    ) -> tuple[int, Node]:
+        """Create and open a new file owned by ``owner`` (uid, gid; None: the mounting
+        user), in the mount only until its first commit."""
         check_new_name(name)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
@@ -368,7 +409,7 @@ class DraftView(DraftAttrs):
         if (other is not None and not other.committed) or self.db.entry(tree, name) is not None:
             raise AlreadyExists(f"already exists: {name}")
         f = self._open.create(self._places.get(folder, name))
-        f.posix = NONE.with_mode(mode).text()  # tar -x creates with the final mode
+        f.posix = self._new_posix(folder, mode, owner).text()  # tar -x: the final mode
         node = self._open_node(f)
         fh = self.reads.open(node)
         self._open.attach(fh, f, True)
@@ -431,9 +472,12 @@ class DraftView(DraftAttrs):
         content = (*self._open.content(f), f.mtime_ns / 1e9)  # hashed before the lock
         with self._state.write("write a file") as draft:
             folder = self._places.mutable_dir(place.parent, draft)
+            old = self.db.entry(folder, place.name) if self._linked else None
             record, new, newborn = draft.record_write(
                 folder, place.name, content, store.url, f.inherit, f.posix
             )
+            if old is not None:
+                self._follow_links(old["ref"], record)
             self._open.store(f, store, durable)  # last, under the write lock: dlfs.reclaim
         if durable:
             self.db.sync_wal()
@@ -444,32 +488,71 @@ class DraftView(DraftAttrs):
 
     # -- changing the tree ------------------------------------------------------------
 
-    def mkdir(self, parent: Node, name: str, mode: int) -> Node:
-        """Make a folder (one transaction)."""
+    def mkdir(
+        self, parent: Node, name: str, mode: int, owner: tuple[int, int] | None = None
+    ) -> Node:
+        """Make a folder with ``mode``, owned by ``owner`` (one transaction)."""
         check_new_name(name)
         if parent.role == Role.FILE:
             raise NotADirectory("not a folder")
         folder = place_of(parent)
+        posix = self._new_posix(folder, mode, owner, is_dir=True).text(DIR_PERMS)
         pending = self._open.get(self._places.existing(folder, name))
         with self._state.write("make a folder") as draft:
             if pending is not None and not pending.committed:
                 raise AlreadyExists(f"already exists: {name}")
-            draft.mkdir([*self._places.parts(folder), name])
+            draft.mkdir([*self._places.parts(folder), name], posix=posix)
             row = self.db.entry(self._places.mutable_dir(folder, draft), name)
             assert row is not None
         return self._node(folder, row)
 
-    def mknod(self, parent: Node, name: str, mode: int, rdev: int) -> Node:
-        """An empty regular file; anything else is :class:`NotPermitted`."""
+    def mknod(
+        self, parent: Node, name: str, mode: int, rdev: int, owner: tuple[int, int] | None = None
+    ) -> Node:
+        """An empty regular file, or a fifo, socket or device file (no bytes)."""
         if not stat.S_ISREG(mode):
-            raise NotPermitted("datasets hold files, symlinks and folders only (no fifos, devices)")
-        fh, _node = self.create(parent, name, mode, os.O_WRONLY)
+            return self.make_special(parent, name, mode, rdev, owner)
+        fh, _node = self.create(parent, name, mode, os.O_WRONLY, owner)
         self.release(fh)
         return self.lookup(parent, name)
 
     def link(self, node: Node, parent: Node, name: str) -> Node:
-        """Refused: :class:`NotPermitted` (``EPERM``)."""
-        raise NotPermitted("datasets hold no hard links (copy the file, or 'dlfs cp')")
+        """A second name for a file (a hard link): an entry naming the same item. In
+        this mount session both names are one file (a change through either is seen
+        through both, ``st_nlink`` counts them); the catalog keeps two entries
+        sharing an item, which later sessions and published versions show as two
+        files with the same bytes."""
+        check_new_name(name)
+        if node.role != Role.FILE:
+            raise NotPermitted("folders cannot be hard-linked")
+        if parent.role == Role.FILE:
+            raise NotADirectory("not a folder")
+        self._state.sync()
+        self._state.check_writable("make a link")
+        src, folder = place_of(node), place_of(parent)
+        f = self._open.get(src)
+        if f is not None and (f.dirty or not f.committed):
+            self._commit(f)
+        pending = self._open.get(self._places.existing(folder, name))
+        with self._state.write("make a link") as draft:
+            if src.parent is None:
+                raise NotFound(f"file {src.name!r} was removed")
+            row = self.db.entry(self._places.mutable_dir(src.parent, draft), src.name)
+            if row is None or row["kind"] == DIR:
+                raise NotFound(f"no such file: {src.name}")
+            tree = self._places.mutable_dir(folder, draft)
+            if (pending is not None and not pending.committed) or self.db.entry(
+                tree, name
+            ) is not None:
+                raise AlreadyExists(f"already exists: {name}")
+            self.db.entries_put(tree, [(name, FILE, row["ref"], row["size"])])
+            draft.touch(tree)
+            if row["ref"] in self._state.private:
+                self.db.item_set_times(row["ref"], ctime=time.time())
+            self._linked.add(row["ref"])
+            made = self.db.entry(tree, name)
+            assert made is not None
+        return self._node(folder, made)
 
     def unlink(self, parent: Node, name: str) -> None:
         """Remove a file; if it is open, its handles keep working on bytes that go away
@@ -486,6 +569,7 @@ class DraftView(DraftAttrs):
                 raise IsADirectory(f"is a folder: {name}")
             else:
                 draft.unlink(self._places.mutable_dir(folder, draft), name)
+                self._unlinked(row["ref"])
         if place is not None:
             self._places.detach(place)
 
@@ -565,15 +649,27 @@ class DraftView(DraftAttrs):
         """The catalog side of a rename whose checks passed (inside its transaction)."""
         dst_parts = [*self._places.parts(target[0]), target[1]]
         replaced = draft.clear(dst_parts)
+        if replaced is not None:
+            self._unlinked(replaced.id)
         if srow is None:  # a file created here and never committed: it takes over at close
             if src_open is not None and replaced is not None:
                 src_open.inherit = replaced
             return
         donor = replaced if srow["ref"] in self._state.newborn else None
+        if replaced is not None and replaced.id in self._linked:
+            donor = None  # the replaced file lives on under its other names
         src_parts = [*self._places.parts(source[0]), source[1]]
         adopted = draft.move_saving(src_parts, dst_parts, donor)
         if adopted is not None:
             self._state.remember(adopted.id, False)
+        moved = srow["ref"] if adopted is None else adopted.id
+        if srow["kind"] != DIR and moved in self._state.private:
+            self.db.item_set_times(moved, ctime=time.time())  # a renamed file's ctime moves
+
+    def _unlinked(self, item: str) -> None:
+        """A name of file item ``item`` went away: the ctime of its other names moves."""
+        if item in self._linked and item in self._state.private:
+            self.db.item_set_times(item, ctime=time.time())
 
     # -- the end ----------------------------------------------------------------------
 

@@ -88,6 +88,12 @@ class Node(NamedTuple):
     posix: str = ""
     """A FILE's POSIX attributes as its item keeps them (:mod:`dlfs.posixattrs`):
     its symlink target and ``user.*`` xattrs are answered without a query."""
+    ctime_ns: int = -1
+    """``st_ctime``; -1: the mtime."""
+    atime_ns: int = -1
+    """``st_atime``; -1: the mtime."""
+    rdev: int = 0
+    """``st_rdev`` of a device file."""
 
     @property
     def is_dir(self) -> bool:
@@ -108,6 +114,11 @@ class FsStats(NamedTuple):
 def ns(seconds: float | None) -> int:
     """Seconds (a catalog time, or None) as integer nanoseconds."""
     return int((seconds or 0.0) * 1_000_000_000)
+
+
+def ns_kept(seconds: float | None) -> int:
+    """A kept time as nanoseconds; -1 when none is kept (then it reads as the mtime)."""
+    return -1 if seconds is None else ns(seconds)
 
 
 Page = list[tuple[str, Node]]

@@ -59,11 +59,15 @@ def item_id(
     return xxhash.xxh3_128_hexdigest(record.encode())
 
 
-def tree_id(entries: Iterable[tuple[str, int, str]]) -> str:
-    """The id of a folder from its ``(name, kind, ref)`` entries, in any order."""
+def tree_id(entries: Iterable[tuple[str, int, str]], posix: str = "") -> str:
+    """The id of a folder from its ``(name, kind, ref)`` entries, in any order, and
+    its own attributes ``posix`` (canonical JSON; ``""``, none, gives the id folders
+    had before they could keep any)."""
     h = xxhash.xxh3_128()
     for name, kind, ref in sorted(entries, key=lambda e: e[0].encode()):
         h.update(b"%d\0%s\0%s\n" % (kind, name.encode(), ref.encode()))
+    if posix:
+        h.update(b"posix\0%s\n" % posix.encode())
     return h.hexdigest()
 
 

@@ -10,6 +10,9 @@ a ``user.*`` attribute is a change that ``dlfs diff`` shows and a merge carries.
 - ``link``: the item is a symbolic link to this target (its blob is the empty blob).
 - ``xattrs``: ``user.*`` extended attributes other than dlfs's own ``user.dlfs.*``,
   name -> value as base64 (values are bytes).
+- ``type``: the item is a special file, ``fifo``, ``socket``, ``char`` or ``block``
+  (a device, its number in ``rdev``); its blob is the empty blob and it never hands
+  out bytes (the kernel serves fifos, sockets and devices itself).
 
 A published mount shows the mode without its write bits (the version is read-only).
 """
@@ -26,6 +29,8 @@ from dlfs.objects import canonical_json
 
 DEFAULT_PERMS = 0o644
 """The permission bits of a file that has none of its own."""
+DIR_PERMS = 0o755
+"""The permission bits of a folder that has none of its own."""
 
 USER_PREFIX = "user."
 OWN_PREFIX = "user.dlfs."
@@ -51,6 +56,10 @@ class Posix(NamedTuple):
     gid: int | None = None
     link: str | None = None
     xattrs: tuple[tuple[str, bytes], ...] = ()
+    kind: str | None = None
+    """A special file's type (a key of :data:`SPECIAL_TYPES`); None: a file or link."""
+    rdev: int | None = None
+    """The device number of a ``char`` or ``block`` special file."""
 
     @classmethod
     def parse(cls, text: str | None) -> Posix:
@@ -59,12 +68,21 @@ class Posix(NamedTuple):
             return NONE
         raw: dict[str, Any] = json.loads(text)
         xattrs = tuple(sorted((k, base64.b64decode(v)) for k, v in raw.get("xattrs", {}).items()))
-        return cls(raw.get("mode"), raw.get("uid"), raw.get("gid"), raw.get("link"), xattrs)
+        return cls(
+            raw.get("mode"),
+            raw.get("uid"),
+            raw.get("gid"),
+            raw.get("link"),
+            xattrs,
+            raw.get("type"),
+            raw.get("rdev"),
+        )
 
-    def text(self) -> str:
-        """The canonical JSON text kept in the catalog; ``""`` when all are defaults."""
+    def text(self, default: int = DEFAULT_PERMS) -> str:
+        """The canonical JSON text kept in the catalog; ``""`` when all are defaults
+        (``default``: the mode not written, :data:`DIR_PERMS` for a folder)."""
         raw: dict[str, Any] = {}
-        if self.mode is not None and (self.mode != DEFAULT_PERMS or self.link is not None):
+        if self.mode is not None and (self.mode != default or self.link is not None):
             raw["mode"] = self.mode
         if self.uid is not None:
             raw["uid"] = self.uid
@@ -75,6 +93,10 @@ class Posix(NamedTuple):
             raw.pop("mode", None)  # a link's mode is always 0777
         if self.xattrs:
             raw["xattrs"] = {k: base64.b64encode(v).decode() for k, v in self.xattrs}
+        if self.kind is not None:
+            raw["type"] = self.kind
+            if self.rdev:
+                raw["rdev"] = self.rdev
         return canonical_json(raw) if raw else ""
 
     @property
@@ -90,7 +112,12 @@ class Posix(NamedTuple):
         perms = DEFAULT_PERMS if self.mode is None else self.mode
         if not writable:
             perms &= ~0o222
-        return stat.S_IFREG | perms
+        return SPECIAL_TYPES.get(self.kind or "", stat.S_IFREG) | perms
+
+    @property
+    def is_special(self) -> bool:
+        """True for a fifo, socket or device file."""
+        return self.kind is not None
 
     def with_mode(self, mode: int) -> Posix:
         """These attributes with permission bits ``mode`` (its type bits ignored)."""
@@ -132,6 +159,31 @@ class Posix(NamedTuple):
 
 NONE = Posix()
 
+SPECIAL_TYPES = {
+    "fifo": stat.S_IFIFO,
+    "socket": stat.S_IFSOCK,
+    "char": stat.S_IFCHR,
+    "block": stat.S_IFBLK,
+}
+"""The special files an item may be: name kept -> its ``st_mode`` type bits."""
+
+
+def special(mode: int, rdev: int) -> Posix:
+    """The attributes of a special file of ``mode`` (type and permission bits) and
+    device ``rdev``; :class:`NotSupported` for a type that is not special."""
+    for name, bits in SPECIAL_TYPES.items():
+        if stat.S_IFMT(mode) == bits:
+            device = bits in (stat.S_IFCHR, stat.S_IFBLK)
+            return Posix(mode=stat.S_IMODE(mode), kind=name, rdev=rdev if device else None)
+    raise NotSupported(f"cannot make a file of type {stat.S_IFMT(mode):o}")
+
+
+def rdev_of(text: str | None) -> int:
+    """``st_rdev`` of an item keeping ``text`` (0 but for a device file)."""
+    if not text or '"rdev"' not in text:
+        return 0
+    return Posix.parse(text).rdev or 0
+
 
 def node_fields(text: str | None, writable: bool) -> tuple[int, int, int, int]:
     """``(st_mode, uid, gid, link size)`` of a file whose item keeps ``text`` (uid/gid
@@ -144,6 +196,18 @@ def node_fields(text: str | None, writable: bool) -> tuple[int, int, int, int]:
     gid = -1 if posix.gid is None else posix.gid
     size = -1 if posix.link is None else len(posix.link.encode())
     return posix.file_mode(writable), uid, gid, size
+
+
+def folder_fields(text: str | None, writable: bool) -> tuple[int, int, int]:
+    """``(st_mode, uid, gid)`` of a folder whose tree keeps ``text`` (uid/gid -1: the
+    mounting user's); a read-only view drops the write bits."""
+    posix = Posix.parse(text)
+    perms = DIR_PERMS if posix.mode is None else posix.mode
+    if not writable:
+        perms &= ~0o222
+    uid = -1 if posix.uid is None else posix.uid
+    gid = -1 if posix.gid is None else posix.gid
+    return stat.S_IFDIR | perms, uid, gid
 
 
 def is_user_xattr(name: str) -> bool:

@@ -11,6 +11,7 @@ Paths here are lists of validated names (see :func:`dlfs.names.split_path`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from dlfs.catalog import CatalogDB, Row
@@ -81,8 +82,32 @@ class DraftTree:
             return tree
         copy = new_mutable_tree_id()
         self.db.tree_copy(tree, copy)
-        self.db.tree_register(copy, None, None, draft=self.version)
+        self.db.tree_register(copy, None, None, self.version, self.db.tree_attrs(tree))
         return copy
+
+    def _new_folder(self, posix: str = "") -> str:
+        """A new empty mutable folder with attributes ``posix``, made now."""
+        now = time.time()
+        child = new_mutable_tree_id()
+        self.db.tree_register(child, None, None, self.version, (posix, now, now))
+        return child
+
+    def touch(self, folder: str, ctime_only: bool = False) -> None:
+        """A mutable folder's entries (or, with ``ctime_only``, its attributes or
+        place) changed: its ctime, and its mtime unless ``ctime_only``, become now."""
+        now = time.time()
+        self.db.tree_set_attrs(folder, mtime=None if ctime_only else now, ctime=now)
+
+    def set_folder_attrs(
+        self,
+        folder: str,
+        posix: str | None = None,
+        mtime: float | None = None,
+        atime: float | None = None,
+    ) -> None:
+        """Give mutable folder ``folder`` new attributes (None keeps them); its ctime
+        becomes now."""
+        self.db.tree_set_attrs(folder, posix, mtime, time.time(), atime)
 
     def mutable_root(self) -> str:
         """The draft's root as a mutable tree."""
@@ -102,9 +127,9 @@ class DraftTree:
             if entry is None:
                 if not create:
                     raise NotFound(f"no such folder: {join_path(parts[: i + 1])}")
-                child = new_mutable_tree_id()
-                self.db.tree_register(child, None, None, draft=self.version)
+                child = self._new_folder()
                 self.db.entries_put(tree, [(part, DIR, child, 0)])
+                self.touch(tree)
             elif entry["kind"] != DIR:
                 raise NotADirectory(f"not a folder: {join_path(parts[: i + 1])}")
             else:
@@ -127,7 +152,7 @@ class DraftTree:
         if kind != DIR or not is_mutable(ref):
             return ref
         copy = new_mutable_tree_id()
-        self.db.tree_register(copy, None, None, draft=self.version)
+        self.db.tree_register(copy, None, None, self.version, self.db.tree_attrs(ref))
         self.db.entries_put(
             copy, [(n, k, self._clone_entry(k, r), s) for n, k, r, s in self.db.raw_entries(ref)]
         )
@@ -135,8 +160,9 @@ class DraftTree:
 
     # -- operations -----------------------------------------------------------------
 
-    def mkdir(self, parts: list[str], parents: bool = False) -> None:
-        """Make a folder; with ``parents``, make missing ones and accept an existing one."""
+    def mkdir(self, parts: list[str], parents: bool = False, posix: str = "") -> None:
+        """Make a folder with attributes ``posix``; with ``parents``, make missing ones
+        and accept an existing one."""
         try:
             existing = resolve(self.db, self.root, parts)
         except NotFound:
@@ -148,14 +174,15 @@ class DraftTree:
                 return
             raise AlreadyExists(f"already exists: {join_path(parts)}")
         parent = self.mutable_dir(parts[:-1], create=parents)
-        child = new_mutable_tree_id()
-        self.db.tree_register(child, None, None, draft=self.version)
+        child = self._new_folder(posix)
         self.db.entries_put(parent, [(parts[-1], DIR, child, 0)])
+        self.touch(parent)
 
     def put_files(self, folder: list[str], files: list[tuple[str, str, int]]) -> None:
         """Put ``(name, item id, size)`` files into a folder (made if missing)."""
         tree = self.mutable_dir(folder, create=True)
         self.db.entries_put(tree, [(name, FILE, item, size) for name, item, size in files])
+        self.touch(tree)
 
     def remove(self, parts: list[str], recursive: bool = False) -> None:
         """Remove a file, or a folder with ``recursive`` (or when it is empty)."""
@@ -168,6 +195,7 @@ class DraftTree:
         parent = self.mutable_dir(parts[:-1])
         self._drop(entry["kind"], entry["ref"])
         self.db.entry_delete(parent, parts[-1])
+        self.touch(parent)
 
     def move(self, src: list[str], dst: list[str], replace: bool = False) -> None:
         """Move a file or folder to ``dst`` (a full new path).
@@ -189,7 +217,11 @@ class DraftTree:
         dst_parent = self.mutable_dir(dst[:-1])
         if target is not None:
             self._drop(target["kind"], target["ref"])
+        if entry["kind"] == DIR and is_mutable(entry["ref"]):
+            self.touch(entry["ref"], ctime_only=True)  # not worth copying a shared folder
         self.db.entries_put(dst_parent, [(dst[-1], entry["kind"], entry["ref"], entry["size"])])
+        self.touch(src_parent)
+        self.touch(dst_parent)
 
     def copy(self, src: list[str], dst: list[str], replace: bool = False) -> None:
         """Copy a file or folder to ``dst`` as pointers: no bytes are copied."""
@@ -205,6 +237,7 @@ class DraftTree:
         if target is not None:
             self._drop(target["kind"], target["ref"])
         self.db.entries_put(dst_parent, [(dst[-1], entry["kind"], ref, entry["size"])])
+        self.touch(dst_parent)
 
     def _check_target(self, dst: list[str], replace: bool) -> Row | None:
         parent = resolve_dir(self.db, self.root, dst[:-1])
@@ -235,6 +268,7 @@ class DraftTree:
     def unlink(self, folder: str, name: str) -> None:
         """Remove file ``name`` of ``folder`` (its item stays, for other versions)."""
         self.db.entry_delete(folder, name)
+        self.touch(folder)
 
     def set_mtime(self, item: str, mtime: float) -> None:
         """Change the mtime kept beside an item this draft created (not part of its
@@ -314,6 +348,8 @@ class DraftTree:
             record, newborn = inherit.rewritten(*content), False
         else:
             record, newborn = ItemRecord.new(*content, posix=posix), True
+        if row is None:
+            self.touch(folder)
         return record, self.db.file_record(folder, name, record.row(), store), newborn
 
 
@@ -342,15 +378,20 @@ def freeze(db: CatalogDB, tree: str) -> tuple[str, int, int]:
             files += 1
             nbytes += size
             final.append((name, kind, ref))
-    content = tree_id(final)
+    content = tree_id(final, db.tree_attrs(tree)[0])
     db.tree_promote(tree, content, files, nbytes)
     return content, files, nbytes
 
 
-def build_tree(db: CatalogDB, entries: list[tuple[str, int, str, int]]) -> str:
+def build_tree(
+    db: CatalogDB,
+    entries: list[tuple[str, int, str, int]],
+    attrs: tuple[str, float | None, float | None] = ("", None, None),
+) -> str:
     """Store an immutable folder from ``(name, kind, ref, size)`` entries whose
-    sub-folders are already immutable; return its id."""
-    content = tree_id([(n, k, r) for n, k, r, _s in entries])
+    sub-folders are already immutable, with its own ``(posix, mtime, ctime)``; return
+    its id."""
+    content = tree_id([(n, k, r) for n, k, r, _s in entries], attrs[0])
     if not db.tree_exists(content):
         files = nbytes = 0
         for _n, k, r, s in entries:
@@ -362,5 +403,5 @@ def build_tree(db: CatalogDB, entries: list[tuple[str, int, str, int]]) -> str:
                 files += 1
                 nbytes += s
         db.entries_put(content, entries)
-        db.tree_register(content, files, nbytes)
+        db.tree_register(content, files, nbytes, attrs=attrs)
     return content

@@ -399,7 +399,7 @@ def overlay(db: CatalogDB, base: str, top: str) -> str:
             merged[name] = (name, DIR, overlay(db, old[2], ref), 0)
         else:
             merged[name] = (name, kind, ref, size)
-    return build_tree(db, list(merged.values()))
+    return build_tree(db, list(merged.values()), db.tree_attrs(top))
 
 
 def snapshot(

@@ -82,9 +82,17 @@ from dlfs.nodes import (
     Page,
     Role,
     ns,
+    ns_kept,
 )
 from dlfs.objects import DIR, VERSION_ID_RE
-from dlfs.posixattrs import Posix, is_user_xattr, link_of, node_fields
+from dlfs.posixattrs import (
+    Posix,
+    folder_fields,
+    is_user_xattr,
+    link_of,
+    node_fields,
+    rdev_of,
+)
 from dlfs.reads import FileReads
 from dlfs.stores.registry import StoreFactory, StoreRegistry
 from dlfs.xattrs import VersionFacts
@@ -195,16 +203,22 @@ class View:
 
     def _version_node(self, row: Row) -> Node:
         published = row["state"] == "published"
+        posix, mtime, ctime = self.db.tree_attrs(row["root"])
+        mode, uid, gid = folder_fields(posix, False)
         return Node(
             Role.VERSION,
-            DIR_MODE,
+            mode,
             0,
-            ns(row["published_at"] or row["created_at"]),
+            ns(mtime or row["published_at"] or row["created_at"]),
             CACHE_TTL if published else LIVE_TTL,
             published,
             ref=row["root"],
             version=row["id"],
             dataset=row["dataset"],
+            uid=uid,
+            gid=gid,
+            nlink=2 + self.db.folder_count(row["root"]),
+            ctime_ns=ns_kept(ctime),
         )
 
     def _tag_node(self, parent: Node, vid: str) -> Node:
@@ -221,16 +235,22 @@ class View:
 
     def _entry_node(self, parent: Node, row: Row) -> Node:
         if row["kind"] == DIR:
+            mode, uid, gid = folder_fields(row["posix"], False)
             return Node(
                 Role.FOLDER,
-                DIR_MODE,
+                mode,
                 0,
-                parent.mtime_ns,
+                parent.mtime_ns if row["mtime"] is None else ns(row["mtime"]),
                 parent.ttl,
                 parent.cache,
                 ref=row["ref"],
                 version=parent.version,
                 dataset=parent.dataset,
+                uid=uid,
+                gid=gid,
+                nlink=2 + (row["folders"] or 0),
+                ctime_ns=ns_kept(row["ctime"]),
+                atime_ns=ns_kept(row["atime"]),
             )
         mode, uid, gid, link_size = node_fields(row["posix"], False)
         return Node(
@@ -248,6 +268,9 @@ class View:
             uid=uid,
             gid=gid,
             posix=row["posix"] or "",
+            rdev=rdev_of(row["posix"]),
+            ctime_ns=ns_kept(row["ctime"]),
+            atime_ns=ns_kept(row["atime"]),
         )
 
     def _tree(self, node: Node) -> str:
@@ -493,6 +516,8 @@ class View:
         """
         if node.role != Role.FILE:
             raise IsADirectory("is a folder") if node.is_dir else InvalidInput("not a file")
+        if not stat.S_ISREG(node.mode):
+            raise InvalidInput("not a regular file: it has no bytes")
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & (os.O_TRUNC | os.O_APPEND):
             self.refuse("open for writing")
         return self.reads.open(node)

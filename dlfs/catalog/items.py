@@ -46,6 +46,16 @@ class ItemQueries(CatalogCore):
         """Change the mtime kept beside an item (not part of its id)."""
         self._run("UPDATE items SET mtime = ? WHERE id = ?", (mtime, item))
 
+    def item_set_times(
+        self, item: str, ctime: float | None = None, atime: float | None = None
+    ) -> None:
+        """Change the ctime and/or atime kept beside an item (None keeps that one;
+        NULL in the row reads as the mtime)."""
+        self._run(
+            "UPDATE items SET ctime = coalesce(?, ctime), atime = coalesce(?, atime) WHERE id = ?",
+            (ctime, atime, item),
+        )
+
     def items_stage(self, items: Iterable[ItemRecord]) -> None:
         """Queue item rows (as :meth:`items_put` takes them) in a temporary table.
 

@@ -153,6 +153,16 @@ CREATE TABLE projects(
 ) WITHOUT ROWID
 """
 
+SCHEMA_V6 = """
+ALTER TABLE trees ADD COLUMN posix TEXT NOT NULL DEFAULT '';
+ALTER TABLE trees ADD COLUMN mtime REAL;
+ALTER TABLE trees ADD COLUMN ctime REAL;
+ALTER TABLE trees ADD COLUMN atime REAL;
+ALTER TABLE items ADD COLUMN ctime REAL;
+ALTER TABLE items ADD COLUMN atime REAL;
+CREATE INDEX IF NOT EXISTS tree_entries_folders ON tree_entries(tree) WHERE kind = 1
+"""
+
 
 def _migrate_v5(db: sqlite_utils.Database) -> None:
     # Projects (dlfs.projects): a dataset named 'P/NAME' is in project P, a bare name in
@@ -164,6 +174,15 @@ def _migrate_v5(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_v6(db: sqlite_utils.Database) -> None:
+    # The attributes of a folder (dlfs.folderattrs): its mode, owner and user.* xattrs
+    # as canonical JSON ('' for none; part of the folder's id), and its times (kept
+    # beside the tree, not part of its id, as an item's mtime); an item's ctime and
+    # atime, beside it as its mtime (NULL: the mtime). The index counts a folder's
+    # sub-folders (its st_nlink).
+    _run_script(db, SCHEMA_V6)
+
+
 # (schema version reached, name, step). Append; never edit a released step.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
@@ -171,5 +190,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (3, "posix attributes of items", _migrate_v3),
     (4, "file entries by item", _migrate_v4),
     (5, "projects", _migrate_v5),
+    (6, "attributes of folders", _migrate_v6),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

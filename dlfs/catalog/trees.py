@@ -12,7 +12,17 @@ from collections.abc import Iterable
 
 from dlfs.catalog.database import CatalogCore, Row
 
-_ITEM_COLS = "i.blob AS blob, i.mtime AS mtime, i.origin AS origin, i.posix AS posix"
+_ITEM_COLS = (
+    "i.blob AS blob, coalesce(i.mtime, t.mtime) AS mtime, i.origin AS origin,"
+    " coalesce(i.posix, t.posix) AS posix, coalesce(i.ctime, t.ctime) AS ctime,"
+    " coalesce(i.atime, t.atime) AS atime,"
+    " CASE WHEN e.kind = 1 THEN (SELECT count(*) FROM tree_entries s"
+    " WHERE s.tree = e.ref AND s.kind = 1) END AS folders"
+)
+_JOINS = (
+    " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+    " LEFT JOIN trees t ON e.kind = 1 AND t.id = e.ref"
+)
 
 
 class TreeQueries(CatalogCore):
@@ -21,10 +31,10 @@ class TreeQueries(CatalogCore):
     # -- entries of one folder --------------------------------------------------
 
     def entry(self, tree: str, name: str) -> Row | None:
-        """One entry of a folder with its item's blob, mtime and origin (files)."""
+        """One entry of a folder with its item's blob, mtime, origin and posix (files),
+        or its tree's posix, mtime, ctime and number of sub-folders (folders)."""
         return self._one(
-            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e"
-            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e{_JOINS}"
             " WHERE e.tree = ? AND e.name = ?",
             (tree, name),
         )
@@ -32,8 +42,7 @@ class TreeQueries(CatalogCore):
     def entries(self, tree: str) -> list[Row]:
         """The entries of a folder in name order, with item blob, mtime and origin."""
         return self._all(
-            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e"
-            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e{_JOINS}"
             " WHERE e.tree = ? ORDER BY e.name",
             (tree,),
         )
@@ -41,8 +50,7 @@ class TreeQueries(CatalogCore):
     def entries_after(self, tree: str, after: str, limit: int) -> list[Row]:
         """Up to ``limit`` entries of a folder whose names sort after ``after``."""
         return self._all(
-            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e"
-            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e{_JOINS}"
             " WHERE e.tree = ? AND e.name > ? ORDER BY e.name LIMIT ?",
             (tree, after, limit),
         )
@@ -103,13 +111,53 @@ class TreeQueries(CatalogCore):
         return self._one("SELECT 1 FROM trees WHERE id = ?", (tree,)) is not None
 
     def tree_register(
-        self, tree: str, files: int | None, nbytes: int | None, draft: str | None = None
+        self,
+        tree: str,
+        files: int | None,
+        nbytes: int | None,
+        draft: str | None = None,
+        attrs: tuple[str, float | None, float | None] = ("", None, None),
     ) -> None:
-        """Record a tree: its totals (immutable trees) or its owning draft (mutable)."""
+        """Record a tree: its totals (immutable trees) or its owning draft (mutable),
+        and its own ``(posix, mtime, ctime)`` (see :meth:`tree_attrs`)."""
         self._run(
-            "INSERT OR IGNORE INTO trees(id, files, bytes, draft) VALUES (?,?,?,?)",
-            (tree, files, nbytes, draft),
+            "INSERT OR IGNORE INTO trees(id, files, bytes, draft, posix, mtime, ctime)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (tree, files, nbytes, draft, *attrs),
         )
+
+    def tree_attrs(self, tree: str) -> tuple[str, float | None, float | None]:
+        """A folder's own ``(posix, mtime, ctime)``: its mode, owner and xattrs as
+        canonical JSON (``""``: none), and its times (None: not kept)."""
+        row = self._one("SELECT posix, mtime, ctime FROM trees WHERE id = ?", (tree,))
+        if row is None:
+            return "", None, None
+        return str(row[0] or ""), row[1], row[2]
+
+    def tree_set_attrs(
+        self,
+        tree: str,
+        posix: str | None = None,
+        mtime: float | None = None,
+        ctime: float | None = None,
+        atime: float | None = None,
+    ) -> None:
+        """Change a mutable folder's attributes (None keeps that one)."""
+        self._run(
+            "UPDATE trees SET posix = coalesce(?, posix), mtime = coalesce(?, mtime),"
+            " ctime = coalesce(?, ctime), atime = coalesce(?, atime) WHERE id = ?",
+            (posix, mtime, ctime, atime, tree),
+        )
+
+    def tree_atime(self, tree: str) -> float | None:
+        """A folder's atime as ``utimensat`` set it (None: its mtime)."""
+        row = self._one("SELECT atime FROM trees WHERE id = ?", (tree,))
+        return None if row is None else row[0]
+
+    def folder_count(self, tree: str) -> int:
+        """How many sub-folders a folder has (its ``st_nlink`` is 2 more)."""
+        row = self._one("SELECT count(*) FROM tree_entries WHERE tree = ? AND kind = 1", (tree,))
+        return int(row[0]) if row else 0
 
     def tree_totals(self, tree: str) -> tuple[int, int] | None:
         """``(files, bytes)`` of an immutable tree, or None if not recorded."""
@@ -136,14 +184,34 @@ class TreeQueries(CatalogCore):
     def tree_promote(self, mutable: str, content_id: str, files: int, nbytes: int) -> None:
         """Turn a mutable tree into the immutable tree ``content_id``.
 
-        If an equal tree already exists the mutable rows are simply dropped.
+        If an equal tree already exists the mutable rows are simply dropped (its times
+        are the equal tree's, as an item's mtime is shared). Its attributes go with it.
         """
         if self.tree_exists(content_id):
             self.tree_delete(mutable)
             return
+        attrs = self.tree_attrs(mutable)
         self._run("UPDATE tree_entries SET tree = ? WHERE tree = ?", (content_id, mutable))
         self._run("DELETE FROM trees WHERE id = ?", (mutable,))
-        self.tree_register(content_id, files, nbytes)
+        self.tree_register(content_id, files, nbytes, attrs=attrs)
+
+    def draft_links(self, draft: str, item: str) -> int:
+        """How many entries of a draft's mutable folders name file item ``item``."""
+        row = self._one(
+            "SELECT count(*) FROM tree_entries e JOIN trees t ON t.id = e.tree"
+            " WHERE e.ref = ? AND e.kind = 0 AND t.draft = ?",
+            (item, draft),
+        )
+        return int(row[0]) if row else 0
+
+    def draft_repoint(self, draft: str, old: str, new: str, size: int) -> None:
+        """Every entry of a draft's mutable folders naming item ``old`` now names
+        ``new`` (of ``size`` bytes): the other names of a hard-linked file."""
+        self._run(
+            "UPDATE tree_entries SET ref = ?, size = ? WHERE ref = ? AND kind = 0"
+            " AND tree IN (SELECT id FROM trees WHERE draft = ?)",
+            (new, size, old, draft),
+        )
 
     def draft_tree_count(self, draft: str) -> int:
         """How many mutable folders a draft has: what its publish will freeze."""

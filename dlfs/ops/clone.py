@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,16 +183,19 @@ def frozen_root(db: CatalogDB, tree: str) -> str:
         (name, kind, frozen_root(db, ref) if kind == DIR else ref, size)
         for name, kind, ref, size in db.raw_entries(tree)
     ]
-    return build_tree(db, entries)
+    return build_tree(db, entries, db.tree_attrs(tree))
 
 
 def build_paths(
     db: CatalogDB,
     files: Iterable[tuple[Sequence[str], str, int]],
     folders: Iterable[Sequence[str]] = (),
+    attrs: Mapping[tuple[str, ...], tuple[str, float | None, float | None]] | None = None,
 ) -> str:
     """Store an immutable tree from ``(path parts, item id, size)`` files and extra
-    (possibly empty) ``folders``; return the root id. Paths must not clash."""
+    (possibly empty) ``folders``, folders keeping ``attrs`` (path parts -> their
+    ``(posix, mtime, ctime)``; ``()`` the root); return the root id. Paths must not
+    clash."""
     own: dict[tuple[str, ...], list[tuple[str, int, str, int]]] = {(): []}
     subdirs: dict[tuple[str, ...], set[str]] = {(): set()}
 
@@ -212,7 +215,7 @@ def build_paths(
     built: dict[tuple[str, ...], str] = {}
     for folder in sorted(own, key=len, reverse=True):
         entries = own[folder] + [(name, DIR, built[(*folder, name)], 0) for name in subdirs[folder]]
-        built[folder] = build_tree(db, entries)
+        built[folder] = build_tree(db, entries, (attrs or {}).get(folder, ("", None, None)))
     return built[()]
 
 
@@ -407,7 +410,7 @@ def new_lineage(db: CatalogDB, tree: DraftTree, parts: list[str]) -> int:
         entries = [
             (n, k, rebuild(r) if k == DIR else renew(r), s) for n, k, r, s in db.raw_entries(folder)
         ]
-        return build_tree(db, entries)
+        return build_tree(db, entries, db.tree_attrs(folder))
 
     if entry["kind"] == DIR:
         new_ref = rebuild(entry["ref"])

@@ -299,11 +299,16 @@ def merge(
     db.map_for_reading()  # every item of every ref is read: without copies
     slots: list[_Slot] = []
     folders: set[str] = set()
+    # a folder keeps its attributes as the first ref holding it has them
+    attrs: dict[tuple[str, ...], tuple[str, float | None, float | None]] = {
+        (): db.tree_attrs(roots[0])
+    }
     for root in roots:
         files = []
         for r in db.subtree_items(root):
             if r["kind"] == DIR:
                 folders.add(r["path"])
+                attrs.setdefault(tuple(r["path"].split("/")), db.tree_attrs(r["ref"]))
             else:
                 files.append(r)
         _match(slots, files)
@@ -321,7 +326,7 @@ def merge(
             new_items.append(new)
         files_out.append((path.split("/"), iid, size))
     db.items_put(sorted(new_items))  # in key order: each B-tree page is written once
-    root = build_paths(db, files_out, [f.split("/") for f in folders])
+    root = build_paths(db, files_out, [f.split("/") for f in folders], attrs)
 
     sources = [{**source_entry(db, row), "root": r} for row, r in zip(rows, roots, strict=True)]
     labels = datasets[0]["labels"]

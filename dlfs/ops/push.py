@@ -121,7 +121,11 @@ def collect(db: CatalogDB, row: Row) -> dict[str, Any]:
     item_ids: list[str] = []
     for t in db.subtree_ids(row["root"]):
         entries = db.raw_entries(t["id"])
-        trees.append([t["id"], t["files"], t["bytes"], [list(e) for e in entries]])
+        tree = [t["id"], t["files"], t["bytes"], [list(e) for e in entries]]
+        # A folder's own attributes (posix, mtime, ctime) are a fifth field, written
+        # only when it keeps any: documents of plain folders stay as before.
+        attrs = db.tree_attrs(t["id"])
+        trees.append(tree + ([list(attrs)] if attrs != ("", None, None) else []))
         item_ids.extend(ref for _name, kind, ref, _size in entries if kind == 0)
     items = db.items_by_ids(item_ids)
     # An item's POSIX attributes (mode, owner, link, user.* xattrs) are an eighth
@@ -340,8 +344,9 @@ def check_records(doc: dict[str, Any]) -> None:
     """Re-hash every folder and item of a document against its content id."""
     vid = doc["version"]["id"]
     ids = set()
-    for tid, _files, _bytes, entries in doc["trees"]:
-        if tree_id((n, k, r) for n, k, r, _s in entries) != tid:
+    for tid, _files, _bytes, entries, *attrs in doc["trees"]:
+        posix = attrs[0][0] if attrs else ""
+        if tree_id(((n, k, r) for n, k, r, _s in entries), posix) != tid:
             raise Corrupt(f"the pushed records of version {vid}: folder {tid} does not match")
         ids.add(tid)
     if doc["version"]["root"] not in ids:
@@ -398,10 +403,11 @@ def insert(
             raise AlreadyExists(
                 f"tag {tag!r} already names version {other} here; add --force to move it"
             )
-    for tid, files, nbytes, entries in doc["trees"]:
+    for tid, files, nbytes, entries, *attrs in doc["trees"]:
         if not db.tree_exists(tid):
             db.entries_put(tid, [tuple(e) for e in entries])
-            db.tree_register(tid, files, nbytes)
+            posix, mtime, ctime = attrs[0] if attrs else ("", None, None)
+            db.tree_register(tid, files, nbytes, attrs=(posix, mtime, ctime))
     db.items_put(_item_row(i) for i in doc["items"])
     db.blobs_put((b, int(size), storage) for b, size in doc["blobs"])
     db.external_put(tuple(e) for e in doc["external"])

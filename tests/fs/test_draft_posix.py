@@ -209,3 +209,30 @@ def test_tools_round_trip_modes_links_and_xattrs(
     assert _modes(pub) == _modes(src)  # write bits aside: a published version is read-only
     if tool != "rsync":
         assert _user_xattrs(pub / "sub" / "data.bin") == {"user.label": b"cat"}
+
+
+def test_hard_links_share_an_inode_in_the_session(draft: Mount) -> None:
+    mnt = draft.path
+    (mnt / "orig").write_bytes(b"one")
+    os.link(mnt / "orig", mnt / "twin")
+    a, b = os.stat(mnt / "orig"), os.stat(mnt / "twin")
+    assert a.st_ino == b.st_ino and a.st_nlink == b.st_nlink == 2
+    (mnt / "twin").write_bytes(b"written through the twin")
+    assert (mnt / "orig").read_bytes() == b"written through the twin"
+    os.chmod(mnt / "orig", 0o600)
+    assert stat.S_IMODE(os.stat(mnt / "twin").st_mode) == 0o600
+    os.unlink(mnt / "orig")
+    left = os.stat(mnt / "twin")
+    assert left.st_ino == a.st_ino and left.st_nlink == 1
+    assert (mnt / "twin").read_bytes() == b"written through the twin"
+
+
+def test_renaming_over_a_hard_link_leaves_the_other_name(draft: Mount) -> None:
+    mnt = draft.path
+    (mnt / "dst").write_bytes(b"dst")
+    os.link(mnt / "dst", mnt / "dstlnk")
+    assert os.stat(mnt / "dstlnk").st_nlink == 2
+    (mnt / "src").write_bytes(b"src")
+    os.rename(mnt / "src", mnt / "dst")
+    assert os.stat(mnt / "dstlnk").st_nlink == 1
+    assert (mnt / "dstlnk").read_bytes() == b"dst" and (mnt / "dst").read_bytes() == b"src"

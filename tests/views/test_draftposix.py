@@ -85,12 +85,127 @@ def test_symlinks_are_made_read_and_published(draft: Any) -> None:
         published.close()
 
 
-def test_hard_links_and_special_files_stay_refused(draft: Any) -> None:
-    node = draft.lookup(draft.root(), "run.sh")
+def test_hard_links_are_one_file_in_the_session_and_two_after_publish(draft: Any) -> None:
+    root = draft.root()
+    node = draft.lookup(root, "run.sh")
     with pytest.raises(NotPermitted):
-        draft.link(node, draft.root(), "hard")
-    with pytest.raises(NotPermitted):
-        draft.mknod(draft.root(), "fifo", stat.S_IFIFO | 0o644, 0)
+        draft.link(draft.mkdir(root, "d", 0o755), root, "d2")
+    with pytest.raises(AlreadyExists):
+        draft.link(node, root, "run.sh")
+    hard = draft.link(node, root, "hard")
+    assert hard.nlink == 2 and draft.lookup(root, "run.sh").nlink == 2
+    draft.setattr(hard, mode=stat.S_IFREG | 0o700)
+    assert stat.S_IMODE(draft.lookup(root, "run.sh").mode) == 0o700, "one file, two names"
+    fh = draft.open(hard, os.O_WRONLY | os.O_TRUNC)
+    draft.write(fh, 0, b"new bytes")
+    draft.flush(fh)
+    draft.release(fh)
+    first = draft.lookup(root, "run.sh")
+    assert (first.size, first.blob) == (9, draft.lookup(root, "hard").blob)
+    draft.unlink(root, "run.sh")
+    assert draft.lookup(root, "hard").nlink == 1
+    draft.link(draft.lookup(root, "hard"), root, "again")
+    published = _publish(draft)
+    try:
+        a, b = (published.lookup(published.root(), n) for n in ("hard", "again"))
+        assert a.blob == b.blob and a.nlink == b.nlink == 1, "two files sharing a blob"
+    finally:
+        published.close()
+
+
+def test_special_files_keep_type_and_device_and_hand_out_no_bytes(draft: Any) -> None:
+    draft.mknod(draft.root(), "fifo", stat.S_IFIFO | 0o640, 0)
+    draft.mknod(draft.root(), "sock", stat.S_IFSOCK | 0o600, 0)
+    dev = os.makedev(1, 3)
+    draft.mknod(draft.root(), "null", stat.S_IFCHR | 0o666, dev)
+    draft.mknod(draft.root(), "disk", stat.S_IFBLK | 0o660, os.makedev(8, 1))
+    with pytest.raises(AlreadyExists):
+        draft.mknod(draft.root(), "fifo", stat.S_IFIFO | 0o640, 0)
+    fifo = draft.lookup(draft.root(), "fifo")
+    assert stat.S_ISFIFO(fifo.mode) and stat.S_IMODE(fifo.mode) == 0o640 and fifo.size == 0
+    with pytest.raises(InvalidInput):
+        draft.open(fifo, os.O_RDONLY)
+    published = _publish(draft)
+    try:
+        nodes = {n: published.lookup(published.root(), n) for n in ("fifo", "sock", "null", "disk")}
+        assert stat.S_ISFIFO(nodes["fifo"].mode) and stat.S_ISSOCK(nodes["sock"].mode)
+        assert stat.S_ISCHR(nodes["null"].mode) and nodes["null"].rdev == dev
+        assert stat.S_ISBLK(nodes["disk"].mode) and nodes["disk"].rdev == os.makedev(8, 1)
+        assert stat.S_IMODE(nodes["null"].mode) == 0o444, "published: no write bits"
+        with pytest.raises(InvalidInput):
+            published.open(nodes["null"], os.O_RDONLY)
+    finally:
+        published.close()
+
+
+def test_folders_keep_mode_owner_and_times_through_publish(draft: Any) -> None:
+    folder = draft.mkdir(draft.root(), "shared", 0o755)
+    assert stat.S_ISDIR(folder.mode) and stat.S_IMODE(folder.mode) == 0o755
+    draft.setattr(folder, mode=stat.S_IFDIR | 0o1777)
+    draft.setattr(folder, uid=1234, gid=5678)
+    draft.setattr(folder, mtime_ns=3_000_000_000)
+    again = draft.lookup(draft.root(), "shared")
+    assert stat.S_IMODE(again.mode) == 0o1777 and (again.uid, again.gid) == (1234, 5678)
+    assert again.mtime_ns == 3_000_000_000
+    root = draft.getattr(draft.root())
+    draft.setattr(root, mode=stat.S_IFDIR | 0o750)
+    assert stat.S_IMODE(draft.getattr(draft.root()).mode) == 0o750
+    published = _publish(draft)
+    try:
+        shared = published.lookup(published.root(), "shared")
+        assert stat.S_IMODE(shared.mode) == 0o1555, "sticky kept, write bits dropped"
+        assert (shared.uid, shared.gid) == (1234, 5678)
+        assert shared.mtime_ns == 3_000_000_000
+        assert stat.S_IMODE(published.root().mode) == 0o550
+    finally:
+        published.close()
+
+
+def test_folder_nlink_and_times_follow_its_entries(draft: Any) -> None:
+    root = draft.root()
+    assert draft.getattr(root).nlink == 2
+    a = draft.mkdir(root, "a", 0o755)
+    draft.mkdir(root, "b", 0o755)
+    assert draft.getattr(root).nlink == 4 and a.nlink == 2
+    draft.setattr(a, mtime_ns=1_000_000_000)
+    _write_in(draft, a, "f", b"x")
+    moved = draft.lookup(root, "a")
+    assert moved.mtime_ns > 1_000_000_000 and moved.ctime_ns >= moved.mtime_ns
+    for change in (
+        lambda: draft.rename(a, "f", a, "g", 0),
+        lambda: draft.unlink(a, "g"),
+        lambda: draft.mkdir(a, "sub", 0o700),
+    ):
+        draft.setattr(a, mtime_ns=1_000_000_000)
+        change()
+        assert draft.lookup(root, "a").mtime_ns > 1_000_000_000
+    assert draft.lookup(root, "a").nlink == 3
+    draft.rmdir(root, "b")
+    assert draft.getattr(root).nlink == 3
+
+
+def test_new_entries_belong_to_their_maker_and_set_gid_folders_pass_their_group(
+    draft: Any,
+) -> None:
+    folder = draft.mkdir(draft.root(), "team", 0o755, (1000, 1000))
+    assert (folder.uid, folder.gid) == (1000, 1000)
+    draft.setattr(folder, mode=stat.S_IFDIR | 0o2775, gid=4000)
+    sub = draft.mkdir(folder, "sub", 0o755, (2000, 2000))
+    assert (sub.uid, sub.gid) == (2000, 4000) and sub.mode & stat.S_ISGID
+    fh, made = draft.create(folder, "note", 0o640, os.O_WRONLY, (2000, 2000))
+    assert (made.uid, made.gid) == (2000, 4000), "the kernel checks this node's owner"
+    draft.release(fh)
+    note = draft.lookup(folder, "note")
+    assert (note.uid, note.gid) == (2000, 4000) and stat.S_IMODE(note.mode) == 0o640
+    mine = draft.mkdir(draft.root(), "mine", 0o700, (os.getuid(), os.getgid()))
+    assert (mine.uid, mine.gid) == (-1, -1), "the mounting user's: nothing kept"
+
+
+def _write_in(view: Any, folder: Any, name: str, data: bytes) -> None:
+    fh, _node = view.create(folder, name, 0o644, os.O_WRONLY)
+    view.write(fh, 0, data)
+    view.flush(fh)
+    view.release(fh)
 
 
 def test_user_xattrs_round_trip_and_publish(draft: Any) -> None:
