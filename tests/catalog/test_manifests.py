@@ -77,7 +77,9 @@ def src(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_import_then_export_round_trips(catalog: Catalog, src: Path, tmp_path: Path, fmt: str):
+def test_import_then_export_round_trips(
+    catalog: Catalog, src: Path, tmp_path: Path, fmt: str
+) -> None:
     writer = write_jsonl if fmt == "jsonl" else write_csv
     manifest = writer(src / f"manifest.{fmt}", rows())
     catalog.create_dataset("pets")
@@ -111,7 +113,7 @@ def test_import_then_export_round_trips(catalog: Catalog, src: Path, tmp_path: P
 
 def test_export_src_is_the_path_and_reads_back_beside_a_copy(
     catalog: Catalog, src: Path, tmp_path: Path
-):
+) -> None:
     catalog.create_dataset("pets")
     catalog.import_manifest("pets", write_jsonl(src / "m.jsonl", rows()))
     v1 = catalog.publish("pets")
@@ -126,7 +128,9 @@ def test_export_src_is_the_path_and_reads_back_beside_a_copy(
     assert content(catalog, "again@draft") == content(catalog, v1.ref)
 
 
-def test_export_with_files_needs_an_empty_folder(catalog: Catalog, src: Path, tmp_path: Path):
+def test_export_with_files_needs_an_empty_folder(
+    catalog: Catalog, src: Path, tmp_path: Path
+) -> None:
     catalog.create_dataset("pets")
     catalog.import_manifest("pets", write_jsonl(src / "m.jsonl", rows()))
     make_tree(tmp_path / "full", {"keep.txt": b"mine"})
@@ -157,7 +161,7 @@ def coco_doc() -> dict[str, Any]:
     }
 
 
-def test_coco_images_become_items_and_categories_labels(catalog: Catalog, tmp_path: Path):
+def test_coco_images_become_items_and_categories_labels(catalog: Catalog, tmp_path: Path) -> None:
     images = make_tree(
         tmp_path / "images", {"a/1.jpg": b"one", "b.jpg": b"two", "empty.jpg": b"three"}
     )
@@ -193,12 +197,12 @@ def test_coco_images_become_items_and_categories_labels(catalog: Catalog, tmp_pa
     assert content(catalog, "coco2@draft") == content(catalog, v1.ref)
 
 
-def test_coco_categories_must_fit_an_existing_recipe(catalog: Catalog, tmp_path: Path):
+def test_coco_categories_must_fit_an_existing_recipe(catalog: Catalog, tmp_path: Path) -> None:
     make_tree(tmp_path, {"a/1.jpg": b"1", "b.jpg": b"2", "empty.jpg": b"3"})
     (tmp_path / "c.json").write_text(json.dumps(coco_doc()))
     catalog.create_dataset("narrow", labels={"labels": ["cat"]})
     before = catalog_dump(catalog.home.root)
-    with pytest.raises(InvalidInput, match="not in the labels recipe.*dog, bird"):
+    with pytest.raises(InvalidInput, match=r"not in the labels recipe.*dog, bird"):
         catalog.import_manifest("narrow", tmp_path / "c.json")
     assert catalog_dump(catalog.home.root) == before
     catalog.create_dataset("wide", labels=["bird", "cat", "dog", "fish"])
@@ -228,7 +232,7 @@ BAD_JSONL = [
 @pytest.mark.parametrize(("third", "error"), BAD_JSONL)
 def test_a_bad_row_is_refused_with_its_line_and_nothing_changes(
     catalog: Catalog, src: Path, third: str, error: str
-):
+) -> None:
     catalog.create_dataset("pets")
     catalog.add("pets", [src / "notes.txt"], to="old")
     manifest = src / "m.jsonl"
@@ -241,7 +245,7 @@ def test_a_bad_row_is_refused_with_its_line_and_nothing_changes(
     assert blob_files(catalog.home.root) == blobs
 
 
-def test_too_large_metadata_is_e2big_with_its_line(catalog: Catalog, src: Path):
+def test_too_large_metadata_is_e2big_with_its_line(catalog: Catalog, src: Path) -> None:
     catalog.create_dataset("pets")
     big = {"src": "notes.txt", "metadata": {"blob": "x" * MAX_METADATA}}
     manifest = write_jsonl(src / "m.jsonl", [{"src": "img/cat/1.jpg"}, big])
@@ -260,7 +264,7 @@ def test_too_large_metadata_is_e2big_with_its_line(catalog: Catalog, src: Path):
 )
 def test_a_row_that_clashes_with_the_draft_is_refused(
     catalog: Catalog, src: Path, path: str, error: str
-):
+) -> None:
     catalog.create_dataset("pets")
     catalog.add("pets", [src / "notes.txt"], to="old")
     before = catalog_dump(catalog.home.root)
@@ -271,11 +275,11 @@ def test_a_row_that_clashes_with_the_draft_is_refused(
     assert catalog_dump(catalog.home.root) == before
 
 
-def test_bad_csv_rows_name_their_line(catalog: Catalog, src: Path):
+def test_bad_csv_rows_name_their_line(catalog: Catalog, src: Path) -> None:
     catalog.create_dataset("pets")
     before = catalog_dump(catalog.home.root)
     cases = {
-        "src,path,metadata\nnotes.txt,a,{}\nnotes.txt,b,{bad\n": "line 3: invalid JSON for metadata",
+        "src,path,metadata\nnotes.txt,a,{}\nnotes.txt,b,{bad\n": "line 3: invalid JSON",
         'src,metadata\n"notes.txt","{""a"":\n1}"\nnotes.txt,x\n': "line 4: invalid JSON",
         "src,path\nnotes.txt,a,extra\n": "line 2: 3 cells, the header has 2 columns",
         "src,label\nnotes.txt,cat\n": "line 1: unknown column 'label'",
@@ -288,7 +292,7 @@ def test_bad_csv_rows_name_their_line(catalog: Catalog, src: Path):
     assert catalog_dump(catalog.home.root) == before
 
 
-def test_bad_coco_names_the_place(catalog: Catalog, tmp_path: Path):
+def test_bad_coco_names_the_place(catalog: Catalog, tmp_path: Path) -> None:
     make_tree(tmp_path, {"a/1.jpg": b"1", "b.jpg": b"2", "empty.jpg": b"3"})
     catalog.create_dataset("coco")
     doc = coco_doc()
@@ -305,7 +309,7 @@ def test_bad_coco_names_the_place(catalog: Catalog, tmp_path: Path):
     assert catalog.dataset("coco").info()["labels"] is None
 
 
-def test_dry_run_shows_the_change_and_makes_none(catalog: Catalog, src: Path):
+def test_dry_run_shows_the_change_and_makes_none(catalog: Catalog, src: Path) -> None:
     catalog.create_dataset("pets")
     catalog.import_manifest("pets", write_jsonl(src / "m1.jsonl", [rows()[3]]))
     before, blobs = catalog_dump(catalog.home.root), blob_files(catalog.home.root)
@@ -318,7 +322,7 @@ def test_dry_run_shows_the_change_and_makes_none(catalog: Catalog, src: Path):
     assert blob_files(catalog.home.root) == blobs
 
 
-def test_a_row_on_an_existing_file_keeps_its_lineage(catalog: Catalog, src: Path):
+def test_a_row_on_an_existing_file_keeps_its_lineage(catalog: Catalog, src: Path) -> None:
     catalog.create_dataset("pets")
     catalog.add("pets", [src / "notes.txt"], metadata={"keep": True})
     old = catalog.item("pets@draft", "notes.txt")
@@ -330,7 +334,7 @@ def test_a_row_on_an_existing_file_keeps_its_lineage(catalog: Catalog, src: Path
     assert catalog.draft("pets").read_bytes("notes.txt") == FILES["img/dog/3.jpg"]
 
 
-def test_a_failure_after_bytes_were_staged_leaves_no_blob(catalog: Catalog, src: Path):
+def test_a_failure_after_bytes_were_staged_leaves_no_blob(catalog: Catalog, src: Path) -> None:
     """The draft is published by another process while the import copies bytes: the
     import fails and none of the bytes it staged stays in the store."""
     catalog.create_dataset("pets")
@@ -353,7 +357,7 @@ def test_a_failure_after_bytes_were_staged_leaves_no_blob(catalog: Catalog, src:
     assert [f.path for f in catalog.files("pets@latest")] == ["notes.txt"]
 
 
-def test_format_by_extension_content_or_flag(catalog: Catalog, src: Path):
+def test_format_by_extension_content_or_flag(catalog: Catalog, src: Path) -> None:
     catalog.create_dataset("pets")
     text = json.dumps({"src": "notes.txt"}) + "\n"
     (src / "list.txt").write_text(text)  # no known extension: JSON Lines by content
@@ -367,7 +371,7 @@ def test_format_by_extension_content_or_flag(catalog: Catalog, src: Path):
         catalog.import_manifest("pets", src / "none.jsonl")
 
 
-def test_s3_rows_become_linked_items(s3: Any, catalog: Catalog, tmp_path: Path):
+def test_s3_rows_become_linked_items(s3: Any, catalog: Catalog, tmp_path: Path) -> None:
     bucket = s3.bucket()
     for key, data in {"raw/a.jpg": b"AAA", "raw/sub/b.jpg": b"BBBB", "other/c.jpg": b"C"}.items():
         s3.client().put_object(Bucket=bucket, Key=key, Body=data)
