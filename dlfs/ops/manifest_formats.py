@@ -283,7 +283,8 @@ def write(path: Path, fmt: str, records: Iterable[Record], labels: list[str], re
     """Write ``records`` to ``path`` in format ``fmt``, whole or not at all (a
     temporary file renamed into place). ``labels`` and ``recipe`` (the dataset's)
     give COCO its categories. Returns how many annotations could not be written
-    (COCO keeps only JSON objects)."""
+    (COCO keeps only JSON objects). Missing folders above ``path`` are made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     dropped = 0
     try:

@@ -48,7 +48,7 @@ from dlfs.ops.manifest_formats import Manifest, Record
 from dlfs.ops.manifest_formats import Row as ManifestRow
 from dlfs.ops.merge import recipe_labels
 from dlfs.stores.base import BlobStore
-from dlfs.stores.urls import ExternalObject, S3Url, is_linked, parse_s3_url
+from dlfs.stores.urls import LINKED, ExternalObject, S3Url, is_linked, parse_s3_url
 
 Progress = Callable[[int], None]
 
@@ -162,7 +162,7 @@ def apply(db: CatalogDB, store: BlobStore, plan: Plan, progress: Progress | None
 
 def linked_location(storage: str) -> S3Url | None:
     """The bucket location of a linked dataset's storage URL; None for others."""
-    return parse_s3_url(storage.removeprefix("linked:")) if is_linked(storage) else None
+    return parse_s3_url(storage.removeprefix(LINKED)) if is_linked(storage) else None
 
 
 def place(
