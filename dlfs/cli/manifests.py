@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -12,19 +14,24 @@ from dlfs.cli.core import Context, cli, emit, human_size, pass_ctx, progress_bar
 from dlfs.cli.storage import endpoint_option
 from dlfs.ops.manifest_formats import FORMATS
 
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="jsonl, csv or coco (default: by the file's extension, else its content).",
-)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_option(default: str) -> Callable[[F], F]:
+    """``--format``, with what happens without it."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=None,
+        help=f"The manifest's format (default: {default}).",
+    )
 
 
 @cli.command("import")
 @click.argument("ref")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@format_option
+@format_option("by the file's extension, else its content")
 @click.option(
     "--images",
     type=click.Path(file_okay=False),
@@ -72,7 +79,7 @@ def import_(
 @cli.command("export")
 @click.argument("ref")
 @click.argument("file", type=click.Path(dir_okay=False))
-@format_option
+@format_option("by the extension: .jsonl, .csv, .json for COCO; else jsonl")
 @click.option(
     "--with-files",
     type=click.Path(file_okay=False),
