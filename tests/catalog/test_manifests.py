@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dlfs import Catalog
-from dlfs.errors import Conflict, InvalidInput, NotFound, TooLarge
+from dlfs.errors import Conflict, Corrupt, InvalidInput, NotFound, TooLarge
 from dlfs.jsonvalues import MAX_METADATA
 from tests.conftest import blob_files, catalog_dump, make_tree
 
@@ -412,3 +412,21 @@ def test_s3_rows_become_linked_items(s3: Any, catalog: Catalog, tmp_path: Path) 
         with pytest.raises((InvalidInput, NotFound), match=error):
             catalog.import_manifest("linked", manifest)
     assert catalog_dump(catalog.home.root) == before
+
+
+def test_export_with_files_never_writes_a_corrupt_byte(
+    catalog: Catalog, src: Path, tmp_path: Path
+) -> None:
+    catalog.create_dataset("pets")
+    catalog.import_manifest("pets", write_jsonl(src / "m.jsonl", rows()))
+    v1 = catalog.publish("pets")
+    blob = v1.item("train/cat/1.jpg").blob
+    stored = catalog.home.root / "blobs" / blob[:2] / blob
+    stored.write_bytes(b"\0" * stored.stat().st_size)  # same size, wrong bytes
+    out = tmp_path / "out"
+    with pytest.raises(Corrupt):
+        catalog.export_manifest(v1, out / "m.jsonl", with_files=out)
+    assert not (out / "m.jsonl").exists()
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert written == {"img/dog/3.jpg", "notes.txt"}  # the files before it, whole
+    assert (out / "notes.txt").read_bytes() == FILES["notes.txt"]
