@@ -43,7 +43,7 @@ from dlfs.names import (
 from dlfs.objects import DIR
 from dlfs.ops import clone as clone_ops
 from dlfs.ops import diff as diff_ops
-from dlfs.ops import importer, maintenance, placing, selection
+from dlfs.ops import importer, maintenance, manifest_formats, manifests, placing, selection
 from dlfs.ops import link as link_ops
 from dlfs.ops import merge as merge_ops
 from dlfs.ops import push as push_ops
@@ -442,6 +442,62 @@ class Catalog(ProjectMethods):
             current = self.db.version_get(row["id"])
             assert current is not None
             return self._item(current, parts)
+
+    # -- manifests ----------------------------------------------------------------
+
+    def import_manifest(
+        self,
+        ref: str,
+        manifest: str | os.PathLike[str],
+        format: str | None = None,
+        images: str | os.PathLike[str] | None = None,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> manifests.ImportResult:
+        """Fill a draft from a JSON Lines, CSV or COCO manifest (``format`` forces one;
+        else by extension or content), all rows or none; see :mod:`dlfs.ops.manifests`.
+        Relative sources are found in ``images`` (default: the manifest's folder).
+        ``dry_run`` checks everything and returns what would change, changing nothing.
+        ``progress`` is called with the bytes of each file stored."""
+        doc = manifests.read(Path(manifest), format)
+        with self.db.snapshot():
+            plan = manifests.plan(self.db, ref, doc, None if images is None else Path(images))
+        if plan.linked is not None:
+            manifests.lookup_objects(plan, self._stores.linked(plan.storage).objects)
+        if not dry_run:
+            store = self.store(plan.storage)
+            store.clear_staging()
+            manifests.apply(self.db, store, plan, progress)
+        return manifests.result_of(plan, dry_run)
+
+    def export_manifest(
+        self,
+        ref: str | Version,
+        path: str | os.PathLike[str],
+        format: str | None = None,
+        with_files: str | os.PathLike[str] | None = None,
+        progress: Progress | None = None,
+    ) -> manifests.ExportResult:
+        """Write the files of version ``ref`` (paths, metadata, annotations) as a
+        manifest at ``path`` (``format``, else by extension; JSON Lines by default).
+        ``src`` is each file's path (its ``s3://`` object in a linked dataset); with
+        ``with_files`` (a new or empty folder) the verified bytes are copied there
+        and ``src`` points at the copies. Importing the manifest gives the same files."""
+        out = Path(path)
+        fmt = manifest_formats.export_format(out, format)
+        if with_files is not None:
+            manifests.check_files_folder(Path(with_files))
+        with self.db.snapshot():
+            row = versions.resolve(self.db, _ref_of(ref))
+            items, labels, recipe = manifests.collect(self.db, row)
+            store = self._store_of(row)
+        result = manifests.ExportResult(len(items), fmt)
+        if with_files is not None:
+            folder = Path(with_files)
+            result.copied_bytes = manifests.copy_files(store, items, folder, out, progress)
+        records = [i.record for i in items]
+        result.dropped_annotations = manifest_formats.write(out, fmt, records, labels, recipe)
+        return result
 
     # -- clone, merge, diff -----------------------------------------------------------
 

@@ -3,11 +3,22 @@
 ``core`` defines the group, the shared helpers (``emit``, ``table``, ``fail``...) and
 the catalog commands; each other module adds the commands of one area to that group
 (``mount``: mounting; ``prefetch``: access plans; ``versioning``: clone, merge, diff;
-``storage``: link, sync, push, pull; ``projects``: projects). Errors print as one
-line ``dlfs: error: ...`` with exit status 1; usage errors exit 2.
+``storage``: link, sync, push, pull; ``projects``: projects; ``manifests``: import,
+export). Errors print as one line ``dlfs: error: ...`` with exit status 1; usage
+errors exit 2.
 """
 
-from dlfs.cli import core, mount, prefetch, projects, storage, versioning
+from dlfs.cli import core, manifests, mount, prefetch, projects, storage, versioning
 from dlfs.cli.core import cli, main
 
-__all__ = ["cli", "core", "main", "mount", "prefetch", "projects", "storage", "versioning"]
+__all__ = [
+    "cli",
+    "core",
+    "main",
+    "manifests",
+    "mount",
+    "prefetch",
+    "projects",
+    "storage",
+    "versioning",
+]

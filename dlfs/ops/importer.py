@@ -93,7 +93,7 @@ def plan(
             files.append(_link(src, base, _source_name(src.name, src)))
             continue
         if src.is_file():
-            files.append(_file(src, base, _source_name(src.name, src)))
+            files.append(local_file(src, base, _source_name(src.name, src)))
             continue
         if not src.is_dir():
             raise InvalidInput(f"not a regular file or folder: {src}")
@@ -133,7 +133,7 @@ def _walk(
             if path.is_symlink():
                 inside = _inside(path.resolve(), root)
                 if follow and path.is_file() and inside:
-                    files.append(_file(path, folder, _source_name(name, path)))
+                    files.append(local_file(path, folder, _source_name(name, path)))
                     continue
                 if follow and not inside and warn is not None:
                     warn(
@@ -142,7 +142,7 @@ def _walk(
                     )
                 files.append(_link(path, folder, _source_name(name, path)))
             elif path.is_file():
-                files.append(_file(path, folder, _source_name(name, path)))
+                files.append(local_file(path, folder, _source_name(name, path)))
             elif not path.is_dir():
                 pass  # fifos, sockets, devices: not dataset content
 
@@ -156,7 +156,7 @@ def _link(path: Path, folder: tuple[str, ...], name: str) -> PlannedFile:
     return PlannedFile(b"", folder, name, posix=link_text(os.readlink(path)))
 
 
-def _file(path: Path, folder: tuple[str, ...], name: str) -> PlannedFile:
+def local_file(path: Path, folder: tuple[str, ...], name: str) -> PlannedFile:
     """A file to import, with its permission bits and ``user.*`` xattrs."""
     posix = NONE.with_mode(path.stat().st_mode)
     try:

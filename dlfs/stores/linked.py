@@ -110,6 +110,27 @@ class LinkedStore(CachedStore):
         versioned = self._versioned()
         return versioned, self._list(versioned)
 
+    def objects(self, keys: list[str]) -> list[ExternalObject | None]:
+        """The objects at ``keys`` of the store's bucket as they are now (with version
+        ids when the bucket is versioned), None for a key with no object; a few HEAD
+        requests at a time, each retried on temporary failures."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        versioned = self._versioned() if keys else False
+        bucket = self.loc.bucket
+
+        def one(key: str) -> ExternalObject | None:
+            info = self._head(ExternalObject(bucket, key, "", None, 0, 0.0))
+            if info is None:
+                return None
+            version = info.version_id if versioned else None
+            return ExternalObject(bucket, key, info.etag.strip('"'), version, info.size, info.mtime)
+
+        if len(keys) < 4:
+            return [one(k) for k in keys]
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(one, keys))
+
     @retrying("reading the versioning of {self.loc}")
     def _versioned(self) -> bool:
         return self.client.versioned(self.loc.bucket)
