@@ -4,8 +4,9 @@ Sections, in order: ``foundation`` (publish cost, ``dlfs add`` vs ``cp -r``),
 ``reads`` (plain / bindfs / passthrough / dlfs, cold and warm), then the benches other
 modules of this package own, each run through its ``main()`` when its module exists:
 ``versioning`` (clone/merge/diff, ``bench_versioning.py``), ``writes`` (writing into a
-draft mount, ``bench_writes.py``) and ``s3`` (reading S3 through a mount,
-``bench_s3.py``), ``manifests`` (``dlfs import``/``export``, ``bench_manifests.py``),
+draft mount, ``bench_writes.py``), ``s3`` (reading S3 through a mount,
+``bench_s3.py``), ``startup`` (start-up and mount time, ``bench_startup.py``),
+``manifests`` (``dlfs import``/``export``, ``bench_manifests.py``) and
 ``posix`` (pjdfstest in a draft mount, ``posix.py``; only with
 ``--only posix``: it is a conformance count, not a timing); a module with
 ``measure()`` and ``print_table()`` is run through those instead, so its figures
