@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlfs import draftlock, trees, versions
+from dlfs import draftlock, trees, versionmeta, versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, InvalidInput, IsADirectory
 from dlfs.handles import Dataset, Entry, Item, Progress, Version
@@ -201,8 +201,14 @@ class Catalog:
         row = versions.resolve_draft(self.db, ref)
         return Version(self, row["id"])
 
-    def publish(self, ref: str, tags: list[str] | None = None, name: str | None = None) -> Version:
-        """Publish a draft: new id, next ``vN``, ``latest`` and the given tags.
+    def publish(
+        self,
+        ref: str,
+        tags: list[str] | None = None,
+        name: str | None = None,
+        comment: str | None = None,
+    ) -> Version:
+        """Publish a draft: new id, next ``vN``, ``latest``, the given tags and comment.
 
         A draft mounted read-write is published with everything closed there; while
         files stay open for writing this waits a little, then raises
@@ -211,7 +217,7 @@ class Catalog:
         draft = versions.resolve(self.db, ref, write=True)["id"]
         with draftlock.publishing(self.home, draft) as guard, self.db.transaction():
             row = versions.resolve(self.db, ref, write=True)
-            vid = versions.publish(self.db, row, tags, name)
+            vid = versions.publish(self.db, row, tags, name, comment)
             guard.published(row["id"], vid)
         return Version(self, vid)
 
@@ -222,13 +228,16 @@ class Catalog:
         child_name: str | None = None,
         child_metadata: dict[str, Any] | None = None,
         comment: str | None = None,
+        child_comment: str = "",
     ) -> tuple[Version, Version]:
-        """Publish the draft of dataset ``name`` and start a child draft; return both."""
+        """Publish the draft of dataset ``name`` and start a child draft; return both
+        (the published version has a new id: the draft's id is gone, see
+        ``docs/versions.md``)."""
         draft = versions.resolve_draft(self.db, f"{name}@draft")["id"]
         with draftlock.publishing(self.home, draft) as guard, self.db.transaction():
             ds = versions.dataset_row(self.db, name)
             pub, child = versions.snapshot(
-                self.db, ds, publish_name, child_name, child_metadata, comment
+                self.db, ds, publish_name, child_name, child_metadata, comment, child_comment
             )
             guard.published(draft, pub)
         return Version(self, pub), Version(self, child)
@@ -257,6 +266,30 @@ class Catalog:
             if where is not None:
                 raise Conflict(f"draft {row['id']} is mounted read-write {where}: unmount it first")
             versions.delete_version(self.db, row)
+
+    def set_version_metadata(
+        self,
+        ref: str,
+        assignments: Mapping[str, Any] | Sequence[tuple[str, Any]] = (),
+        remove: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Set (dotted) keys of the metadata of any version, draft or published, and
+        remove ``remove`` keys; return all of it. Content and id do not change; the
+        change is recorded (see :mod:`dlfs.versionmeta`). ``NAME`` means ``NAME@latest``."""
+        pairs = list(assignments.items()) if isinstance(assignments, Mapping) else assignments
+        with self.db.transaction():
+            row = versions.resolve(self.db, ref)
+            return versionmeta.set_metadata(self.db, row, pairs, remove)
+
+    def set_version_comment(self, ref: str, comment: str) -> str:
+        """Replace the comment of any version, draft or published (recorded)."""
+        with self.db.transaction():
+            return versionmeta.set_comment(self.db, versions.resolve(self.db, ref), comment)
+
+    def version_changes(self, ref: str) -> list[dict[str, Any]]:
+        """The recorded metadata and comment changes of a version, oldest first."""
+        with self.db.snapshot():
+            return versionmeta.changes(self.db, versions.resolve(self.db, ref)["id"])
 
     def tag(self, ref: str, tags: list[str], force: bool = False) -> list[str]:
         """Add user tags to a published version; return all its tags."""

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,9 +158,12 @@ class Dataset:
         child_name: str | None = None,
         child_metadata: dict[str, Any] | None = None,
         comment: str | None = None,
+        child_comment: str = "",
     ) -> tuple[Version, Version]:
         """See :meth:`Catalog.snapshot`."""
-        return self.catalog.snapshot(self.name, publish_name, child_name, child_metadata, comment)
+        return self.catalog.snapshot(
+            self.name, publish_name, child_name, child_metadata, comment, child_comment
+        )
 
     def create_version(
         self, parents: list[str] | None = None, name: str | None = None, exist_ok: bool = False
@@ -241,9 +244,11 @@ class Dataset:
         """Add to the dataset's draft (see :meth:`Version.add`)."""
         return self.draft().add(source, to, metadata, annotations)
 
-    def publish(self, tags: list[str] | None = None, name: str | None = None) -> Version:
+    def publish(
+        self, tags: list[str] | None = None, name: str | None = None, comment: str | None = None
+    ) -> Version:
         """Publish the dataset's draft (see :meth:`Version.publish`)."""
-        return self.draft().publish(tags, name)
+        return self.draft().publish(tags, name, comment)
 
     def clone(
         self,
@@ -355,11 +360,34 @@ class Version:
             return self.catalog.add_bytes(self.ref, to, source, metadata, annotations)
         return self.catalog.add(self.ref, [source], to, progress, metadata, annotations)
 
-    def publish(self, tags: list[str] | None = None, name: str | None = None) -> Version:
+    def publish(
+        self, tags: list[str] | None = None, name: str | None = None, comment: str | None = None
+    ) -> Version:
         """Publish this draft; return the published version."""
         if self.state != "draft":
             raise Conflict(f"version {self.id} is already published")
-        return self.catalog.publish(self.ref, tags, name)
+        return self.catalog.publish(self.ref, tags, name, comment)
+
+    def set_metadata(
+        self,
+        assignments: Mapping[str, Any] | Sequence[tuple[str, Any]] = (),
+        remove: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Set and remove keys of this version's metadata, draft or published (see
+        :meth:`Catalog.set_version_metadata`)::
+
+            version.set_metadata({"mask_labels": {"0": "background", "255": "dog"}})
+        """
+        return self.catalog.set_version_metadata(self.ref, assignments, remove)
+
+    def set_comment(self, comment: str) -> str:
+        """Replace this version's comment (see :meth:`Catalog.set_version_comment`)."""
+        return self.catalog.set_version_comment(self.ref, comment)
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        """The recorded changes of its metadata and comment (who, when), oldest first."""
+        return self.catalog.version_changes(self.ref)
 
     # -- python api conveniences ----------------------------------------------------
 
@@ -376,7 +404,7 @@ class Version:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """The version's metadata (``snapshot(child_metadata=...)``)."""
+        """The version's metadata (``set_metadata``, ``snapshot(child_metadata=...)``)."""
         return dict(json.loads(self._row()["metadata"]))
 
     @property

@@ -140,11 +140,30 @@ def _migrate_v4(db: sqlite_utils.Database) -> None:
     _run_script(db, SCHEMA_V4)
 
 
+SCHEMA_V5 = """
+CREATE TABLE version_changes(
+    version TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    who TEXT NOT NULL,
+    change TEXT NOT NULL,
+    PRIMARY KEY (version, seq)
+) WITHOUT ROWID
+"""
+
+
+def _migrate_v5(db: sqlite_utils.Database) -> None:
+    # The history of a version's metadata and comment (who, when, what: canonical
+    # JSON), which change on published versions too (dlfs.versionmeta).
+    _run_script(db, SCHEMA_V5)
+
+
 # (schema version reached, name, step). Append; never edit a released step.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
     (2, "linked objects", _migrate_v2),
     (3, "posix attributes of items", _migrate_v3),
     (4, "file entries by item", _migrate_v4),
+    (5, "version metadata history", _migrate_v5),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

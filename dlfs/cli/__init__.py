@@ -3,11 +3,12 @@
 ``core`` defines the group, the shared helpers (``emit``, ``table``, ``fail``...) and
 the catalog commands; each other module adds the commands of one area to that group
 (``mount``: mounting; ``prefetch``: access plans; ``versioning``: clone, merge, diff;
+``versionmeta``: version metadata and comments;
 ``storage``: link, sync, push, pull). Errors print as one line ``dlfs: error: ...``
 with exit status 1; usage errors exit 2.
 """
 
-from dlfs.cli import core, mount, prefetch, storage, versioning
+from dlfs.cli import core, mount, prefetch, storage, versioning, versionmeta
 from dlfs.cli.core import cli, main
 
-__all__ = ["cli", "core", "main", "mount", "prefetch", "storage", "versioning"]
+__all__ = ["cli", "core", "main", "mount", "prefetch", "storage", "versioning", "versionmeta"]

@@ -357,11 +357,19 @@ def meta(
 @click.argument("ref")
 @click.option("--tag", "tags", multiple=True, help="A user tag (repeatable).")
 @click.option("--name", default=None, help="A name for the version.")
+@click.option("--comment", default=None, help="A comment on the published version.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
-def publish(c: Context, ref: str, tags: tuple[str, ...], name: str | None, as_json: bool) -> None:
+def publish(
+    c: Context,
+    ref: str,
+    tags: tuple[str, ...],
+    name: str | None,
+    comment: str | None,
+    as_json: bool,
+) -> None:
     """Publish a draft: immutable, new id, next vN tag and latest."""
-    info = c.catalog.publish(ref, list(tags), name).info()
+    info = c.catalog.publish(ref, list(tags), name, comment).info()
     if as_json:
         emit(info)
     else:
@@ -374,6 +382,7 @@ def publish(c: Context, ref: str, tags: tuple[str, ...], name: str | None, as_js
 @click.option("--child-name", default=None, help="Name of the new draft (default Current).")
 @click.option("--child-metadata", default=None, help="JSON object for the new draft.")
 @click.option("--comment", default=None, help="Comment on the published version.")
+@click.option("--child-comment", default="", help="Comment on the new draft.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def snapshot(
@@ -383,11 +392,17 @@ def snapshot(
     child_name: str | None,
     child_metadata: str | None,
     comment: str | None,
+    child_comment: str,
     as_json: bool,
 ) -> None:
-    """Publish the draft of NAME and start a child draft in its place."""
+    """Publish the draft of NAME and start a child draft in its place.
+
+    The published version gets a new id; both ids are printed.
+    """
     meta_value = None if child_metadata is None else parse_json(child_metadata, "--child-metadata")
-    pub, child = c.catalog.snapshot(name, publish_name, child_name, meta_value, comment)
+    pub, child = c.catalog.snapshot(
+        name, publish_name, child_name, meta_value, comment, child_comment
+    )
     info = {"published": pub.info(), "draft": child.info()}
     if as_json:
         emit({**info["published"], "child": info["draft"]})

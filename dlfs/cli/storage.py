@@ -120,8 +120,16 @@ def pull(c: Context, url: str, ref: str, as_name: str | None, force: bool, as_js
     if as_json:
         emit(result.to_json())
         return
-    what = "already here:" if result.already else "pulled"
+    if result.already:
+        change = "metadata updated" if result.updated else "nothing changed"
+        click.echo(
+            f"already here: {result.dataset}@{result.version} ({result.files} files),"
+            f" {change}  tags={','.join(result.tags) or '-'}"
+        )
+        return
     click.echo(
-        f"{what} {result.dataset}@{result.version}  tags={','.join(result.tags) or '-'}"
+        f"pulled {result.dataset}@{result.version}  tags={','.join(result.tags) or '-'}"
         f"  files={result.files}  storage={result.storage}"
     )
+    if result.latest and result.latest != result.version:
+        click.echo(f"latest stays on {result.latest[:12]}: it was published later")
