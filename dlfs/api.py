@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlfs import draftlock, trees, versionmeta, versions
+from dlfs import apiargs, draftlock, trees, versionmeta, versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, InvalidInput, IsADirectory
 from dlfs.handles import Dataset, Entry, Item, Progress, Version
@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 
+@apiargs.checked
 class Catalog:
     """A dlfs catalog at ``home`` (default ``$DLFS_HOME`` or ``~/.local/share/dlfs``).
 

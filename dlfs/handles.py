@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlfs import mounts, versions
+from dlfs import apiargs, mounts, versions
 from dlfs.catalog import Row
 from dlfs.errors import Conflict, NotFound
 from dlfs.names import join_path
@@ -125,6 +125,7 @@ class Item:
         )
 
 
+@apiargs.checked
 class Dataset:
     """A handle on a dataset by name; properties read the catalog each time."""
 
@@ -283,6 +284,7 @@ class Dataset:
         return self.catalog.delete_dataset(self.name, all_versions, force, delete_sources)
 
 
+@apiargs.checked
 class Version:
     """A handle on one version by id. A draft's id changes when it is published: use
     the :class:`Version` that :meth:`publish` returns."""

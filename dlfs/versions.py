@@ -207,13 +207,14 @@ def _check_dataset_tag(tag: str) -> str:
 
 
 def dataset_tag(db: CatalogDB, name: str, add: list[str], remove: list[str]) -> list[str]:
-    """Add and remove a dataset's own tags; return the new list."""
+    """Add and remove a dataset's own tags; return the new list. Removing a tag the
+    dataset does not have changes nothing."""
     ds = dataset_row(db, name)
     tags = set(json.loads(ds["tags"]))
-    for tag in remove:
-        if tag not in tags:
-            raise NotFound(f"dataset {name!r} has no tag {tag!r}")
-        tags.discard(tag)
+    for tag in [*add, *remove]:
+        if not isinstance(tag, str):
+            raise InvalidInput(f"invalid dataset tag {tag!r}: tags are strings")
+    tags.difference_update(remove)
     tags.update(_check_dataset_tag(t) for t in add)
     result = sorted(tags)
     db.dataset_update(ds["id"], tags=json.dumps(result))

@@ -224,7 +224,11 @@ def dataset_tag(c: Context, name: str, add: tuple[str, ...], remove: tuple[str, 
     """Add or remove a dataset's own tags."""
     if not add and not remove:
         raise click.UsageError("give --add TAG or --remove TAG")
-    tags = c.catalog.dataset(name).tag(list(add), list(remove))
+    ds = c.catalog.dataset(name)
+    lacking = [t for t in dict.fromkeys(remove) if t not in ds.tags and t not in add]
+    tags = ds.tag(list(add), list(remove))
+    for t in lacking:
+        click.echo(f"dataset {name!r} has no tag {t!r}: nothing to remove")
     click.echo(" ".join(tags))
 
 

@@ -48,6 +48,7 @@ def link(c: Context, name: str, url: str, as_json: bool) -> None:
     click.echo(
         f"linked {url} to {name}: {result.added} added, {result.unchanged} unchanged"
         + _skipped(result.skipped, result.skipped_keys)
+        + _markers(result.folder_markers)
     )
 
 
@@ -71,7 +72,12 @@ def sync(c: Context, name: str, as_json: bool) -> None:
         f"synced {name}: {result.added} added, {result.removed} removed,"
         f" {result.changed} changed, {result.unchanged} unchanged"
         + _skipped(result.skipped, result.skipped_keys)
+        + _markers(result.folder_markers)
     )
+
+
+def _markers(count: int) -> str:
+    return f"; {count} folder marker(s) skipped (keys ending in '/')" if count else ""
 
 
 def _skipped(count: int, keys: list[str]) -> str:
