@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from dlfs import apiargs, draftlock, trees, versionmeta, versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, InvalidInput, IsADirectory
-from dlfs.handles import Dataset, Entry, Item, Progress, Version
+from dlfs.handles import Dataset, Entry, Item, MergedVersion, Progress, Version
 from dlfs.home import Home
 from dlfs.items import canonical_labels
 from dlfs.mounts import mounted as mount
@@ -60,6 +60,7 @@ __all__ = [
     "Dataset",
     "Entry",
     "Item",
+    "MergedVersion",
     "Progress",
     "Version",
     "VersionFile",
@@ -508,18 +509,20 @@ class Catalog:
         refs: Sequence[str | Version],
         metadata: bool = True,
         annotations: bool = True,
-        on_conflict: str = "fail",
+        on_conflict: str = "rename",
         publish: bool = False,
-    ) -> Version:
+    ) -> MergedVersion:
         """Merge versions ``refs`` into a new dataset ``name`` (see :mod:`dlfs.ops.merge`).
 
         Items of one lineage become one item (annotations united, metadata merged,
-        later refs winning; ``metadata=False``/``annotations=False`` keep the first
-        copy's); unrelated items are summed, and a path two of them want is an error
-        (``on_conflict="fail"``) or renamed (``"rename"``). Returns the first version.
+        later refs winning, bytes from the last ref; ``metadata=False`` /
+        ``annotations=False`` give every item none); unrelated items are summed, the
+        later of two on one path renamed (``"rename"``, the default). Returns the first
+        version, whose ``conflicts`` list what was resolved; ``on_conflict="fail"``
+        refuses a merge with any conflict instead.
         """
         with self.db.transaction():
-            vid = merge_ops.merge(
+            vid, conflicts = merge_ops.merge(
                 self.db,
                 name,
                 [_ref_of(r) for r in refs],
@@ -528,7 +531,7 @@ class Catalog:
                 on_conflict,
                 publish,
             )
-        return Version(self, vid)
+        return MergedVersion(self, vid, conflicts)
 
     def diff(self, a: str | Version, b: str | Version) -> diff_ops.Diff:
         """Added, removed, modified and moved items from version ``a`` to ``b``,

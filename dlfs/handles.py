@@ -31,6 +31,7 @@ from dlfs.reader import VersionFile
 
 if TYPE_CHECKING:
     from dlfs.api import Catalog
+    from dlfs.ops.merge import MergeConflict
 
 Progress = Callable[[int], None]
 """Called with counts of work done (bytes, or files visited)."""
@@ -501,3 +502,13 @@ class Version:
         return self.catalog.set_meta(
             self.ref, path, list(assignments.items()), annotations, metadata
         )
+
+
+class MergedVersion(Version):
+    """The first version of a merge (:meth:`Catalog.merge`), with the conflicts the
+    merge met: ``conflicts``, each a :class:`dlfs.ops.merge.MergeConflict` (``kind``,
+    ``path``, ``refs``, ``took``, ``line()``, ``to_json()``)."""
+
+    def __init__(self, catalog: Catalog, vid: str, conflicts: list[MergeConflict]) -> None:
+        super().__init__(catalog, vid)
+        self.conflicts = conflicts
