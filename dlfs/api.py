@@ -442,6 +442,14 @@ class Catalog:
             _row, tree = self._draft_tree(ref)
             placing.place(self.db, tree, sources, dest, copy=True, new_lineage=new_lineage)
 
+    def cp_into(self, sources: Sequence[str], dest: str, new_lineage: bool = False) -> list[str]:
+        """Copy files and folders ``REF:PATH`` of any versions into the folder
+        ``DST_REF:FOLDER`` of a draft of another (or the same) dataset in the same
+        storage: pointers only, lineage kept unless ``new_lineage``; return the new
+        paths (see :func:`dlfs.ops.placing.copy_into`)."""
+        with self.db.transaction():
+            return placing.copy_into(self.db, list(sources), dest, new_lineage)
+
     def set_meta(
         self,
         ref: str,

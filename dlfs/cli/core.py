@@ -311,7 +311,12 @@ def mv(c: Context, ref: str, paths: tuple[str, ...]) -> None:
 @click.option("--new-lineage", is_flag=True, help="Give the copies new lineage (merge keeps both).")
 @pass_ctx
 def cp(c: Context, ref: str, paths: tuple[str, ...], new_lineage: bool) -> None:
-    """Copy items in a draft as pointers (no bytes copied): cp REF SRC... DST."""
+    """Copy items as pointers (no bytes copied): cp REF SRC... DST in a draft, or
+    cp SRC_REF:PATH... DST_REF:FOLDER from any versions into a draft's folder."""
+    if ":" in ref and paths and ":" in paths[-1]:
+        for path in c.catalog.cp_into([ref, *paths[:-1]], paths[-1], new_lineage):
+            click.echo(f"copied {path}")
+        return
     if len(paths) < 2:
         raise click.UsageError("give at least one SRC and a DST")
     c.catalog.cp(ref, list(paths[:-1]), paths[-1], new_lineage)
