@@ -203,8 +203,20 @@ def test_repull_says_it_has_the_files_and_changed_nothing(s3: Any, tmp_path: Pat
     a, b = Cli(tmp_path / "a"), Cli(tmp_path / "b")
     a("dataset", "create", "cats")
     a("add", "cats", str(Path(__file__)))
-    a("publish", "cats")
+    old = a("publish", "cats", "--json").json()["id"]  # type: ignore[index]
     a("push", "cats", remote)
-    assert "files=1" in b("pull", remote, "cats").out
-    out = b("pull", remote, "cats").out
+    a("version", "create", "cats", "--from", "cats")
+    new = a("publish", "cats", "--tag", "gold", "--json").json()["id"]  # type: ignore[index]
+    a("push", "cats", remote)
+    out = b("pull", remote, "cats@gold").out
+    assert "files=1" in out and "latest stays" not in out
+    out = b("pull", remote, "cats@gold").out
     assert "already here" in out and "(1 files), nothing changed" in out
+    # the rule for latest: the most recently published, not the last pulled
+    out = b("pull", remote, f"cats@{old}").out
+    assert f"latest stays on {new[:12]}: it was published later" in out
+    listing = b("version", "list", "cats", "--json").json()
+    assert {v["id"]: v["tags"] for v in listing} == {  # type: ignore[index]
+        new: ["latest", "v0", "gold"],
+        old: ["v1"],
+    }
