@@ -18,14 +18,17 @@ teams). The merge of refs ``R1 R2 ...`` is built like this:
    its copies' lists in ref order, duplicates (equal JSON) removed, first occurrence
    kept. Its metadata is the deep merge of its copies' objects in ref order (nested
    objects merge key by key; for any other value the later ref wins).
-   ``--no-metadata`` keeps the first copy's metadata and ``--no-annotations`` the
-   first copy's annotations. An item seen only once is taken unchanged.
-4. Unrelated items are summed. When two want one path, ``on_conflict="fail"`` (the
-   default) stops with a :class:`Conflict` listing the paths and writes nothing;
-   ``"rename"`` keeps both, the later one (in ref order, then path order) renamed
-   ``a (2).jpg``, ``a (3).jpg``... with the lowest number that is free. Folders keep
-   their names: a file that clashes with a folder is the one renamed. The result is
-   deterministic.
+   ``--no-metadata`` / ``--no-annotations`` give every item of the result none, as
+   clone does. Otherwise an item seen only once is taken unchanged. Copies holding
+   different bytes are a *content conflict*: there is no common base to tell which
+   copy changed, so the last ref's bytes win and the conflict is reported
+   (:class:`MergeConflict`); ``on_conflict="fail"`` refuses them.
+4. Unrelated items are summed (Dataloop's rule). When two want one path, ``"rename"``
+   (the default) keeps both, the later one (in ref order, then path order) renamed
+   ``a (2).jpg``, ``a (3).jpg``... with the lowest number that is free, and reports
+   it; ``"fail"`` stops with a :class:`Conflict` listing the paths and writes
+   nothing. Folders keep their names: a file that clashes with a folder is the one
+   renamed. The result is deterministic.
 5. Folders, including empty ones, are the union of the refs' folders. The result is
    stored as immutable trees built bottom-up; the new dataset (kind ``merge``)
    records its sources and the common recipe and storage, and its first version is
