@@ -8,8 +8,9 @@ before anything is read or changed. Values are checked further down (names, JSON
 paths) by the functions that own their rules; this module only checks shapes.
 
 Understood annotations: classes (``str``, ``int``, ``bool``, ``Path``, ``os.PathLike``,
-handles...), ``X | Y`` / ``Optional``, ``list[X]``, ``Sequence[X]`` (a ``str`` is not a
-sequence of strings here), ``tuple``, ``dict``/``Mapping``, ``Callable``, ``Any``;
+handles...), ``X | Y`` / ``Optional``, ``list[X]`` and ``Sequence[X]`` (any sequence
+but a ``str`` or ``bytes``, never a list of names here), ``tuple``, ``dict`` /
+``Mapping``, ``Callable``, ``Any``;
 anything else is not checked. ``bool`` is not an ``int`` and ``int`` is a ``float``.
 A parameter whose annotation holds ``Any`` inside (``list[Any]``, ``dict[str, Any]``:
 JSON values) is left to :mod:`dlfs.jsonvalues`, which says more precisely what is wrong.
@@ -53,6 +54,8 @@ def _fits(value: Any, hint: Any) -> bool:
         return not isinstance(hint, type) or isinstance(value, hint)
     if origin is collections.abc.Callable:
         return callable(value)
+    if origin is list:
+        origin = collections.abc.Sequence  # a tuple of paths is as good as a list
     if not isinstance(origin, type) or not isinstance(value, origin):
         return False
     return _fits_items(value, origin, args)
@@ -60,7 +63,7 @@ def _fits(value: Any, hint: Any) -> bool:
 
 def _fits_items(value: Any, origin: type, args: tuple[Any, ...]) -> bool:
     if origin in (list, collections.abc.Sequence, set, frozenset, collections.abc.Iterable):
-        if isinstance(value, str | bytes) and args and args[0] is str:
+        if isinstance(value, str | bytes) and args:
             return False
         return not args or all(_fits(v, args[0]) for v in value)
     if origin in (dict, collections.abc.Mapping) and len(args) == 2:

@@ -97,3 +97,6 @@ def test_the_error_names_the_method_and_the_argument(catalog: Catalog) -> None:
         ds.set_metadata([(1, 2)])  # type: ignore[list-item]
     with pytest.raises(InvalidInput):
         catalog.version(None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match=r"Catalog.add: sources must be"):
+        catalog.add("x", "photos")  # type: ignore[arg-type]  # one path is not a list
+    assert catalog.files("x@draft") == []
