@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlfs import draftlock, projects, trees, versions
+from dlfs import apiargs, draftlock, projects, trees, versionmeta, versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, InvalidInput, IsADirectory
-from dlfs.handles import Dataset, Entry, Item, Progress, Version
+from dlfs.handles import Dataset, Entry, Item, MergedVersion, Progress, Version
 from dlfs.home import Home
 from dlfs.items import canonical_labels
 from dlfs.mounts import mounted as mount
@@ -62,6 +62,7 @@ __all__ = [
     "Dataset",
     "Entry",
     "Item",
+    "MergedVersion",
     "Progress",
     "Project",
     "Version",
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 
+@apiargs.checked
 class Catalog(ProjectMethods):
     """A dlfs catalog at ``home`` (default ``$DLFS_HOME`` or ``~/.local/share/dlfs``).
 
@@ -213,8 +215,14 @@ class Catalog(ProjectMethods):
         row = versions.resolve_draft(self.db, ref)
         return Version(self, row["id"])
 
-    def publish(self, ref: str, tags: list[str] | None = None, name: str | None = None) -> Version:
-        """Publish a draft: new id, next ``vN``, ``latest`` and the given tags.
+    def publish(
+        self,
+        ref: str,
+        tags: list[str] | None = None,
+        name: str | None = None,
+        comment: str | None = None,
+    ) -> Version:
+        """Publish a draft: new id, next ``vN``, ``latest``, the given tags and comment.
 
         A draft mounted read-write is published with everything closed there; while
         files stay open for writing this waits a little, then raises
@@ -223,7 +231,7 @@ class Catalog(ProjectMethods):
         draft = versions.resolve(self.db, ref, write=True)["id"]
         with draftlock.publishing(self.home, draft) as guard, self.db.transaction():
             row = versions.resolve(self.db, ref, write=True)
-            vid = versions.publish(self.db, row, tags, name)
+            vid = versions.publish(self.db, row, tags, name, comment)
             guard.published(row["id"], vid)
         return Version(self, vid)
 
@@ -234,13 +242,16 @@ class Catalog(ProjectMethods):
         child_name: str | None = None,
         child_metadata: dict[str, Any] | None = None,
         comment: str | None = None,
+        child_comment: str = "",
     ) -> tuple[Version, Version]:
-        """Publish the draft of dataset ``name`` and start a child draft; return both."""
+        """Publish the draft of dataset ``name`` and start a child draft; return both
+        (the published version has a new id: the draft's id is gone, see
+        ``docs/versions.md``)."""
         draft = versions.resolve_draft(self.db, f"{name}@draft")["id"]
         with draftlock.publishing(self.home, draft) as guard, self.db.transaction():
             ds = versions.dataset_row(self.db, name)
             pub, child = versions.snapshot(
-                self.db, ds, publish_name, child_name, child_metadata, comment
+                self.db, ds, publish_name, child_name, child_metadata, comment, child_comment
             )
             guard.published(draft, pub)
         return Version(self, pub), Version(self, child)
@@ -269,6 +280,30 @@ class Catalog(ProjectMethods):
             if where is not None:
                 raise Conflict(f"draft {row['id']} is mounted read-write {where}: unmount it first")
             versions.delete_version(self.db, row)
+
+    def set_version_metadata(
+        self,
+        ref: str,
+        assignments: Mapping[str, Any] | Sequence[tuple[str, Any]] = (),
+        remove: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Set (dotted) keys of the metadata of any version, draft or published, and
+        remove ``remove`` keys; return all of it. Content and id do not change; the
+        change is recorded (see :mod:`dlfs.versionmeta`). ``NAME`` means ``NAME@latest``."""
+        pairs = list(assignments.items()) if isinstance(assignments, Mapping) else assignments
+        with self.db.transaction():
+            row = versions.resolve(self.db, ref)
+            return versionmeta.set_metadata(self.db, row, pairs, remove)
+
+    def set_version_comment(self, ref: str, comment: str) -> str:
+        """Replace the comment of any version, draft or published (recorded)."""
+        with self.db.transaction():
+            return versionmeta.set_comment(self.db, versions.resolve(self.db, ref), comment)
+
+    def version_changes(self, ref: str) -> list[dict[str, Any]]:
+        """The recorded metadata and comment changes of a version, oldest first."""
+        with self.db.snapshot():
+            return versionmeta.changes(self.db, versions.resolve(self.db, ref)["id"])
 
     def tag(self, ref: str, tags: list[str], force: bool = False) -> list[str]:
         """Add user tags to a published version; return all its tags."""
@@ -419,6 +454,14 @@ class Catalog(ProjectMethods):
             _row, tree = self._draft_tree(ref)
             placing.place(self.db, tree, sources, dest, copy=True, new_lineage=new_lineage)
 
+    def cp_into(self, sources: Sequence[str], dest: str, new_lineage: bool = False) -> list[str]:
+        """Copy files and folders ``REF:PATH`` of any versions into the folder
+        ``DST_REF:FOLDER`` of a draft of another (or the same) dataset in the same
+        storage: pointers only, lineage kept unless ``new_lineage``; return the new
+        paths (see :func:`dlfs.ops.placing.copy_into`)."""
+        with self.db.transaction():
+            return placing.copy_into(self.db, list(sources), dest, new_lineage)
+
     def set_meta(
         self,
         ref: str,
@@ -542,18 +585,20 @@ class Catalog(ProjectMethods):
         refs: Sequence[str | Version],
         metadata: bool = True,
         annotations: bool = True,
-        on_conflict: str = "fail",
+        on_conflict: str = "rename",
         publish: bool = False,
-    ) -> Version:
+    ) -> MergedVersion:
         """Merge versions ``refs`` into a new dataset ``name`` (see :mod:`dlfs.ops.merge`).
 
         Items of one lineage become one item (annotations united, metadata merged,
-        later refs winning; ``metadata=False``/``annotations=False`` keep the first
-        copy's); unrelated items are summed, and a path two of them want is an error
-        (``on_conflict="fail"``) or renamed (``"rename"``). Returns the first version.
+        later refs winning, bytes from the last ref; ``metadata=False`` /
+        ``annotations=False`` give every item none); unrelated items are summed, the
+        later of two on one path renamed (``"rename"``, the default). Returns the first
+        version, whose ``conflicts`` list what was resolved; ``on_conflict="fail"``
+        refuses a merge with any conflict instead.
         """
         with self.db.transaction():
-            vid = merge_ops.merge(
+            vid, conflicts = merge_ops.merge(
                 self.db,
                 name,
                 [_ref_of(r) for r in refs],
@@ -562,7 +607,7 @@ class Catalog(ProjectMethods):
                 on_conflict,
                 publish,
             )
-        return Version(self, vid)
+        return MergedVersion(self, vid, conflicts)
 
     def diff(self, a: str | Version, b: str | Version) -> diff_ops.Diff:
         """Added, removed, modified and moved items from version ``a`` to ``b``,

@@ -350,10 +350,13 @@ class DraftView(DraftAttrs):
 
     def _version_facts(self, node: Node) -> VersionFacts:
         ds = self.db.dataset_by_id(self._dataset)
+        vid = self.published_id or self._vid
+        row = self.db.version_get(vid)
         return VersionFacts(
-            self.published_id or self._vid,
+            vid,
             "published" if self._state.published is not None else "draft",
             ds["name"] if ds is not None else "",
+            row["metadata"] if row is not None else "{}",
         )
 
     def statfs(self) -> FsStats:

@@ -14,12 +14,12 @@ import contextlib
 import json
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlfs import mounts, versions
+from dlfs import apiargs, mounts, versions
 from dlfs.catalog import Row
 from dlfs.errors import Conflict, NotFound
 from dlfs.names import join_path
@@ -31,6 +31,7 @@ from dlfs.reader import VersionFile
 
 if TYPE_CHECKING:
     from dlfs.api import Catalog
+    from dlfs.ops.merge import MergeConflict
 
 Progress = Callable[[int], None]
 """Called with counts of work done (bytes, or files visited)."""
@@ -125,6 +126,7 @@ class Item:
         )
 
 
+@apiargs.checked
 class Dataset:
     """A handle on a dataset by name; properties read the catalog each time."""
 
@@ -158,9 +160,12 @@ class Dataset:
         child_name: str | None = None,
         child_metadata: dict[str, Any] | None = None,
         comment: str | None = None,
+        child_comment: str = "",
     ) -> tuple[Version, Version]:
         """See :meth:`Catalog.snapshot`."""
-        return self.catalog.snapshot(self.name, publish_name, child_name, child_metadata, comment)
+        return self.catalog.snapshot(
+            self.name, publish_name, child_name, child_metadata, comment, child_comment
+        )
 
     def create_version(
         self, parents: list[str] | None = None, name: str | None = None, exist_ok: bool = False
@@ -241,9 +246,11 @@ class Dataset:
         """Add to the dataset's draft (see :meth:`Version.add`)."""
         return self.draft().add(source, to, metadata, annotations)
 
-    def publish(self, tags: list[str] | None = None, name: str | None = None) -> Version:
+    def publish(
+        self, tags: list[str] | None = None, name: str | None = None, comment: str | None = None
+    ) -> Version:
         """Publish the dataset's draft (see :meth:`Version.publish`)."""
-        return self.draft().publish(tags, name)
+        return self.draft().publish(tags, name, comment)
 
     def clone(
         self,
@@ -278,6 +285,7 @@ class Dataset:
         return self.catalog.delete_dataset(self.name, all_versions, force, delete_sources)
 
 
+@apiargs.checked
 class Version:
     """A handle on one version by id. A draft's id changes when it is published: use
     the :class:`Version` that :meth:`publish` returns."""
@@ -355,11 +363,34 @@ class Version:
             return self.catalog.add_bytes(self.ref, to, source, metadata, annotations)
         return self.catalog.add(self.ref, [source], to, progress, metadata, annotations)
 
-    def publish(self, tags: list[str] | None = None, name: str | None = None) -> Version:
+    def publish(
+        self, tags: list[str] | None = None, name: str | None = None, comment: str | None = None
+    ) -> Version:
         """Publish this draft; return the published version."""
         if self.state != "draft":
             raise Conflict(f"version {self.id} is already published")
-        return self.catalog.publish(self.ref, tags, name)
+        return self.catalog.publish(self.ref, tags, name, comment)
+
+    def set_metadata(
+        self,
+        assignments: Mapping[str, Any] | Sequence[tuple[str, Any]] = (),
+        remove: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Set and remove keys of this version's metadata, draft or published (see
+        :meth:`Catalog.set_version_metadata`)::
+
+            version.set_metadata({"mask_labels": {"0": "background", "255": "dog"}})
+        """
+        return self.catalog.set_version_metadata(self.ref, assignments, remove)
+
+    def set_comment(self, comment: str) -> str:
+        """Replace this version's comment (see :meth:`Catalog.set_version_comment`)."""
+        return self.catalog.set_version_comment(self.ref, comment)
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        """The recorded changes of its metadata and comment (who, when), oldest first."""
+        return self.catalog.version_changes(self.ref)
 
     # -- python api conveniences ----------------------------------------------------
 
@@ -376,7 +407,7 @@ class Version:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """The version's metadata (``snapshot(child_metadata=...)``)."""
+        """The version's metadata (``set_metadata``, ``snapshot(child_metadata=...)``)."""
         return dict(json.loads(self._row()["metadata"]))
 
     @property
@@ -471,3 +502,13 @@ class Version:
         return self.catalog.set_meta(
             self.ref, path, list(assignments.items()), annotations, metadata
         )
+
+
+class MergedVersion(Version):
+    """The first version of a merge (:meth:`Catalog.merge`), with the conflicts the
+    merge met: ``conflicts``, each a :class:`dlfs.ops.merge.MergeConflict` (``kind``,
+    ``path``, ``refs``, ``took``, ``line()``, ``to_json()``)."""
+
+    def __init__(self, catalog: Catalog, vid: str, conflicts: list[MergeConflict]) -> None:
+        super().__init__(catalog, vid)
+        self.conflicts = conflicts

@@ -149,6 +149,38 @@ def _short(text: str, keep: int = 60) -> str:
     return text if len(text) <= keep else text[:keep] + "..."
 
 
+def check_assignments(assignments: Any, what: str = "metadata") -> list[tuple[str, Any]]:
+    """``assignments`` as a list of ``(dotted key, value)`` pairs, or
+    :class:`InvalidInput`: a key must be a non-empty string without an empty part
+    (``a..b``); values are checked later, as JSON (:mod:`dlfs.jsonvalues`)."""
+    if isinstance(assignments, str | bytes | dict) or not hasattr(assignments, "__iter__"):
+        raise InvalidInput(
+            f"{what} assignments must be a list of (key, value) pairs,"
+            f" got {type(assignments).__name__}"
+        )
+    out = []
+    for pair in assignments:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise InvalidInput(f"invalid {what} assignment {pair!r}: expected (key, value)")
+        key, value = pair
+        if not isinstance(key, str) or not key or "" in key.split(".") or "\0" in key:
+            raise InvalidInput(f"invalid {what} key {key!r}: expected a name or a.b.c")
+        out.append((key, value))
+    return out
+
+
+def remove_dotted(target: dict[str, Any], key: str) -> bool:
+    """Remove ``target[a][b]`` for ``key == "a.b"``; return whether it was there."""
+    parts = key.split(".")
+    node: Any = target
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or parts[-1] not in node:
+        return False
+    del node[parts[-1]]
+    return True
+
+
 def set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
     """Set ``target[a][b] = value`` for ``key == "a.b"``, creating objects on the way."""
     parts = key.split(".")

@@ -41,8 +41,11 @@ from dlfs.names import (
 )
 from dlfs.objects import DIR, VERSION_ID_RE, new_version_id
 from dlfs.trees import build_tree, ensure_empty_tree, freeze, totals
+from dlfs.versionmeta import check_comment
 
 PREFIX_MIN = 4
+CURRENT = "Current"
+"""The name of a dataset's first draft and of a snapshot's new draft (ClearML's)."""
 _PREFIX_RE = re.compile(r"^[a-z2-7]+$")
 
 
@@ -198,7 +201,7 @@ def create_dataset(
         json.dumps(sources or []),
     )
     start = root if root is not None else ensure_empty_tree(db)
-    db.version_insert(new_version_id(), ds, "draft", None, start)
+    db.version_insert(new_version_id(), ds, "draft", CURRENT, start)
     row = db.dataset_by_id(ds)
     assert row is not None
     return row, True
@@ -211,13 +214,14 @@ def _check_dataset_tag(tag: str) -> str:
 
 
 def dataset_tag(db: CatalogDB, name: str, add: list[str], remove: list[str]) -> list[str]:
-    """Add and remove a dataset's own tags; return the new list."""
+    """Add and remove a dataset's own tags; return the new list. Removing a tag the
+    dataset does not have changes nothing."""
     ds = dataset_row(db, name)
     tags = set(json.loads(ds["tags"]))
-    for tag in remove:
-        if tag not in tags:
-            raise NotFound(f"dataset {name!r} has no tag {tag!r}")
-        tags.discard(tag)
+    for tag in [*add, *remove]:
+        if not isinstance(tag, str):
+            raise InvalidInput(f"invalid dataset tag {tag!r}: tags are strings")
+    tags.difference_update(remove)
     tags.update(_check_dataset_tag(t) for t in add)
     result = sorted(tags)
     db.dataset_update(ds["id"], tags=json.dumps(result))
@@ -226,11 +230,12 @@ def dataset_tag(db: CatalogDB, name: str, add: list[str], remove: list[str]) -> 
 
 def dataset_meta(db: CatalogDB, name: str, assignments: list[tuple[str, Any]]) -> dict[str, Any]:
     """Set custom metadata keys of a dataset (dotted keys nest); return the result."""
-    from dlfs.names import set_dotted
+    from dlfs.names import check_assignments, set_dotted
 
+    pairs = check_assignments(assignments, "dataset metadata")
     ds = dataset_row(db, name)
     meta = json.loads(ds["metadata"])
-    for key, value in assignments:
+    for key, value in pairs:
         set_dotted(meta, key, value)
     db.dataset_update(ds["id"], metadata=jsonvalues.metadata_text(meta))
     return dict(meta)
@@ -304,11 +309,14 @@ def publish(
     """Freeze a draft into a published version; return its new id.
 
     The version gets a new globally unique id, the next ``vN``, ``latest`` and the user
-    ``tags``. Cost: O(changed folders).
+    ``tags``; a draft named ``Current`` gives that name up unless ``name`` is given.
+    Cost: O(changed folders).
     """
     if draft["state"] != "draft":
         raise Conflict(f"version {draft['id']} is already published; versions are immutable")
     dataset = draft["dataset"]
+    if comment is not None:
+        check_comment(comment)
     tags = list(dict.fromkeys(tags or []))
     _check_free_tags(db, dataset, tags, None)
     if name is not None and name != draft["name"]:
@@ -319,6 +327,8 @@ def publish(
     fields: dict[str, Any] = {"state": "published", "root": root, "published_at": time.time()}
     if name is not None:
         fields["name"] = name
+    elif draft["name"] == CURRENT:
+        fields["name"] = None  # "Current" names the working draft; the next one takes it
     if comment is not None:
         fields["comment"] = comment
     db.version_update(vid, **fields)
@@ -344,6 +354,7 @@ def create_version(
     path both have. Returns ``(version id, created)``.
     """
     projects.check_writable(db, dataset["name"])
+    check_comment(comment)
     if name is not None:
         existing = db.versions_by_name(dataset["id"], name)
         if existing:
@@ -409,10 +420,11 @@ def snapshot(
     child_name: str | None = None,
     child_metadata: dict[str, Any] | None = None,
     comment: str | None = None,
+    child_comment: str = "",
 ) -> tuple[str, str]:
     """Publish the dataset's draft and put a child draft in its place.
 
-    Returns ``(published id, child id)``.
+    Returns ``(published id, child id)``: the draft's id is not kept (see ``publish``).
     """
     draft = resolve_draft(db, f"{dataset['name']}@draft")
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -420,7 +432,12 @@ def snapshot(
     row = db.version_get(published)
     assert row is not None
     child, _ = create_version(
-        db, dataset, [row], name=child_name or "Current", metadata=child_metadata
+        db,
+        dataset,
+        [row],
+        name=child_name or CURRENT,
+        metadata=child_metadata,
+        comment=child_comment,
     )
     return published, child
 

@@ -496,6 +496,7 @@ class View:
             node.version,
             row["state"] if row is not None else "deleted",
             ds["name"] if ds is not None else "",
+            row["metadata"] if row is not None else "{}",
         )
 
     def statfs(self) -> FsStats:

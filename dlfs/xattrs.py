@@ -32,6 +32,8 @@ class VersionFacts(NamedTuple):
     state: str
     """``draft``, ``published`` or ``deleted``."""
     dataset: str
+    metadata: str = "{}"
+    """The version's metadata, canonical JSON (``dlfs version meta``)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ TABLE = (
     XAttr("user.dlfs.version", Role.VERSION, lambda version: version.id),
     XAttr("user.dlfs.state", Role.VERSION, lambda version: version.state),
     XAttr("user.dlfs.dataset", Role.VERSION, lambda version: version.dataset),
+    XAttr("user.dlfs.version_metadata", Role.VERSION, lambda version: version.metadata),
 )
 """Every extended attribute, in the order ``listxattr`` gives them."""
 

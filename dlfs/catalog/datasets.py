@@ -146,6 +146,7 @@ class DatasetQueries(TreeQueries):
         self._run("UPDATE versions SET id = ? WHERE id = ?", (new, old))
         self._run("UPDATE version_parents SET version = ? WHERE version = ?", (new, old))
         self._run("UPDATE trees SET draft = ? WHERE draft = ?", (new, old))
+        self._run("UPDATE version_changes SET version = ? WHERE version = ?", (new, old))
 
     def version_parents(self, vid: str) -> list[str]:
         """The parent ids of a version, in order."""
@@ -168,7 +169,35 @@ class DatasetQueries(TreeQueries):
             self.tree_delete(tree)
         self._run("DELETE FROM version_parents WHERE version = ?", (vid,))
         self._run("DELETE FROM tags WHERE version = ?", (vid,))
+        self._run("DELETE FROM version_changes WHERE version = ?", (vid,))
         self._run("DELETE FROM versions WHERE id = ?", (vid,))
+
+    # -- the history of a version's metadata and comment ------------------------
+
+    def version_changes(self, vid: str) -> list[Row]:
+        """The recorded changes of a version: rows of (seq, at, who, change), oldest
+        first."""
+        return self._all(
+            "SELECT seq, at, who, change FROM version_changes WHERE version = ? ORDER BY seq",
+            (vid,),
+        )
+
+    def version_change_add(self, vid: str, at: float, who: str, change: str) -> None:
+        """Record one change of a version (numbered after the last one)."""
+        self._run(
+            "INSERT INTO version_changes(version, seq, at, who, change) VALUES"
+            " (?, (SELECT coalesce(max(seq), -1) + 1 FROM version_changes WHERE version = ?),"
+            " ?, ?, ?)",
+            (vid, vid, at, who, change),
+        )
+
+    def version_changes_replace(self, vid: str, changes: Sequence[Sequence[Any]]) -> None:
+        """Make ``changes`` (``(at, who, change)``, in order) the history of a version."""
+        self._run("DELETE FROM version_changes WHERE version = ?", (vid,))
+        self._many(
+            "INSERT INTO version_changes(version, seq, at, who, change) VALUES (?,?,?,?,?)",
+            [(vid, i, float(at), str(who), str(ch)) for i, (at, who, ch) in enumerate(changes)],
+        )
 
     # -- tags -------------------------------------------------------------------
 

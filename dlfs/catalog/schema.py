@@ -183,6 +183,24 @@ def _migrate_v6(db: sqlite_utils.Database) -> None:
     _run_script(db, SCHEMA_V6)
 
 
+SCHEMA_V7 = """
+CREATE TABLE version_changes(
+    version TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    who TEXT NOT NULL,
+    change TEXT NOT NULL,
+    PRIMARY KEY (version, seq)
+) WITHOUT ROWID
+"""
+
+
+def _migrate_v7(db: sqlite_utils.Database) -> None:
+    # The history of a version's metadata and comment (who, when, what: canonical
+    # JSON), which change on published versions too (dlfs.versionmeta).
+    _run_script(db, SCHEMA_V7)
+
+
 # (schema version reached, name, step). Append; never edit a released step.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
@@ -191,5 +209,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (4, "file entries by item", _migrate_v4),
     (5, "projects", _migrate_v5),
     (6, "attributes of folders", _migrate_v6),
+    (7, "version metadata history", _migrate_v7),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

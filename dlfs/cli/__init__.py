@@ -4,11 +4,11 @@
 the catalog commands; each other module adds the commands of one area to that group
 (``mount``: mounting; ``prefetch``: access plans; ``versioning``: clone, merge, diff;
 ``storage``: link, sync, push, pull; ``projects``: projects; ``manifests``: import,
-export). Errors print as one line ``dlfs: error: ...`` with exit status 1; usage
-errors exit 2.
+export; ``versionmeta``: version metadata and comments). Errors print as one line
+``dlfs: error: ...`` with exit status 1; usage errors exit 2.
 """
 
-from dlfs.cli import core, manifests, mount, prefetch, projects, storage, versioning
+from dlfs.cli import core, manifests, mount, prefetch, projects, storage, versioning, versionmeta
 from dlfs.cli.core import cli, main
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "projects",
     "storage",
     "versioning",
+    "versionmeta",
 ]

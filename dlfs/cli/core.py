@@ -232,7 +232,11 @@ def dataset_tag(c: Context, name: str, add: tuple[str, ...], remove: tuple[str, 
     """Add or remove a dataset's own tags."""
     if not add and not remove:
         raise click.UsageError("give --add TAG or --remove TAG")
-    tags = c.catalog.dataset(name).tag(list(add), list(remove))
+    ds = c.catalog.dataset(name)
+    lacking = [t for t in dict.fromkeys(remove) if t not in ds.tags and t not in add]
+    tags = ds.tag(list(add), list(remove))
+    for t in lacking:
+        click.echo(f"dataset {name!r} has no tag {t!r}: nothing to remove")
     click.echo(" ".join(tags))
 
 
@@ -315,7 +319,12 @@ def mv(c: Context, ref: str, paths: tuple[str, ...]) -> None:
 @click.option("--new-lineage", is_flag=True, help="Give the copies new lineage (merge keeps both).")
 @pass_ctx
 def cp(c: Context, ref: str, paths: tuple[str, ...], new_lineage: bool) -> None:
-    """Copy items in a draft as pointers (no bytes copied): cp REF SRC... DST."""
+    """Copy items as pointers (no bytes copied): cp REF SRC... DST in a draft, or
+    cp SRC_REF:PATH... DST_REF:FOLDER from any versions into a draft's folder."""
+    if ":" in ref and paths and ":" in paths[-1]:
+        for path in c.catalog.cp_into([ref, *paths[:-1]], paths[-1], new_lineage):
+            click.echo(f"copied {path}")
+        return
     if len(paths) < 2:
         raise click.UsageError("give at least one SRC and a DST")
     c.catalog.cp(ref, list(paths[:-1]), paths[-1], new_lineage)
@@ -365,11 +374,19 @@ def meta(
 @click.argument("ref")
 @click.option("--tag", "tags", multiple=True, help="A user tag (repeatable).")
 @click.option("--name", default=None, help="A name for the version.")
+@click.option("--comment", default=None, help="A comment on the published version.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
-def publish(c: Context, ref: str, tags: tuple[str, ...], name: str | None, as_json: bool) -> None:
+def publish(
+    c: Context,
+    ref: str,
+    tags: tuple[str, ...],
+    name: str | None,
+    comment: str | None,
+    as_json: bool,
+) -> None:
     """Publish a draft: immutable, new id, next vN tag and latest."""
-    info = c.catalog.publish(ref, list(tags), name).info()
+    info = c.catalog.publish(ref, list(tags), name, comment).info()
     if as_json:
         emit(info)
     else:
@@ -382,6 +399,7 @@ def publish(c: Context, ref: str, tags: tuple[str, ...], name: str | None, as_js
 @click.option("--child-name", default=None, help="Name of the new draft (default Current).")
 @click.option("--child-metadata", default=None, help="JSON object for the new draft.")
 @click.option("--comment", default=None, help="Comment on the published version.")
+@click.option("--child-comment", default="", help="Comment on the new draft.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def snapshot(
@@ -391,11 +409,17 @@ def snapshot(
     child_name: str | None,
     child_metadata: str | None,
     comment: str | None,
+    child_comment: str,
     as_json: bool,
 ) -> None:
-    """Publish the draft of NAME and start a child draft in its place."""
+    """Publish the draft of NAME and start a child draft in its place.
+
+    The published version gets a new id; both ids are printed.
+    """
     meta_value = None if child_metadata is None else parse_json(child_metadata, "--child-metadata")
-    pub, child = c.catalog.snapshot(name, publish_name, child_name, meta_value, comment)
+    pub, child = c.catalog.snapshot(
+        name, publish_name, child_name, meta_value, comment, child_comment
+    )
     info = {"published": pub.info(), "draft": child.info()}
     if as_json:
         emit({**info["published"], "child": info["draft"]})

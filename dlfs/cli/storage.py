@@ -48,6 +48,7 @@ def link(c: Context, name: str, url: str, as_json: bool) -> None:
     click.echo(
         f"linked {url} to {name}: {result.added} added, {result.unchanged} unchanged"
         + _skipped(result.skipped, result.skipped_keys)
+        + _markers(result.folder_markers)
     )
 
 
@@ -71,7 +72,12 @@ def sync(c: Context, name: str, as_json: bool) -> None:
         f"synced {name}: {result.added} added, {result.removed} removed,"
         f" {result.changed} changed, {result.unchanged} unchanged"
         + _skipped(result.skipped, result.skipped_keys)
+        + _markers(result.folder_markers)
     )
+
+
+def _markers(count: int) -> str:
+    return f"; {count} folder marker(s) skipped (keys ending in '/')" if count else ""
 
 
 def _skipped(count: int, keys: list[str]) -> str:
@@ -120,8 +126,16 @@ def pull(c: Context, url: str, ref: str, as_name: str | None, force: bool, as_js
     if as_json:
         emit(result.to_json())
         return
-    what = "already here:" if result.already else "pulled"
+    if result.already:
+        change = "metadata updated" if result.updated else "nothing changed"
+        click.echo(
+            f"already here: {result.dataset}@{result.version} ({result.files} files),"
+            f" {change}  tags={','.join(result.tags) or '-'}"
+        )
+        return
     click.echo(
-        f"{what} {result.dataset}@{result.version}  tags={','.join(result.tags) or '-'}"
+        f"pulled {result.dataset}@{result.version}  tags={','.join(result.tags) or '-'}"
         f"  files={result.files}  storage={result.storage}"
     )
+    if result.latest and result.latest != result.version:
+        click.echo(f"latest stays on {result.latest[:12]}: it was published later")

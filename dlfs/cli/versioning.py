@@ -99,14 +99,15 @@ def clone(
 @cli.command()
 @click.argument("new")
 @click.argument("refs", nargs=-1, required=True)
-@click.option("--no-metadata", is_flag=True, help="Keep the first copy's metadata, unmerged.")
-@click.option("--no-annotations", is_flag=True, help="Keep the first copy's annotations, unmerged.")
+@click.option("--no-metadata", is_flag=True, help="Give the merged items empty metadata.")
+@click.option("--no-annotations", is_flag=True, help="Give the merged items no annotations.")
 @click.option(
     "--on-conflict",
-    type=click.Choice(["fail", "rename"]),
-    default="fail",
+    type=click.Choice(["rename", "fail"]),
+    default="rename",
     show_default=True,
-    help="Unrelated items on one path: stop, or keep both as 'a.jpg', 'a (2).jpg'.",
+    help="""rename: keep unrelated items on one path as 'a.jpg', 'a (2).jpg' and take the
+    last ref's bytes of an item whose copies differ (each reported); fail: refuse both.""",
 )
 @click.option("--publish", is_flag=True, help="Publish the merge's first version.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new version as JSON.")
@@ -124,8 +125,9 @@ def merge(
     """Merge versions REF REF... into a new dataset NEW.
 
     Items of one lineage (clones of one another) become one item with the union of
-    their annotations and their merged metadata (later refs win); unrelated items
-    are summed. Datasets with different label recipes or storages cannot be merged.
+    their annotations and their merged metadata (later refs win) and the last ref's
+    bytes; unrelated items are summed. Each conflict is reported on stderr. Datasets
+    with different label recipes or storages cannot be merged.
     """
     if len(refs) < 2:
         raise click.UsageError("give at least two refs to merge")
@@ -138,8 +140,10 @@ def merge(
         publish=publish,
     )
     info = version.info()
+    for conflict in version.conflicts:
+        click.echo(f"conflict: {conflict.line()}", err=True)
     if as_json:
-        emit(info)
+        emit({**info, "conflicts": [c.to_json() for c in version.conflicts]})
     else:
         click.echo(f"merged {' '.join(refs)} -> {version_line(info)}  files={info['files']}")
 

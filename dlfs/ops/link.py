@@ -48,6 +48,8 @@ class SyncResult:
     unchanged: int = 0
     skipped: int = 0
     skipped_keys: list[str] = field(default_factory=list)
+    folder_markers: int = 0
+    """Keys ending in ``/`` (folder markers of S3 consoles): not files, skipped."""
     versioned: bool = False
 
     def to_json(self) -> dict[str, object]:
@@ -59,6 +61,7 @@ class SyncResult:
             "unchanged": self.unchanged,
             "skipped": self.skipped,
             "skipped_keys": self.skipped_keys,
+            "folder_markers": self.folder_markers,
             "versioned": self.versioned,
         }
 
@@ -143,7 +146,9 @@ def apply(
     for obj in objects:
         parts = key_parts(prefix, obj.key)
         if parts is None:
-            if not obj.key.endswith("/"):
+            if obj.key.endswith("/"):
+                result.folder_markers += 1
+            else:
                 result.skipped += 1
                 if len(result.skipped_keys) < SKIPPED_SHOWN:
                     result.skipped_keys.append(obj.key)

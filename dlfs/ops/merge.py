@@ -18,14 +18,17 @@ teams). The merge of refs ``R1 R2 ...`` is built like this:
    its copies' lists in ref order, duplicates (equal JSON) removed, first occurrence
    kept. Its metadata is the deep merge of its copies' objects in ref order (nested
    objects merge key by key; for any other value the later ref wins).
-   ``--no-metadata`` keeps the first copy's metadata and ``--no-annotations`` the
-   first copy's annotations. An item seen only once is taken unchanged.
-4. Unrelated items are summed. When two want one path, ``on_conflict="fail"`` (the
-   default) stops with a :class:`Conflict` listing the paths and writes nothing;
-   ``"rename"`` keeps both, the later one (in ref order, then path order) renamed
-   ``a (2).jpg``, ``a (3).jpg``... with the lowest number that is free. Folders keep
-   their names: a file that clashes with a folder is the one renamed. The result is
-   deterministic.
+   ``--no-metadata`` / ``--no-annotations`` give every item of the result none, as
+   clone does. Otherwise an item seen only once is taken unchanged. Copies holding
+   different bytes are a *content conflict*: there is no common base to tell which
+   copy changed, so the last ref's bytes win and the conflict is reported
+   (:class:`MergeConflict`); ``on_conflict="fail"`` refuses them.
+4. Unrelated items are summed (Dataloop's rule). When two want one path, ``"rename"``
+   (the default) keeps both, the later one (in ref order, then path order) renamed
+   ``a (2).jpg``, ``a (3).jpg``... with the lowest number that is free, and reports
+   it; ``"fail"`` stops with a :class:`Conflict` listing the paths and writes
+   nothing. Folders keep their names: a file that clashes with a folder is the one
+   renamed. The result is deterministic.
 5. Folders, including empty ones, are the union of the refs' folders. The result is
    stored as immutable trees built bottom-up; the new dataset (kind ``merge``)
    records its sources and the common recipe and storage, and its first version is
@@ -45,11 +48,11 @@ from typing import Any
 from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import Conflict, InvalidInput
-from dlfs.items import ItemRecord, ItemRow
+from dlfs.items import EMPTY_ANNOTATIONS, EMPTY_METADATA, ItemRecord, ItemRow
 from dlfs.objects import DIR, canonical_json
 from dlfs.ops.clone import build_paths, check_new_name, frozen_root, source_entry
 
-ON_CONFLICT = ("fail", "rename")
+ON_CONFLICT = ("rename", "fail")
 _LIST_MAX = 20
 
 
@@ -117,10 +120,42 @@ def check_recipes(refs: list[str], recipes: list[str | None]) -> None:
 
 @dataclass
 class _Slot:
-    """One item of the result: the copies of it found in the refs, in ref order."""
+    """One item of the result: the copies of it found in the refs, in ref order, and
+    the index of the ref each copy came from."""
 
     path: str
     copies: list[Row] = field(default_factory=list)
+    refs: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MergeConflict:
+    """One conflict a merge met and resolved by its rule (or refused, with
+    ``on_conflict="fail"``).
+
+    ``kind`` is ``"content"`` (copies of one item hold different bytes: the last ref's
+    bytes are taken) or ``"path"`` (unrelated items want one path: the later one is
+    renamed to ``path_taken``). ``refs`` are the refs involved, in ref order.
+    """
+
+    kind: str
+    path: str
+    refs: tuple[str, ...]
+    took: str
+    """``content``: the ref whose bytes the item has; ``path``: the path it got."""
+
+    def line(self) -> str:
+        """One line for people."""
+        if self.kind == "content":
+            return (
+                f"content differs at {self.path} in {', '.join(self.refs)}:"
+                f" took {self.took}'s bytes"
+            )
+        where = f"also in {self.refs[0]}" if len(self.refs) > 1 else "a folder"
+        return f"{self.path} of {self.refs[-1]} is {where}: kept as {self.took}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": self.path, "refs": list(self.refs), "took": self.took}
 
 
 def deep_merge(base: Any, top: Any) -> Any:
@@ -150,8 +185,9 @@ def union(lists: list[list[Any]]) -> list[Any]:
     return out
 
 
-def _match(slots: list[_Slot], rows: list[Row]) -> None:
-    """Add one ref's file rows (path order) to ``slots``, matching by lineage."""
+def _match(slots: list[_Slot], rows: list[Row], ref: int) -> None:
+    """Add the file rows (path order) of ref number ``ref`` to ``slots``, matching by
+    lineage."""
     by_origin: dict[str, list[_Slot]] = defaultdict(list)
     for slot in slots:
         by_origin[slot.copies[0]["origin"]].append(slot)
@@ -183,17 +219,23 @@ def _match(slots: list[_Slot], rows: list[Row]) -> None:
                 fresh.append(row)
     for slot, row in pairs:
         slot.copies.append(row)
+        slot.refs.append(ref)
     fresh.sort(key=lambda r: r["path"])
-    slots.extend(_Slot(row["path"], [row]) for row in fresh)
+    slots.extend(_Slot(row["path"], [row], [ref]) for row in fresh)
 
 
 def _merged_item(slot: _Slot, metadata: bool, annotations: bool) -> tuple[str, ItemRow | None, int]:
     """``(item id, new item row or None, size)`` for one slot."""
     first, last = slot.copies[0], slot.copies[-1]
-    if len(slot.copies) == 1:
+    drops = (not metadata and first["metadata"] != EMPTY_METADATA) or (
+        not annotations and first["annotations"] != EMPTY_ANNOTATIONS
+    )
+    if len(slot.copies) == 1 and not drops:
         return first["ref"], None, first["size"]
     meta_texts = [c["metadata"] for c in slot.copies]
-    if not metadata or all(t == meta_texts[0] for t in meta_texts):
+    if not metadata:
+        meta_text = EMPTY_METADATA
+    elif all(t == meta_texts[0] for t in meta_texts):
         meta_text = meta_texts[0]  # deep-merging an object over itself gives itself
     else:
         meta: Any = {}
@@ -202,6 +244,8 @@ def _merged_item(slot: _Slot, metadata: bool, annotations: bool) -> tuple[str, I
         meta_text = _canonical(meta)
     ann_texts = [c["annotations"] for c in slot.copies]
     if not annotations:
+        ann_text = EMPTY_ANNOTATIONS
+    elif len(ann_texts) == 1:
         ann_text = ann_texts[0]
     else:
         distinct = list(dict.fromkeys(ann_texts))
@@ -271,11 +315,12 @@ def merge(
     refs: list[str],
     metadata: bool = True,
     annotations: bool = True,
-    on_conflict: str = "fail",
+    on_conflict: str = "rename",
     publish: bool = False,
-) -> str:
+) -> tuple[str, list[MergeConflict]]:
     """Merge the versions ``refs`` into a new dataset ``name``; return its first
-    version's id. Runs inside the caller's transaction; see the module doc."""
+    version's id and the conflicts it resolved. Runs inside the caller's transaction;
+    see the module doc."""
     if len(refs) < 2:
         raise InvalidInput("merge needs at least two refs")
     if on_conflict not in ON_CONFLICT:
@@ -303,7 +348,7 @@ def merge(
     attrs: dict[tuple[str, ...], tuple[str, float | None, float | None]] = {
         (): db.tree_attrs(roots[0])
     }
-    for root in roots:
+    for k, root in enumerate(roots):
         files = []
         for r in db.subtree_items(root):
             if r["kind"] == DIR:
@@ -311,12 +356,21 @@ def merge(
                 attrs.setdefault(tuple(r["path"].split("/")), db.tree_attrs(r["ref"]))
             else:
                 files.append(r)
-        _match(slots, files)
+        _match(slots, files, k)
 
     for slot in slots:
         parts = slot.path.split("/")
         folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    conflicts = _content_conflicts(slots, refs)
+    if conflicts and on_conflict == "fail":
+        shown = "; ".join(f"{c.path} ({', '.join(c.refs)})" for c in conflicts[:_LIST_MAX])
+        more = f" and {len(conflicts) - _LIST_MAX} more" if len(conflicts) > _LIST_MAX else ""
+        raise Conflict(
+            f"cannot merge: copies of one item hold different bytes: {shown}{more}"
+            " (without --on-conflict fail the last ref's bytes are taken)"
+        )
     paths = place([s.path for s in slots], folders, on_conflict == "rename")
+    conflicts += _path_conflicts(slots, paths, refs)
 
     new_items = []
     files_out: list[tuple[list[str], str, int]] = []
@@ -341,5 +395,28 @@ def merge(
     )
     (draft,) = db.versions_of(ds["id"])
     if not publish:
-        return str(draft["id"])
-    return versions.publish(db, draft)
+        return str(draft["id"]), conflicts
+    return versions.publish(db, draft), conflicts
+
+
+def _content_conflicts(slots: list[_Slot], refs: list[str]) -> list[MergeConflict]:
+    """The items whose copies hold different bytes, in path order."""
+    out = []
+    for slot in slots:
+        if len(slot.copies) > 1 and any(c["blob"] != slot.copies[0]["blob"] for c in slot.copies):
+            involved = tuple(dict.fromkeys(refs[k] for k in slot.refs))
+            out.append(MergeConflict("content", slot.path, involved, refs[slot.refs[-1]]))
+    out.sort(key=lambda c: c.path)
+    return out
+
+
+def _path_conflicts(slots: list[_Slot], paths: list[str], refs: list[str]) -> list[MergeConflict]:
+    """The items renamed because another item (or a folder) had their path."""
+    owner = {slot.path: slot for slot, path in zip(slots, paths, strict=True) if path == slot.path}
+    out = []
+    for slot, path in zip(slots, paths, strict=True):
+        if path != slot.path:
+            first = owner.get(slot.path)
+            involved = (refs[first.refs[0]],) if first is not None else ()
+            out.append(MergeConflict("path", slot.path, (*involved, refs[slot.refs[0]]), path))
+    return out

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlfs import versions
+from dlfs import versionmeta, versions
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import AlreadyExists, BadBody, Conflict, Corrupt, InvalidInput, NotFound
 from dlfs.items import ItemRecord, ItemRow
@@ -51,6 +51,7 @@ from dlfs.names import check_dataset_name, check_user_tag
 from dlfs.objects import VERSION_ID_RE, blob_id, canonical_json, tree_id
 from dlfs.stores.base import BlobStore
 from dlfs.stores.urls import is_linked
+from dlfs.trees import totals
 
 if TYPE_CHECKING:
     from dlfs.stores.s3 import S3Store
@@ -87,6 +88,10 @@ class PullResult:
     storage: str
     files: int = 0
     already: bool = False
+    updated: bool = False
+    latest: str = ""
+    """The version ``latest`` names here after the pull."""
+    """The version was here already and its metadata, comment or their changes moved."""
     created_dataset: bool = False
     tags: list[str] = field(default_factory=list)
 
@@ -166,6 +171,8 @@ def collect(db: CatalogDB, row: Row) -> dict[str, Any]:
             "published_at": row["published_at"],
             "parents": db.version_parents(row["id"]),
             "tags": sorted(user_tags),
+            # Added later: documents without it read as having no recorded changes.
+            "history": versionmeta.history(db, row["id"]),
         },
         "trees": sorted(trees),
         "items": sorted(item_rows),
@@ -373,7 +380,10 @@ def insert(
     if existing is not None:
         if ds is not None and existing["dataset"] == ds["id"]:
             result.already = True
+            result.updated = versionmeta.adopt(db, existing, v)
             result.tags = db.tags_of_version(v["id"])
+            result.files = totals(db, existing["root"])[0]
+            result.latest = db.tag_get(ds["id"], "latest") or ""
             return result
         raise AlreadyExists(f"version {v['id']} is already in this catalog, in another dataset")
     if ds is None:
@@ -423,6 +433,7 @@ def insert(
         created_at=v["created_at"],
         published_at=v["published_at"],
     )
+    versionmeta.put_history(db, v["id"], v)
     db.tag_set(dataset, f"v{db.dataset_take_auto_tag(dataset)}", v["id"], auto=True)
     latest = db.tag_get(dataset, "latest")
     current = db.version_get(latest) if latest else None
@@ -431,5 +442,6 @@ def insert(
     for tag in v["tags"]:
         db.tag_set(dataset, tag, v["id"], auto=False)
     result.tags = db.tags_of_version(v["id"])
+    result.latest = db.tag_get(dataset, "latest") or ""
     result.files = next((t[1] or 0) for t in doc["trees"] if t[0] == v["root"])
     return result

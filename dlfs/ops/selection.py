@@ -70,8 +70,12 @@ def select(
         for key, _ in conditions:
             field_value({**dict.fromkeys(DATASET_FIELDS), "metadata": {}}, key)  # check the names
         rows = [(d, f) for d, f in rows if all(holds(f, k, v) for k, v in conditions)]
-    elif where is not None:
+    elif callable(where):
         rows = [(d, f) for d, f in rows if where(d)]
+    elif where is not None:
+        raise InvalidInput(
+            f"where must be a mapping of field -> value or a callable, got {type(where).__name__}"
+        )
     keys = [sort] if isinstance(sort, str) else list(sort or [])
     for key in reversed(keys):
         descending = key.startswith("-")

@@ -47,7 +47,7 @@ def test_link_indexes_objects_in_place(s3: Any, catalog: Catalog) -> None:
         put(s3, bucket, key, data)
     before = set(s3.keys(bucket))
     result = catalog.link("photos", f"s3://{bucket}/raw")
-    assert (result.added, result.skipped) == (3, 2)
+    assert (result.added, result.skipped, result.folder_markers) == (3, 2, 2)
     assert set(s3.keys(bucket)) == before, "nothing written to the bucket"
     assert not list(catalog.home.blobs.glob("??/*")), "nothing copied locally"
     assert paths(catalog, "photos@draft") == {"top.txt", "a/1.jpg", "a/b/2.jpg"}
@@ -174,8 +174,9 @@ def test_link_and_sync_cli(s3: Any, cli: Cli, home: Path) -> None:
     assert res["added"] == 1  # type: ignore[index]
     assert cli.bytes("cat", "pics@draft", "x/1.jpg") == b"one"
     put(s3, bucket, "imgs/x/2.jpg", b"two")
+    put(s3, bucket, "imgs/x/", b"")  # a folder marker, as S3 consoles make them
     out = cli("sync", "pics").out
-    assert "1 added" in out
+    assert "1 added" in out and "1 folder marker(s) skipped" in out
     assert json.loads(cli("ls", "pics@draft", "x", "--json").out)[1]["name"] == "2.jpg"
     before = catalog_dump(home)
     res2 = cli("add", "pics", str(home), ok=False)

@@ -73,17 +73,26 @@ def test_merge_of_clones_merges_annotations_onto_one_item(
     ]
 
 
-def test_no_metadata_and_no_annotations_keep_the_first_copy(
+def test_no_metadata_and_no_annotations_drop_them_as_clone_does(
     cli: Cli, catalog: Catalog, team_clones: tuple[str, str]
 ) -> None:
     cli("merge", "m", "team-a", "team-b", "--no-metadata", "--publish")
-    cat = catalog.version("m").item("cat.jpg")
-    assert cat.metadata == catalog.version("team-a").item("cat.jpg").metadata
-    assert [a["label"] for a in cat.annotations] == ["cat", "ear", "tail"]
+    merged = {f.path: f for f in catalog.version("m").files()}
+    assert all(f.metadata == {} for f in merged.values())
+    assert [a["label"] for a in merged["cat.jpg"].annotations] == ["cat", "ear", "tail"]
+    assert merged["train/a.jpg"].annotations == [{"label": "paw"}]
     cli("merge", "n", "team-a", "team-b", "--no-annotations")
-    cat = catalog.draft("n").item("cat.jpg")
-    assert cat.annotations == catalog.version("team-a").item("cat.jpg").annotations
-    assert cat.metadata["by"] == "b"
+    merged = {f.path: f for f in catalog.draft("n").files()}
+    assert all(f.annotations == [] for f in merged.values())
+    assert merged["cat.jpg"].metadata["by"] == "b"
+    gold = catalog.version("gold").item("cat.jpg")
+    assert merged["cat.jpg"].origin == gold.origin and merged["cat.jpg"].blob == gold.blob
+    # the same as a clone without them, item for item
+    cli("clone", "n@draft", "n-bare", "--no-metadata", "--no-annotations")
+    cli("merge", "both-bare", "team-a", "team-b", "--no-metadata", "--no-annotations")
+    assert {f.path: f.id for f in catalog.draft("both-bare").files()} == {
+        f.path: f.id for f in catalog.draft("n-bare").files()
+    }
 
 
 def test_merge_of_a_version_with_itself_changes_nothing(
@@ -113,19 +122,58 @@ def test_merge_of_unrelated_datasets_sums_items(
     assert got == {**spec_of(catalog, "one"), **spec_of(catalog, "two")}
 
 
-def test_unrelated_items_on_one_path_fail_by_default_and_change_nothing(
+def test_unrelated_items_on_one_path_are_summed_by_default_or_refused(
     cli: Cli, catalog: Catalog
 ) -> None:
     put_version(catalog, "a", {"x.jpg": ("o1", "b1", {}, []), "d/y.jpg": ("o2", "b2", {}, [])})
     put_version(catalog, "b", {"x.jpg": ("o3", "b3", {}, []), "d/y.jpg": ("o4", "b4", {}, [])})
     before = catalog.db.dump()
-    res = cli("merge", "m", "a", "b", ok=False)
+    res = cli("merge", "m", "a", "b", "--on-conflict", "fail", ok=False)
     assert res.code == 1 and res.err.count("\n") == 1
     assert res.err == (
         "dlfs: error: cannot merge: unrelated items want the same path: d/y.jpg, x.jpg"
         " (use --on-conflict rename to keep both)\n"
     )
     assert catalog.db.dump() == before
+    # Dataloop: "items will be summed up": both land, the later one renamed
+    res = cli("merge", "m", "a", "b")
+    assert res.err.splitlines() == [
+        "conflict: d/y.jpg of b is also in a: kept as d/y (2).jpg",
+        "conflict: x.jpg of b is also in a: kept as x (2).jpg",
+    ]
+    got = {p: v[0] for p, v in spec_of(catalog, "m@draft").items()}
+    assert got == {"x.jpg": "o1", "x (2).jpg": "o3", "d/y.jpg": "o2", "d/y (2).jpg": "o4"}
+    version = catalog.merge("m-api", ["a", "b"])
+    assert [c.to_json() for c in version.conflicts] == [
+        {"kind": "path", "path": "d/y.jpg", "refs": ["a", "b"], "took": "d/y (2).jpg"},
+        {"kind": "path", "path": "x.jpg", "refs": ["a", "b"], "took": "x (2).jpg"},
+    ]
+
+
+def test_clones_that_changed_one_items_bytes_are_reported_or_refused(
+    cli: Cli, catalog: Catalog, home: Path
+) -> None:
+    put_version(catalog, "a", {"x.jpg": ("o1", "b1", {}, []), "same.jpg": ("o2", "b2", {}, [])})
+    put_version(catalog, "b", {"x.jpg": ("o1", "b3", {}, []), "same.jpg": ("o2", "b2", {}, [])})
+    put_version(catalog, "c", {"x.jpg": ("o1", "b4", {}, [])})
+    before = catalog.db.dump()
+    res = cli("merge", "m", "a", "b", "c", "--on-conflict", "fail", ok=False)
+    assert res.code == 1 and res.err == (
+        "dlfs: error: cannot merge: copies of one item hold different bytes: x.jpg (a, b, c)"
+        " (without --on-conflict fail the last ref's bytes are taken)\n"
+    )
+    assert catalog.db.dump() == before
+    res = cli("merge", "m", "a", "b", "c", "--json")
+    assert res.err == "conflict: content differs at x.jpg in a, b, c: took c's bytes\n"
+    out = res.json()
+    assert isinstance(out, dict)
+    assert out["conflicts"] == [
+        {"kind": "content", "path": "x.jpg", "refs": ["a", "b", "c"], "took": "c"}
+    ]
+    got = spec_of(catalog, "m@draft")
+    assert got["x.jpg"][:2] == ("o1", "b4") and got["same.jpg"][:2] == ("o2", "b2")
+    with pytest.raises(Conflict, match=r"different bytes: x\.jpg"):
+        catalog.merge("m2", ["a", "b"], on_conflict="fail")
 
 
 def test_rename_keeps_both_deterministically(cli: Cli, catalog: Catalog) -> None:

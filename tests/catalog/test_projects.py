@@ -148,6 +148,7 @@ def test_a_catalog_made_before_projects_keeps_working(home: Path) -> None:
     conn = sqlite3.connect(home / "catalog.db")  # back to schema 4: no projects
     conn.execute("DROP TABLE projects")
     # ... and none of step 6 (attributes of folders), which comes after projects
+    conn.execute("DROP TABLE version_changes")  # ... nor of step 7
     conn.execute("DROP INDEX tree_entries_folders")
     for table, column in [("trees", c) for c in ("posix", "mtime", "ctime", "atime")] + [
         ("items", "ctime"),

@@ -9,7 +9,7 @@ import pytest
 
 from dlfs import Catalog
 from dlfs.errors import AlreadyExists, Ambiguous, Conflict, InvalidInput, NotFound, ReadOnly
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, Cli, catalog_dump
 
 
 def published(catalog: Catalog, sample: Path, name: str = "cats"):  # type: ignore[no-untyped-def]
@@ -218,8 +218,19 @@ def test_dataset_tags_and_metadata(catalog: Catalog) -> None:
     ds = catalog.create_dataset("cats")
     assert ds.tag(add=["a", "b"]) == ["a", "b"]
     assert ds.tag(remove=["a"]) == ["b"]
+    assert ds.tag(remove=["a", "never"]) == ["b"], "removing a tag it lacks is a no-op"
     assert ds.set_metadata([("owner", "ann"), ("quality.score", 0.9)]) == {
         "owner": "ann",
         "quality": {"score": 0.9},
     }
     assert ds.info()["metadata"]["quality"]["score"] == 0.9
+
+
+def test_dataset_tag_remove_of_a_missing_tag_says_so(cli: Cli, home: Path) -> None:
+    cli("dataset", "create", "cats", "--tag", "pets")
+    before = catalog_dump(home)
+    res = cli("dataset", "tag", "cats", "--remove", "never")
+    assert "has no tag 'never': nothing to remove" in res.out
+    assert catalog_dump(home) == before
+    cli("dataset", "tag", "cats", "--remove", "pets")
+    assert cli("dataset", "show", "cats", "--json").json()["tags"] == []  # type: ignore[index]

@@ -219,7 +219,12 @@ def test_xattrs(published: str, open_views: Callable[..., View], catalog: Catalo
         "user.dlfs.metadata",
         "user.dlfs.annotations",
     ]
-    assert v.listxattr(v.root()) == ["user.dlfs.version", "user.dlfs.state", "user.dlfs.dataset"]
+    assert v.listxattr(v.root()) == [
+        "user.dlfs.version",
+        "user.dlfs.state",
+        "user.dlfs.dataset",
+        "user.dlfs.version_metadata",
+    ]
     assert json.loads(v.getxattr(node, "user.dlfs.metadata")) == META
     assert json.loads(v.getxattr(node, "user.dlfs.annotations")) == ANNOTATIONS
     item = catalog.item(published, "train/a.jpg")
@@ -229,6 +234,7 @@ def test_xattrs(published: str, open_views: Callable[..., View], catalog: Catalo
     assert v.getxattr(root, "user.dlfs.version").decode() == root.version
     assert v.getxattr(root, "user.dlfs.state") == b"published"
     assert v.getxattr(root, "user.dlfs.dataset") == b"cats"
+    assert v.getxattr(root, "user.dlfs.version_metadata") == b"{}"
     assert v.listxattr(v.lookup(root, "train")) == []
     with pytest.raises(NoAttribute):
         v.getxattr(node, "user.dlfs.nope")
