@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dlfs import projects
+from dlfs import apiargs, projects
 from dlfs.handles import Dataset
 from dlfs.ops import maintenance
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dlfs.catalog import CatalogDB
 
 
+@apiargs.checked
 class ProjectMethods:
     """The project methods of :class:`dlfs.Catalog`."""
 
@@ -82,6 +83,7 @@ class ProjectMethods:
         return names
 
 
+@apiargs.checked
 class Project:
     """A handle on a project by name; properties read the catalog each time."""
 
