@@ -50,6 +50,7 @@ from collections.abc import Callable
 from typing import NoReturn, cast
 
 from dlfs import trees, versions, xattrs
+from dlfs.arranged import Arrangement, At
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import (
     Corrupt,
@@ -81,6 +82,7 @@ from dlfs.objects import DIR, VERSION_ID_RE
 from dlfs.posixattrs import Posix, is_user_xattr, link_of, node_fields
 from dlfs.reads import FileReads
 from dlfs.stores.registry import StoreFactory, StoreRegistry
+from dlfs.viewspec import ViewSpec
 from dlfs.xattrs import VersionFacts
 
 log = logging.getLogger(__name__)
@@ -90,12 +92,19 @@ LISTING_CACHE = 262_144
 listings through pyfuse3, so every ``ls`` or walk lists again)."""
 
 
-def open_view(home: Home, ref: str | None = None, stores: StoreFactory | None = None) -> View:
+def open_view(
+    home: Home,
+    ref: str | None = None,
+    stores: StoreFactory | None = None,
+    spec: ViewSpec | None = None,
+) -> View:
     """A read-only view of the version ``ref`` names, or of the whole catalog.
 
     ``ref`` is resolved once, now (``NAME`` alone means ``NAME@latest``): the view
-    keeps serving that version even when tags move. Raises :class:`NotFound` for an
-    unknown ref or a missing catalog.
+    keeps serving that version even when tags move. ``spec`` (``--where`` /
+    ``--group-by``, :mod:`dlfs.viewspec`) shows the version's items arranged by it
+    (:mod:`dlfs.arranged`); it needs a ref. Raises :class:`NotFound` for an unknown
+    ref or a missing catalog.
     """
     if not home.exists():
         raise NotFound(f"no catalog at {home.root} (create one with 'dlfs init')")
@@ -105,7 +114,7 @@ def open_view(home: Home, ref: str | None = None, stores: StoreFactory | None = 
         if ref is None:
             return View(db, stores or StoreRegistry(home), None)
         row = versions.resolve(db, ref)
-        return View(db, stores or StoreRegistry(home), row)
+        return View(db, stores or StoreRegistry(home), row, spec=spec)
     except BaseException:
         db.close()
         raise
@@ -127,6 +136,7 @@ class View:
         version: Row | None,
         uid: int | None = None,
         gid: int | None = None,
+        spec: ViewSpec | None = None,
     ) -> None:
         self.db = db
         self.uid = os.getuid() if uid is None else uid
@@ -137,6 +147,12 @@ class View:
             self._root = self._catalog_node()
         else:
             self._root = self._version_node(version)
+        self.spec = spec
+        """The ``--where`` / ``--group-by`` of this view; None for the plain tree."""
+        if spec is not None and version is not None:
+            version_root = self._root
+            arrangement = Arrangement(db, spec, lambda: self._tree(version_root), self._entry_node)
+            self._root = arrangement.root(version_root)
         # Complete listings of immutable folders: (tree, version) -> entries.
         self._listings: OrderedDict[tuple[str, str], Page] = OrderedDict()
         self._listed = 0
@@ -258,6 +274,8 @@ class View:
             raise NotFound(f"no such file or folder: {name!r}") from None
         if size > NAME_MAX:
             raise NameTooLong(f"name longer than {NAME_MAX} bytes: {name[:40]}...")
+        if isinstance(parent.key, At):
+            return parent.key.view.lookup(parent, name)
         role = parent.role
         if role >= Role.VERSION:
             if role == Role.FILE:
@@ -298,6 +316,8 @@ class View:
 
     def listing(self, node: Node) -> Listing:
         """The entries of folder ``node`` (for ``readdir``), with their attributes."""
+        if isinstance(node.key, At):
+            return node.key.view.listing(node)
         role = node.role
         if role in (Role.VERSION, Role.FOLDER):
             tree = self._tree(node)
@@ -464,6 +484,8 @@ class View:
         daemon answers every write request to a read-only view with it)."""
         if self._root.role == Role.CATALOG:
             raise ReadOnly(f"cannot {what}: the catalog mount is read-only")
+        if self.spec is not None:
+            raise ReadOnly(f"cannot {what}: a view ({self.spec.describe()}) is read-only")
         if self._root.cache:
             raise ReadOnly(f"cannot {what}: version {self._root.version} is published")
         raise ReadOnly(f"cannot {what}: this draft is mounted read-only (-o ro)")

@@ -140,11 +140,45 @@ def _migrate_v4(db: sqlite_utils.Database) -> None:
     _run_script(db, SCHEMA_V4)
 
 
+SCHEMA_V5 = """
+CREATE TABLE item_labels(
+    item TEXT NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (item, label)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO item_labels(item, label)
+    SELECT i.id, json_extract(a.value, '$.label') FROM items i, json_each(i.annotations) a
+    WHERE a.type = 'object' AND json_type(a.value, '$.label') = 'text'
+"""
+
+ITEM_LABELS_TRIGGERS = (
+    """CREATE TRIGGER items_add_labels AFTER INSERT ON items BEGIN
+    INSERT OR IGNORE INTO item_labels(item, label)
+        SELECT new.id, json_extract(a.value, '$.label') FROM json_each(new.annotations) a
+        WHERE a.type = 'object' AND json_type(a.value, '$.label') = 'text';
+END""",
+    """CREATE TRIGGER items_forget_labels AFTER DELETE ON items BEGIN
+    DELETE FROM item_labels WHERE item = old.id;
+END""",
+)
+
+
+def _migrate_v5(db: sqlite_utils.Database) -> None:
+    # The labels of each item (an annotation that is an object with a string "label",
+    # as dlfs.ops.where.labels_of reads them), kept by triggers whatever code inserts
+    # the item: items never change (their id is their content), so insert and delete
+    # are all there is. What `--group-by label` views list (dlfs.arranged).
+    _run_script(db, SCHEMA_V5)
+    for trigger in ITEM_LABELS_TRIGGERS:
+        db.conn.execute(trigger)
+
+
 # (schema version reached, name, step). Append; never edit a released step.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
     (2, "linked objects", _migrate_v2),
     (3, "posix attributes of items", _migrate_v3),
     (4, "file entries by item", _migrate_v4),
+    (5, "labels of items", _migrate_v5),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

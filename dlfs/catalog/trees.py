@@ -206,3 +206,29 @@ class TreeQueries(CatalogCore):
             " LEFT JOIN trees r ON r.id = t.id ORDER BY t.id",
             (tree,),
         )
+
+    # -- views (dlfs.arranged) ----------------------------------------------------
+
+    def subtree_labels(self, tree: str) -> list[tuple[str, str | None]]:
+        """``(folder, label)`` for every label of the files directly in each folder
+        under (and including) ``tree``, each pair once; a folder with a file that has
+        no label also gives ``(folder, None)``. One recursive query over the folders,
+        the ``item_labels`` index for the files."""
+        rows = self._all(
+            "WITH RECURSIVE t(id) AS (SELECT ? UNION"
+            " SELECT e.ref FROM tree_entries e JOIN t ON e.tree = t.id WHERE e.kind = 1)"
+            " SELECT DISTINCT e.tree, l.label FROM t JOIN tree_entries e ON e.tree = t.id"
+            " LEFT JOIN item_labels l ON l.item = e.ref WHERE e.kind = 0",
+            (tree,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def subtree_folders(self, tree: str) -> list[tuple[str, str]]:
+        """``(parent, child)`` for every folder under ``tree``, with one recursive query."""
+        rows = self._all(
+            "WITH RECURSIVE t(id) AS (SELECT ? UNION"
+            " SELECT e.ref FROM tree_entries e JOIN t ON e.tree = t.id WHERE e.kind = 1)"
+            " SELECT e.tree, e.ref FROM t JOIN tree_entries e ON e.tree = t.id WHERE e.kind = 1",
+            (tree,),
+        )
+        return [(r[0], r[1]) for r in rows]
