@@ -20,6 +20,7 @@ of the view; a draft's folders (mutable trees) are looked at again each time.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -216,3 +217,69 @@ def _parsed(spec: ViewSpec, item: Row | None) -> tuple[Any, Any]:
     if item is None or not spec.uses_item:
         return {}, []
     return json.loads(item["metadata"]), json.loads(item["annotations"])
+
+
+# -- the views of the catalog mount: <dataset>/<version>/@where/EXPR/, .../@by/KEY/ ----
+
+BY = "@by"
+"""``<version>/@by/KEY/`` (and ``@where/EXPR/@by/KEY/``): the version grouped by KEY."""
+
+WHERE = "@where"
+"""``<version>/@where/EXPR/``: the version's items EXPR selects (``/`` as ``%2F``)."""
+
+
+class Magic(NamedTuple):
+    """A folder of the catalog mount's view paths: ``@by`` or ``@where`` of a version
+    (``version`` is the version's root node), under a ``--where`` for ``@by``."""
+
+    kind: str
+    version: Node
+    where: str | None
+
+
+class ViewPaths:
+    """The view folders of a whole-catalog mount, hidden in every version folder (not
+    listed, found by name; an entry of the version with that name wins)."""
+
+    def __init__(self, db: CatalogDB, entry_node: EntryNode) -> None:
+        self.db = db
+        self._entry_node = entry_node
+        self._made: dict[tuple[str, str | None, str | None], Arrangement] = {}
+
+    def magic(self, parent: Node, name: str) -> Node | None:
+        """The ``@by`` / ``@where`` folder called ``name`` in ``parent``, if any."""
+        at = parent.key
+        if parent.role == Role.VERSION and at is None and name in (BY, WHERE):
+            return parent._replace(role=Role.FOLDER, key=Magic(name, parent, None))
+        if isinstance(at, At) and name == BY and at.prefix == "" and at.group == "":
+            where = at.view.spec.where
+            if where is not None and at.view.spec.group is None:
+                version = parent._replace(role=Role.VERSION, key=None)
+                return parent._replace(role=Role.FOLDER, key=Magic(BY, version, where.text))
+        return None
+
+    def lookup(self, parent: Node, name: str) -> Node:
+        """The view root ``name`` names in a ``@by`` or ``@where`` folder."""
+        magic = parent.key
+        assert isinstance(magic, Magic)
+        if magic.kind == BY:
+            where, group = magic.where, name
+        else:
+            where, group = urllib.parse.unquote(name), None
+        key = (magic.version.version, where, group)
+        made = self._made.get(key)
+        if made is None:
+            spec = ViewSpec.parse(where, group)
+            assert spec is not None
+            tree = magic.version.ref
+            made = self._made[key] = Arrangement(self.db, spec, lambda: tree, self._entry_node)
+        return made.root(magic.version)
+
+    def listing(self, node: Node) -> Listing:
+        """``@by`` lists ``label`` (any ``metadata.FIELD`` is found by name too);
+        ``@where`` lists nothing (any expression is found by name)."""
+        magic = node.key
+        assert isinstance(magic, Magic)
+        if magic.kind == BY:
+            return Listing([("label", self.lookup(node, "label"))])
+        return Listing([])

@@ -50,7 +50,7 @@ from collections.abc import Callable
 from typing import NoReturn, cast
 
 from dlfs import trees, versions, xattrs
-from dlfs.arranged import Arrangement, At
+from dlfs.arranged import Arrangement, At, Magic, ViewPaths
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import (
     Corrupt,
@@ -149,6 +149,8 @@ class View:
             self._root = self._version_node(version)
         self.spec = spec
         """The ``--where`` / ``--group-by`` of this view; None for the plain tree."""
+        self.paths = ViewPaths(db, self._entry_node) if version is None else None
+        """The ``@by`` / ``@where`` folders of the catalog mount's versions."""
         if spec is not None and version is not None:
             version_root = self._root
             arrangement = Arrangement(db, spec, lambda: self._tree(version_root), self._entry_node)
@@ -274,6 +276,19 @@ class View:
             raise NotFound(f"no such file or folder: {name!r}") from None
         if size > NAME_MAX:
             raise NameTooLong(f"name longer than {NAME_MAX} bytes: {name[:40]}...")
+        if self.paths is None:
+            return self._lookup(parent, name)
+        if isinstance(parent.key, Magic):
+            return self.paths.lookup(parent, name)
+        try:
+            return self._lookup(parent, name)
+        except NotFound:
+            magic = self.paths.magic(parent, name)
+            if magic is None:
+                raise
+            return magic
+
+    def _lookup(self, parent: Node, name: str) -> Node:
         if isinstance(parent.key, At):
             return parent.key.view.lookup(parent, name)
         role = parent.role
@@ -318,6 +333,8 @@ class View:
         """The entries of folder ``node`` (for ``readdir``), with their attributes."""
         if isinstance(node.key, At):
             return node.key.view.listing(node)
+        if isinstance(node.key, Magic) and self.paths is not None:
+            return self.paths.listing(node)
         role = node.role
         if role in (Role.VERSION, Role.FOLDER):
             tree = self._tree(node)

@@ -194,7 +194,7 @@ def test_folder_names_never_clash() -> None:
         assert 0 < len(name.encode()) <= 255 and "/" not in name and name not in (".", "..")
     assert value_name(7.0) == value_name(7) == "7"
     assert value_name("7") == "%37"
-    assert NONE_NAME not in names and EMPTY_NAME == value_name("")
+    assert NONE_NAME not in names and value_name("") == EMPTY_NAME
 
 
 def test_the_label_index_follows_the_items(catalog: Catalog, pets: str) -> None:
@@ -204,3 +204,27 @@ def test_the_label_index_follows_the_items(catalog: Catalog, pets: str) -> None:
         for _tree, label in catalog.db.subtree_labels(catalog.db.version_get(v.id)["root"])
     }
     assert found == {"dog", "cat", "a/b", "@odd", ""}
+
+
+def test_the_catalog_view_has_by_and_where_folders_in_each_version(
+    catalog: Catalog, pets: str, home: Path, views: Callable[..., View]
+) -> None:
+    v = open_view(Home.at(home))
+    try:
+        version = v.lookup(v.lookup(v.root(), "pets"), pets.split("@")[1])
+        listed = [n for _p, n, _node in v.listing(version).entries_from(0)]
+        assert "@by" not in listed and "@where" not in listed  # walks stay the version's
+        by = v.lookup(v.lookup(version, "@by"), "label")
+        assert walk(v, by) == walk(views(pets, group_by="label"))
+        expr = 'path != "train/a.jpg"'.replace("/", "%2F")
+        where = v.lookup(v.lookup(version, "@where"), expr)
+        assert walk(v, where) == walk(views(pets, where='path != "train/a.jpg"'))
+        both = v.lookup(v.lookup(where, "@by"), "metadata.split")
+        expected = walk(views(pets, where='path != "train/a.jpg"', group_by="metadata.split"))
+        assert walk(v, both) == expected
+        with pytest.raises(InvalidInput):
+            v.lookup(v.lookup(version, "@where"), "label ==")
+        with pytest.raises(NotFound):
+            v.lookup(version, "@nope")
+    finally:
+        v.close()
