@@ -12,7 +12,8 @@ import pytest
 
 import dlfs
 from dlfs import Catalog
-from tests.fsutil import Mounter, dlfs as run_dlfs, is_mounted
+from tests.fsutil import Mounter, is_mounted
+from tests.fsutil import dlfs as run_dlfs
 from tests.helpers import catalog_dump
 
 LABELS = ["cat", "dog", "fox"]
@@ -89,14 +90,15 @@ def test_views_are_read_only_also_of_a_draft(
         m = mounter(ref, tmp_path / where, "--group-by", "metadata.split")
         assert sorted(os.listdir(m.path)) == ["train", "val"]
         shard = next((m.path / "train/src0").iterdir())
-        for attempt in (
-            lambda: (m.path / "train/new.txt").write_bytes(b"x"),
-            lambda: os.mkdir(m.path / "val/src9"),
-            lambda: os.unlink(next(shard.iterdir())),
-            lambda: os.rename(m.path / "train/src0", m.path / "train/src7"),
-        ):
+        writes: list[tuple[Any, ...]] = [
+            (Path.write_bytes, m.path / "train/new.txt", b"x"),
+            (os.mkdir, m.path / "val/src9"),
+            (os.unlink, next(shard.iterdir())),
+            (os.rename, m.path / "train/src0", m.path / "train/src7"),
+        ]
+        for call, *args in writes:
             with pytest.raises(OSError) as exc:
-                attempt()
+                call(*args)
             assert exc.value.errno == errno.EROFS
 
 
@@ -131,7 +133,7 @@ def test_the_catalog_mount_and_the_python_api_serve_the_same_view(
     version = m.path / "pets" / pets.split("@")[1]
     assert "@by" not in os.listdir(version)
     by_path = tree_of(version / "@by/label")
-    where = version / "@where" / 'metadata.n < 10'
+    where = version / "@where" / "metadata.n < 10"
     with dlfs.mount(pets, home=home, group_by="label") as root:
         assert tree_of(root) == by_path
     with dlfs.mount(pets, home=home, where="metadata.n < 10", group_by="label") as root:
