@@ -148,6 +148,7 @@ def test_a_view_of_a_draft_is_read_only_and_live(catalog: Catalog, pets: str, ho
     catalog.add_bytes("pets", "new/g.jpg", b"g", annotations=[{"label": "dog"}])
     v = open_mount_view(Home.at(home), "pets@draft", spec=ViewSpec.parse(None, "label"))
     try:
+        assert isinstance(v, View)
         assert not v.writable
         with pytest.raises(ReadOnly, match="view"):
             v.refuse("write")
@@ -198,11 +199,9 @@ def test_folder_names_never_clash() -> None:
 
 
 def test_the_label_index_follows_the_items(catalog: Catalog, pets: str) -> None:
-    v = catalog.version(pets)
-    found = {
-        (label or "")
-        for _tree, label in catalog.db.subtree_labels(catalog.db.version_get(v.id)["root"])
-    }
+    row = catalog.db.version_get(catalog.version(pets).id)
+    assert row is not None
+    found = {(label or "") for _tree, label in catalog.db.subtree_labels(row["root"])}
     assert found == {"dog", "cat", "a/b", "@odd", ""}
 
 
