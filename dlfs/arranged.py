@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import NotFound
 from dlfs.nodes import Listing, Node, Page, Role
 from dlfs.objects import DIR, is_mutable
-from dlfs.viewspec import NONE_NAME, ViewSpec, value_name
+from dlfs.viewspec import EMPTY_NAME, NONE_NAME, ViewSpec, value_name
 
 EntryNode = Callable[[Node, Row], Node]
 
@@ -106,11 +106,36 @@ class Arrangement:
                 [(g, folder._replace(key=At(self, g, ""))) for g in sorted(self.groups(tree, ""))]
             )
         page: Page = []
+        label = self._label_of(at.group)
+        if label is not False:  # the label index says which files: no JSON is read
+            for row in self.db.entries_with_label(tree, label):
+                if row["kind"] != DIR:
+                    page.append((row["name"], self._entry_node(node, row)._replace(key=None)))
+                    continue
+                child = self._visible(node, at, tree, row, None)
+                if child is not None:
+                    page.append((row["name"], child))
+            return Listing(page)
         for row in self.db.entries_with_items(tree):
             child = self._visible(node, at, tree, row, row)
             if child is not None:
                 page.append((row["name"], child))
         return Listing(page)
+
+    def _label_of(self, group: str) -> str | Literal[False] | None:
+        """The label a group folder of a ``--group-by label`` view (without
+        ``--where``) stands for (None: ``@none``); False when the label index cannot
+        answer (another view, or a name cut to fit)."""
+        group_key = self.spec.group
+        if self.spec.where is not None or group_key is None or not group_key.is_label:
+            return False
+        if group == NONE_NAME:
+            return None
+        if group == EMPTY_NAME:
+            return ""
+        if "@" in group:
+            return False
+        return urllib.parse.unquote(group)
 
     def _visible(self, parent: Node, at: At, tree: str, row: Row, item: Row | None) -> Node | None:
         """The node of entry ``row`` of folder ``parent`` if the view shows it."""

@@ -232,3 +232,20 @@ class TreeQueries(CatalogCore):
             (tree,),
         )
         return [(r[0], r[1]) for r in rows]
+
+    def entries_with_label(self, tree: str, label: str | None) -> list[Row]:
+        """The entries of a folder (as :meth:`entries`) that are folders or files whose
+        item has ``label`` (``None``: no label at all), in name order; one index range
+        of the folder, one ``item_labels`` probe per file."""
+        if label is None:
+            test = "NOT EXISTS (SELECT 1 FROM item_labels l WHERE l.item = e.ref)"
+            args: tuple[str, ...] = (tree,)
+        else:
+            test = "EXISTS (SELECT 1 FROM item_labels l WHERE l.item = e.ref AND l.label = ?)"
+            args = (tree, label)
+        return self._all(
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e"
+            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            f" WHERE e.tree = ? AND (e.kind = 1 OR {test}) ORDER BY e.name",
+            args,
+        )
