@@ -5,7 +5,8 @@ Sections, in order: ``foundation`` (publish cost, ``dlfs add`` vs ``cp -r``),
 modules of this package own, each run through its ``main()`` when its module exists:
 ``versioning`` (clone/merge/diff, ``bench_versioning.py``), ``writes`` (writing into a
 draft mount, ``bench_writes.py``) and ``s3`` (reading S3 through a mount,
-``bench_s3.py``), ``posix`` (pjdfstest in a draft mount, ``posix.py``; only with
+``bench_s3.py``), ``views`` (``--group-by label`` of a big version, ``bench_views.py``),
+``posix`` (pjdfstest in a draft mount, ``posix.py``; only with
 ``--only posix``: it is a conformance count, not a timing); a module with
 ``measure()`` and ``print_table()`` is run through those instead, so its figures
 reach ``results.json``. They get ``DLFS_BENCH_DIR`` (the bench-data dir) and, with
@@ -39,6 +40,7 @@ EXTRA = {
     "writes": ("benchmarks.bench_writes", "writes into a draft mount"),
     "reclaim": ("benchmarks.bench_reclaim", "disk used by a draft mount"),
     "s3": ("benchmarks.bench_s3", "reading S3 through a mount"),
+    "views": ("benchmarks.bench_views", "views (--group-by label) of a big version"),
     "posix": ("benchmarks.posix", "POSIX conformance (pjdfstest) of a draft mount"),
 }
 SECTIONS = ("foundation", "reads", *EXTRA)

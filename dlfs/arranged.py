@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
@@ -63,6 +64,7 @@ class Arrangement:
         self._root_tree = root_tree
         self._entry_node = entry_node
         self._groups: dict[tuple[str, str], frozenset[str]] = {}
+        self._labelled = LabelledFiles(db)
         self._any: dict[tuple[str, str], bool] = {}
 
     def root(self, version: Node) -> Node:
@@ -108,13 +110,16 @@ class Arrangement:
         page: Page = []
         label = self._label_of(at.group)
         if label is not False:  # the label index says which files: no JSON is read
-            for row in self.db.entries_with_label(tree, label):
+            files = self._labelled.files(tree, label) if label is not None else None
+            rows = self.db.entries_with_label(tree, label) if files is None else files
+            for row in rows:
                 if row["kind"] != DIR:
                     page.append((row["name"], self._entry_node(node, row)._replace(key=None)))
                     continue
                 child = self._visible(node, at, tree, row, None)
                 if child is not None:
                     page.append((row["name"], child))
+            page.sort(key=lambda e: e[0])
             return Listing(page)
         for row in self.db.entries_with_items(tree):
             child = self._visible(node, at, tree, row, row)
@@ -144,12 +149,7 @@ class Arrangement:
         assert at.group is not None
         if row["kind"] == DIR:
             prefix = path + "/"
-            shown = (
-                self.any_match(row["ref"], prefix)
-                if at.group == ""
-                else at.group in self.groups(row["ref"], prefix)
-            )
-            if not shown:
+            if not self._folder_shown(at.group, row["ref"], prefix):
                 return None
             return self._entry_node(parent, row)._replace(key=At(self, at.group, prefix))
         if item is None and self.spec.uses_item:
@@ -167,6 +167,17 @@ class Arrangement:
         return group == "" or group in self.spec.names(meta, ann)
 
     # -- what is under a folder ---------------------------------------------------------
+
+    def _folder_shown(self, group: str, tree: str, prefix: str) -> bool:
+        """True when the folder ``tree`` (at ``prefix``) holds an item of ``group``."""
+        if group == "":
+            return self.any_match(tree, prefix)
+        label = self._label_of(group)
+        if label is not False and not is_mutable(tree):
+            unlabelled = self.db.tree_labelled(tree)
+            if unlabelled is not None:  # indexed: one probe
+                return unlabelled if label is None else self.db.tree_has_label(tree, label)
+        return group in self.groups(tree, prefix)
 
     def groups(self, tree: str, prefix: str) -> frozenset[str]:
         """The group names of the matching items under ``tree`` (at ``prefix``)."""
@@ -194,6 +205,11 @@ class Arrangement:
     def _label_groups(self, root: str) -> frozenset[str]:
         """Every folder's label groups under ``root`` from the label index, kept for
         the sub-folders too (a label is its own name when grouping by label)."""
+        if not is_mutable(root):
+            unlabelled = self.db.tree_labelled(root)
+            if unlabelled is not None:  # indexed (dlfs.labelindex): the labels at once
+                names = {value_name(label) for label in self.db.tree_labels(root)}
+                return frozenset(names | ({NONE_NAME} if unlabelled else set()))
         per_tree: dict[str, set[str]] = {}
         for tree, label in self.db.subtree_labels(root):
             per_tree.setdefault(tree, set()).add(NONE_NAME if label is None else value_name(label))
@@ -235,6 +251,47 @@ class Arrangement:
         if not is_mutable(tree):
             self._any[key] = result
         return result
+
+
+class LabelledFiles:
+    """The file entries of a label, loaded whole when the label is small enough
+    (:data:`LABEL_LOAD`): listing a label's folders then costs O(its items there).
+    Labels are kept while they hold at most :data:`LABELS_KEPT` entries in all."""
+
+    def __init__(self, db: CatalogDB) -> None:
+        self.db = db
+        self._kept: OrderedDict[str, dict[str, list[Row]]] = OrderedDict()
+        self._size = 0
+        self._big: set[str] = set()
+
+    def files(self, tree: str, label: str) -> list[Row] | None:
+        """The entries of ``tree``: its folders and the files that have ``label``;
+        None when the label is too big to load (ask the folder instead)."""
+        if label in self._big or is_mutable(tree):
+            return None
+        by_tree = self._kept.get(label)
+        if by_tree is None:
+            if self.db.label_count(label) > LABEL_LOAD:
+                self._big.add(label)
+                return None
+            by_tree = {}
+            for row in self.db.label_entries(label):
+                by_tree.setdefault(row["tree"], []).append(row)
+            self._kept[label] = by_tree
+            self._size += sum(len(rows) for rows in by_tree.values())
+            while self._size > LABELS_KEPT and len(self._kept) > 1:
+                _old, dropped = self._kept.popitem(last=False)
+                self._size -= sum(len(rows) for rows in dropped.values())
+        else:
+            self._kept.move_to_end(label)
+        return self.db.entries_of_kind(tree, DIR) + by_tree.get(tree, [])
+
+
+LABEL_LOAD = 50_000
+"""The most items a label may have to be loaded whole by :class:`LabelledFiles`."""
+
+LABELS_KEPT = 262_144
+"""File entries of loaded labels kept in memory."""
 
 
 def _parsed(spec: ViewSpec, item: Row | None) -> tuple[Any, Any]:

@@ -43,6 +43,7 @@ from dlfs.errors import (
     Unavailable,
 )
 from dlfs.home import Home
+from dlfs.labelindex import index_labels
 from dlfs.mountregistry import (
     FSTYPE,
     MountRecord,
@@ -290,6 +291,8 @@ def mount(
                 " one writable mount (unmount it, or mount this one with -o ro)"
             )
     path = check_mountpoint(home, mountpoint)
+    if spec is not None and spec.group is not None and spec.group.is_label and vid is not None:
+        _index_labels(home, vid)
     if cache_dir is not None:
         cache_dir = str(Path(cache_dir).expanduser().absolute())
     home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -299,6 +302,19 @@ def mount(
     if foreground:
         _exec_foreground(argv)
     return _start_background(home, path, argv, timeout)
+
+
+def _index_labels(home: Home, vid: str) -> None:
+    """Index the labels of a published version's folders not indexed yet (a version
+    published before the index existed, or pulled): see :mod:`dlfs.labelindex`."""
+    db = CatalogDB(home.catalog_path)
+    try:
+        with db.transaction():
+            row = db.version_get(vid)
+            if row is not None and row["state"] == "published":
+                index_labels(db, row["root"])
+    finally:
+        db.close()
 
 
 def _exec_foreground(argv: list[str]) -> NoReturn:

@@ -146,9 +146,19 @@ CREATE TABLE item_labels(
     label TEXT NOT NULL,
     PRIMARY KEY (item, label)
 ) WITHOUT ROWID;
+CREATE INDEX item_labels_label ON item_labels(label);
 INSERT OR IGNORE INTO item_labels(item, label)
     SELECT i.id, json_extract(a.value, '$.label') FROM items i, json_each(i.annotations) a
-    WHERE a.type = 'object' AND json_type(a.value, '$.label') = 'text'
+    WHERE a.type = 'object' AND json_type(a.value, '$.label') = 'text';
+CREATE TABLE tree_labels(
+    tree TEXT NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (tree, label)
+) WITHOUT ROWID;
+CREATE TABLE trees_labelled(
+    tree TEXT PRIMARY KEY,
+    unlabelled INTEGER NOT NULL
+) WITHOUT ROWID
 """
 
 ITEM_LABELS_TRIGGERS = (
@@ -160,6 +170,10 @@ END""",
     """CREATE TRIGGER items_forget_labels AFTER DELETE ON items BEGIN
     DELETE FROM item_labels WHERE item = old.id;
 END""",
+    """CREATE TRIGGER trees_forget_labels AFTER DELETE ON trees BEGIN
+    DELETE FROM tree_labels WHERE tree = old.id;
+    DELETE FROM trees_labelled WHERE tree = old.id;
+END""",
 )
 
 
@@ -168,6 +182,10 @@ def _migrate_v5(db: sqlite_utils.Database) -> None:
     # as dlfs.ops.where.labels_of reads them), kept by triggers whatever code inserts
     # the item: items never change (their id is their content), so insert and delete
     # are all there is. What `--group-by label` views list (dlfs.arranged).
+    # tree_labels: every label found under an immutable folder; trees_labelled: the
+    # folders indexed so (unlabelled: a file under it has no label). Filled at
+    # publish and before a view is mounted (dlfs.labelindex), never for a draft's
+    # mutable folders; a deleted tree's rows go with it (trigger).
     _run_script(db, SCHEMA_V5)
     for trigger in ITEM_LABELS_TRIGGERS:
         db.conn.execute(trigger)

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dlfs import Catalog
+from dlfs import Catalog, arranged
 from dlfs.errors import InvalidInput, NotFound, ReadOnly
 from dlfs.home import Home
+from dlfs.labelindex import index_labels
 from dlfs.mountviews import open_mount_view
 from dlfs.view import Node, Role, View, open_view
 from dlfs.viewspec import EMPTY_NAME, NONE_NAME, ViewSpec, value_name
@@ -227,3 +229,31 @@ def test_the_catalog_view_has_by_and_where_folders_in_each_version(
             v.lookup(version, "@nope")
     finally:
         v.close()
+
+
+@pytest.mark.parametrize("how", ["indexed", "not indexed", "label too big to load"])
+def test_every_way_of_listing_a_label_shows_the_same(
+    home: Path, pets: str, views: Callable[..., View], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    expected = sorted(
+        f"{value_name(a['label'])}/{path}" if a else f"{NONE_NAME}/{path}"
+        for path, (_meta, ann) in FILES.items()
+        for a in ([x for x in ann if isinstance(x, dict) and "label" in x] or [None])
+    )
+    if how == "not indexed":  # a version published before the index existed
+        conn = sqlite3.connect(home / "catalog.db")
+        with conn:
+            conn.execute("DELETE FROM tree_labels")
+            conn.execute("DELETE FROM trees_labelled")
+        conn.close()
+    if how == "label too big to load":
+        monkeypatch.setattr(arranged, "LABEL_LOAD", 0)
+    assert sorted(walk(views(pets, group_by="label"))) == expected
+
+
+def test_publish_indexes_the_labels_of_new_folders(catalog: Catalog, pets: str) -> None:
+    row = catalog.db.version_get(catalog.version(pets).id)
+    assert row is not None
+    assert sorted(catalog.db.tree_labels(row["root"])) == ["@odd", "a/b", "cat", "dog"]
+    assert catalog.db.tree_labelled(row["root"]) is True  # train/deep/c.jpg has none
+    assert index_labels(catalog.db, row["root"]) == 0  # nothing left to do
