@@ -284,7 +284,7 @@ class LabelledFiles:
                 self._size -= sum(len(rows) for rows in dropped.values())
         else:
             self._kept.move_to_end(label)
-        return self.db.entries_of_kind(tree, DIR) + by_tree.get(tree, [])
+        return self.db.folder_entries(tree) + by_tree.get(tree, [])
 
 
 LABEL_LOAD = 50_000

@@ -155,6 +155,7 @@ CREATE TABLE tree_labels(
     label TEXT NOT NULL,
     PRIMARY KEY (tree, label)
 ) WITHOUT ROWID;
+CREATE INDEX tree_entries_folders ON tree_entries(tree, name) WHERE kind = 1;
 CREATE TABLE trees_labelled(
     tree TEXT PRIMARY KEY,
     unlabelled INTEGER NOT NULL
@@ -185,7 +186,8 @@ def _migrate_v5(db: sqlite_utils.Database) -> None:
     # tree_labels: every label found under an immutable folder; trees_labelled: the
     # folders indexed so (unlabelled: a file under it has no label). Filled at
     # publish and before a view is mounted (dlfs.labelindex), never for a draft's
-    # mutable folders; a deleted tree's rows go with it (trigger).
+    # mutable folders; a deleted tree's rows go with it (trigger). tree_entries_folders:
+    # the sub-folders of a folder without reading its files (a label's folders).
     _run_script(db, SCHEMA_V5)
     for trigger in ITEM_LABELS_TRIGGERS:
         db.conn.execute(trigger)
