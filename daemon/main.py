@@ -221,6 +221,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         cache_dir=args.cache_dir,
         cache_size=args.cache_size,
         prefetch_memory=args.prefetch_memory,
+        view=spec.describe() if spec is not None else "",
     )
     mountregistry.register(home, record)
     log.info(

@@ -124,7 +124,7 @@ def mounts_(c: Context, as_json: bool) -> None:
     rows = [
         [
             m.mountpoint,
-            m.ref or ("-" if m.pid is None else "(catalog)"),
+            (m.ref or ("-" if m.pid is None else "(catalog)")) + (f" {m.view}" if m.view else ""),
             m.version or "-",
             str(m.pid or "-"),
             m.state,

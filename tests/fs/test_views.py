@@ -4,6 +4,7 @@ mount's ``@by`` / ``@where`` folders and ``dlfs.mount(ref, where=..., group_by=.
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,13 @@ def test_the_catalog_mount_and_the_python_api_serve_the_same_view(
     with pytest.raises(OSError) as exc:
         os.stat(version / "@where" / "metadata.n <")
     assert exc.value.errno == errno.EINVAL
+
+
+def test_dlfs_mounts_shows_the_view(
+    home: Path, pets: str, mounter: Mounter, tmp_path: Path
+) -> None:
+    mounter(pets, tmp_path / "mnt", "--where", "metadata.n < 3", "--group-by", "label")
+    [entry] = json.loads(run_dlfs(home, "mounts", "--json").out)
+    assert entry["view"] == '--where "metadata.n < 3" --group-by label'
+    assert entry["mode"] == "published"
+    assert "--group-by label" in run_dlfs(home, "mounts").out
