@@ -111,14 +111,23 @@ class Arrangement:
         label = self._label_of(at.group)
         if label is not False:  # the label index says which files: no JSON is read
             files = self._labelled.files(tree, label) if label is not None else None
-            rows = self.db.entries_with_label(tree, label) if files is None else files
+            indexed = not is_mutable(tree) and self.db.tree_labelled(tree) is not None
+            if not indexed:
+                rows = self.db.entries_with_label(tree, label)
+            else:  # so are its sub-folders: those holding the label, in one query
+                if files is None:
+                    files = [r for r in self.db.entries_with_label(tree, label) if r["kind"] != DIR]
+                rows = self.db.folders_with_label(tree, label) + files
             for row in rows:
                 if row["kind"] != DIR:
                     page.append((row["name"], self._entry_node(node, row)._replace(key=None)))
-                    continue
-                child = self._visible(node, at, tree, row, None)
-                if child is not None:
-                    page.append((row["name"], child))
+                elif indexed:
+                    at_child = At(self, at.group, f"{at.prefix}{row['name']}/")
+                    page.append((row["name"], self._entry_node(node, row)._replace(key=at_child)))
+                else:
+                    child = self._visible(node, at, tree, row, None)
+                    if child is not None:
+                        page.append((row["name"], child))
             page.sort(key=lambda e: e[0])
             return Listing(page)
         for row in self.db.entries_with_items(tree):
@@ -265,8 +274,8 @@ class LabelledFiles:
         self._big: set[str] = set()
 
     def files(self, tree: str, label: str) -> list[Row] | None:
-        """The entries of ``tree``: its folders and the files that have ``label``;
-        None when the label is too big to load (ask the folder instead)."""
+        """The files of ``tree`` that have ``label``; None when the label is too big
+        to load (ask the folder instead)."""
         if label in self._big or is_mutable(tree):
             return None
         by_tree = self._kept.get(label)
@@ -284,7 +293,7 @@ class LabelledFiles:
                 self._size -= sum(len(rows) for rows in dropped.values())
         else:
             self._kept.move_to_end(label)
-        return self.db.folder_entries(tree) + by_tree.get(tree, [])
+        return by_tree.get(tree, [])
 
 
 LABEL_LOAD = 50_000

@@ -306,12 +306,19 @@ class TreeQueries(CatalogCore):
         row = self._one("SELECT count(*) FROM item_labels WHERE label = ?", (label,))
         return int(row[0]) if row else 0
 
-    def folder_entries(self, tree: str) -> list[Row]:
-        """The sub-folder entries of a folder (as :meth:`entries`), in name order: one
-        range of the ``tree_entries_folders`` index, whatever the number of files."""
+    def folders_with_label(self, tree: str, label: str | None) -> list[Row]:
+        """The sub-folders of an indexed folder (rows as :meth:`entries`) under which
+        ``label`` is found (``None``: a file without a label): one range of the
+        ``tree_entries_folders`` index and one probe each, whatever the number of files."""
+        if label is None:
+            test = "JOIN trees_labelled t ON t.tree = e.ref AND t.unlabelled"
+            args: tuple[str, ...] = (tree,)
+        else:
+            test = "JOIN tree_labels t ON t.tree = e.ref AND t.label = ?"
+            args = (label, tree)
         return self._all(
             "SELECT e.name, e.kind, e.ref, e.size, NULL AS blob, NULL AS mtime,"
             " NULL AS origin, NULL AS posix FROM tree_entries e INDEXED BY tree_entries_folders"
-            " WHERE e.tree = ? AND e.kind = 1 ORDER BY e.name",
-            (tree,),
+            f" {test} WHERE e.tree = ? AND e.kind = 1 ORDER BY e.name",
+            args,
         )
