@@ -6,7 +6,8 @@ items spread over every folder) is built through the catalog layer in bulk, with
 made-up blob ids (nothing here reads a byte). Then, through real FUSE mounts made by
 the ``dlfs mount`` command (times include its interpreter start-up):
 
-- mounting the version plain and as ``--group-by label``;
+- opening the view a daemon serves, plain and ``--group-by label`` (in process), and
+  mounting the version plain and as ``--group-by label``;
 - the view's first ``ls MNT`` (the labels: one query over the version's folders and
   the label index, kept for the life of the mount) and a second one;
 - ``ls -l`` of a label folder (its ``N/1000`` sub-folders), and of one folder inside it
@@ -32,8 +33,11 @@ from typing import Any
 
 from dlfs.api import Catalog
 from dlfs.catalog import CatalogDB
+from dlfs.home import Home
 from dlfs.objects import DIR, FILE, canonical_json, item_id, tree_id
 from dlfs.versions import create_dataset, publish
+from dlfs.view import open_view
+from dlfs.viewspec import ViewSpec
 
 PER_FOLDER = 1_000
 LABELS = 1_000
@@ -119,6 +123,15 @@ def run(n: int, scratch: Path) -> dict[str, Any]:
         return 0
 
     ref = f"big@{vid}"
+
+    def opened(spec: ViewSpec | None) -> int:
+        view = open_view(Home.at(home), ref, spec=spec)
+        view.close()
+        return 0
+
+    timed("open the view the daemon serves: plain (in process)", rows, lambda: opened(None))
+    by_label = ViewSpec.parse(None, "label")
+    timed("open the view the daemon serves: --group-by label", rows, lambda: opened(by_label))
     try:
         timed("dlfs mount big (plain, CLI)", rows, lambda: dlfs("mount", ref, str(plain)))
         timed(
