@@ -6,7 +6,8 @@ modules of this package own, each run through its ``main()`` when its module exi
 ``versioning`` (clone/merge/diff, ``bench_versioning.py``), ``writes`` (writing into a
 draft mount, ``bench_writes.py``), ``s3`` (reading S3 through a mount,
 ``bench_s3.py``), ``startup`` (start-up and mount time, ``bench_startup.py``),
-``manifests`` (``dlfs import``/``export``, ``bench_manifests.py``) and
+``manifests`` (``dlfs import``/``export``, ``bench_manifests.py``), ``views``
+(``--group-by label`` of a big version, ``bench_views.py``) and
 ``posix`` (pjdfstest in a draft mount, ``posix.py``; only with
 ``--only posix``: it is a conformance count, not a timing); a module with
 ``measure()`` and ``print_table()`` is run through those instead, so its figures
@@ -43,6 +44,7 @@ EXTRA = {
     "s3": ("benchmarks.bench_s3", "reading S3 through a mount"),
     "startup": ("benchmarks.bench_startup", "start-up and mount time"),
     "manifests": ("benchmarks.bench_manifests", "import from and export to manifests"),
+    "views": ("benchmarks.bench_views", "views (--group-by label) of a big version"),
     "posix": ("benchmarks.posix", "POSIX conformance (pjdfstest) of a draft mount"),
 }
 SECTIONS = ("foundation", "reads", *EXTRA)

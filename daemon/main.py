@@ -44,6 +44,7 @@ from dlfs.home import Home
 from dlfs.mountviews import open_mount_view
 from dlfs.stores.registry import StoreRegistry
 from dlfs.view import View
+from dlfs.viewspec import ViewSpec
 
 from .ops import Operations, SharedOperations, WritableOperations
 from .readahead import raise_read_ahead
@@ -105,6 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--debug", action="store_true", help="log every request")
     p.add_argument("--workers", type=int, default=None, help="processes serving a read-only mount")
+    p.add_argument("--where", default=None, help="a view: only the items this selects")
+    p.add_argument("--group-by", default=None, help="a view: a folder per value of this key")
     return p.parse_args(argv)
 
 
@@ -164,8 +167,9 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
             prefetch_memory=args.prefetch_memory,
         )
         read_only = mounts.read_only_requested(args.options)
+        spec = ViewSpec.parse(args.where, args.group_by)
         warm_catalog(home)
-        view = open_mount_view(home, args.ref, stores, mountpoint, read_only)
+        view = open_mount_view(home, args.ref, stores, mountpoint, read_only, spec)
         options = mounts.mount_options(args.options, view.writable, shared=view.shared)
     except DlfsError as exc:
         reporter.fail(f"{type(exc).__name__}: {exc}")
@@ -191,7 +195,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
                 cache_size=args.cache_size,
                 prefetch_memory=args.prefetch_memory,  # each worker's own budget
             )
-            return open_mount_view(home, args.ref, stores, mountpoint, read_only)
+            return open_mount_view(home, args.ref, stores, mountpoint, read_only, spec)
 
         workers = Workers(count, reopen, start_warmup, reporter.close)
         ops = SharedOperations(view, workers)
@@ -218,6 +222,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         cache_dir=args.cache_dir,
         cache_size=args.cache_size,
         prefetch_memory=args.prefetch_memory,
+        view=spec.describe() if spec is not None else "",
     )
     mountregistry.register(home, record)
     log.info(

@@ -21,6 +21,14 @@ folder of its datasets, as the catalog mount does.
 The catalog is the ``home`` storage option, or ``$DLFS_HOME`` (read when the
 filesystem is made), or ``~/.local/share/dlfs``.
 
+Views (``dlfs mount --where / --group-by``, read-only) are paths too, as on the
+catalog mount: ``REF/@by/KEY/<value>/PATH`` groups the version by ``KEY`` (``label``
+or ``metadata.FIELD``), ``REF/@where/EXPR/PATH`` keeps the items ``EXPR`` selects
+(``/`` in it written ``%2F``), and ``REF/@where/EXPR/@by/KEY/...`` does both::
+
+    fs.ls('cats@v1/@by/label/dog')
+    fs.ls('cats@v1/@where/metadata.split == "val"/@by/label')
+
 Reading returns a :class:`dlfs.VersionFile`: seekable, and it never returns wrong
 bytes (:mod:`dlfs.reader`). Published versions are read-only: writing there raises
 :class:`PermissionError` (``EROFS``). Drafts are writable, a file at a time: a file
@@ -47,6 +55,7 @@ import errno
 import io
 import os
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import TracebackType
@@ -56,10 +65,22 @@ import fsspec
 from fsspec.spec import AbstractFileSystem
 
 from dlfs.api import Catalog, Entry
-from dlfs.errors import AlreadyExists, Ambiguous, DlfsError, InvalidInput, ReadOnly
+from dlfs.arranged import BY, WHERE
+from dlfs.errors import (
+    AlreadyExists,
+    Ambiguous,
+    DlfsError,
+    InvalidInput,
+    IsADirectory,
+    NotFound,
+    ReadOnly,
+)
 from dlfs.home import Home
 from dlfs.names import DEFAULT_PROJECT
+from dlfs.nodes import Node
 from dlfs.reader import VersionFile
+from dlfs.view import View, open_view
+from dlfs.viewspec import ViewSpec
 
 __all__ = ["DlfsFileSystem", "InvalidArgumentError", "os_error"]
 
@@ -218,9 +239,76 @@ class DlfsFileSystem(AbstractFileSystem):
 
     # -- reading --------------------------------------------------------------------
 
+    # -- views: REF/@by/KEY/..., REF/@where/EXPR/... ------------------------------------
+
+    def _in_view(self, ref: str, rel: str) -> tuple[View, list[str], Node, str] | None:
+        """For a path in a view: the view, the names from its root, the node there and
+        the path of that node in the version (``""`` for a group folder); else None."""
+        if not self._is_view(ref, rel):
+            return None
+        parts = rel.split("/")
+        where = group = None
+        if parts[0] == WHERE and len(parts) > 1:
+            where, parts = urllib.parse.unquote(parts[1]), parts[2:]
+        if parts and parts[0] == BY and len(parts) > 1:
+            group, parts = parts[1], parts[2:]
+        spec = ViewSpec.parse(where, group)
+        if spec is None:
+            raise NotFound(f"no such file or folder: {rel} (a view is @by/KEY or @where/EXPR)")
+        vid = self.catalog.version(ref).id
+        views: dict[tuple[str, str | None, str | None], View] = self._local.__dict__.setdefault(
+            "views", {}
+        )
+        view = views.get((vid, where, group))
+        if view is None:
+            view = views[(vid, where, group)] = open_view(Home.at(self.home), f"{ref}", spec=spec)
+        node = view.root()
+        for name in parts:
+            node = view.lookup(node, name)
+        in_version = parts[1:] if group is not None else parts
+        return view, parts, node, "/".join(in_version)
+
+    def _is_view(self, ref: str, rel: str) -> bool:
+        """True for a path under a view (``@by``/``@where`` that the version lacks)."""
+        first = rel.partition("/")[0]
+        return first in (WHERE, BY) and not self._exists(ref, first)
+
+    def _exists(self, ref: str, rel: str) -> bool:
+        try:
+            self.catalog.stat(ref, rel)
+        except NotFound:
+            return False
+        return True
+
+    def _view_info(self, name: str, node: Node) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "name": name,
+            "size": 0 if node.is_dir else node.size,
+            "type": "directory" if node.is_dir else "file",
+            "mtime": node.mtime_ns / 1e9,
+        }
+        if not node.is_dir:
+            info["item"], info["blob"] = node.ref, node.blob
+        return info
+
+    # -- reading --------------------------------------------------------------------
+
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         """The entries of a folder (a file: its own entry); the root lists datasets."""
         path = self._strip_protocol(path)
+        found = None
+        if path and not self._is_project(path):
+            with _os_errors(path):
+                found = self._in_view(*self._split(path))
+        if found is not None:
+            view, _parts, node, _rel = found
+            with _os_errors(path):
+                if not node.is_dir:
+                    infos = [self._view_info(path, node)]
+                else:
+                    listing = view.listing(node).entries_from(0)
+                    infos = [self._view_info(f"{path}/{n}", c) for _p, n, c in listing]
+            return infos if detail else [i["name"] for i in infos]
         if not path or self._is_project(path):  # as the catalog mount shows them
             names = [d.name for d in self.catalog.datasets(project=path or DEFAULT_PROJECT)]
             if not path:
@@ -242,6 +330,9 @@ class DlfsFileSystem(AbstractFileSystem):
             return {"name": "", "size": 0, "type": "directory"}
         ref, rel = self._split(path)
         with _os_errors(path):
+            found = self._in_view(ref, rel)
+            if found is not None:
+                return self._view_info(path, found[2])
             info = self._info(ref, self.catalog.stat(ref, rel))
             if not rel:
                 version = self.catalog.version(ref)
@@ -261,14 +352,25 @@ class DlfsFileSystem(AbstractFileSystem):
         ref, rel = self._split(path)
         if mode == "rb":
             with _os_errors(path):
+                found = self._in_view(ref, rel)
+                if found is not None:  # the version's file at its path there
+                    rel = found[3]
+                    if found[2].is_dir:
+                        raise IsADirectory(f"is a folder: {path}")
+                    ref = f"{ref.partition('@')[0]}@{found[2].version}"
                 return self.catalog.open(ref, rel, block_size or (1 << 20))
         if mode in ("wb", "xb"):
             with _os_errors(path):
+                if self._is_view(ref, rel):
+                    raise ReadOnly(f"cannot write {path}: a view is read-only")
                 draft = self.catalog.draft(ref)  # published: PermissionError now
                 exists = draft.exists(rel)
             if mode == "xb" and exists:
                 raise FileExistsError(errno.EEXIST, "file exists", path)
             return _DraftWriter(self, ref, rel, path)
+        with _os_errors(path):
+            if self._is_view(ref, rel):
+                raise ReadOnly(f"cannot write {path}: a view is read-only")
         raise ValueError(f"dlfs files open in 'rb', 'wb' or 'xb' mode, not {mode!r}")
 
     def cat_file(
@@ -293,10 +395,18 @@ class DlfsFileSystem(AbstractFileSystem):
 
     # -- writing into drafts ----------------------------------------------------------
 
+    def _draft_path(self, path: str) -> tuple[str, str]:
+        """``(ref, path)`` of a stripped path to change; a view's is refused (EROFS)."""
+        ref, rel = self._split(path)
+        with _os_errors(path):
+            if self._is_view(ref, rel):
+                raise ReadOnly(f"cannot change {path}: a view is read-only")
+        return ref, rel
+
     def rm_file(self, path: str) -> None:
         """Remove a file, or an empty folder, from a draft."""
         path = self._strip_protocol(path)
-        ref, rel = self._split(path)
+        ref, rel = self._draft_path(path)
         with _os_errors(path):
             self.catalog.rm(ref, [rel])
 
@@ -308,28 +418,28 @@ class DlfsFileSystem(AbstractFileSystem):
         paths = path if isinstance(path, list) else [path]
         for p in paths:
             p = self._strip_protocol(p)
-            ref, rel = self._split(p)
+            ref, rel = self._draft_path(p)
             with _os_errors(p):
                 self.catalog.rm(ref, [rel], recursive=recursive)
 
     def rmdir(self, path: str) -> None:
         """Remove an empty folder from a draft."""
         path = self._strip_protocol(path)
-        ref, rel = self._split(path)
+        ref, rel = self._draft_path(path)
         with _os_errors(path):
             self.catalog.rm(ref, [rel], recursive=False)
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         """Make a folder in a draft."""
         path = self._strip_protocol(path)
-        ref, rel = self._split(path)
+        ref, rel = self._draft_path(path)
         with _os_errors(path):
             self.catalog.mkdir(ref, [rel], parents=create_parents)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         """Make a folder and its parents in a draft."""
         path = self._strip_protocol(path)
-        ref, rel = self._split(path)
+        ref, rel = self._draft_path(path)
         with _os_errors(path):
             draft = self.catalog.draft(ref)
             if draft.exists(rel) and not exist_ok:
@@ -346,7 +456,7 @@ class DlfsFileSystem(AbstractFileSystem):
 
     def _transfer(self, path1: str, path2: str, copy: bool) -> None:
         p1, p2 = self._strip_protocol(path1), self._strip_protocol(path2)
-        (ref1, rel1), (ref2, rel2) = self._split(p1), self._split(p2)
+        (ref1, rel1), (ref2, rel2) = self._draft_path(p1), self._draft_path(p2)
         if ref1 != ref2:
             raise ValueError(f"{p1} -> {p2}: copies and moves stay within one draft")
         with _os_errors(p1):

@@ -50,6 +50,8 @@ class MountRecord:
     cache_dir: str | None = None
     cache_size: int | None = None
     prefetch_memory: int | None = None
+    view: str = ""
+    """A view's options (``--where ... --group-by ...``); empty for a plain mount."""
     workers: list[int] = field(default_factory=list)
     """The pids of every process serving the mount, the daemon (``pid``) first; empty
     until they all serve (and for a daemon serving alone, before ``--workers``)."""
@@ -84,6 +86,8 @@ class MountStatus:
     started_at: float | None = None
     workers: list[int] = field(default_factory=list)
     """The pids of the processes serving the mount (see :class:`MountRecord`)."""
+    view: str = ""
+    """A view's options (see :class:`MountRecord`)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -255,6 +259,7 @@ def status(home: Home) -> list[MountStatus]:
                 rec.log,
                 rec.started_at,
                 rec.workers,
+                rec.view,
             )
         )
     for path, (_source, fstype) in sorted(mounted.items()):

@@ -43,6 +43,7 @@ from dlfs.errors import (
     Unavailable,
 )
 from dlfs.home import Home
+from dlfs.labelindex import index_labels
 from dlfs.mountregistry import (
     FSTYPE,
     MountRecord,
@@ -55,6 +56,7 @@ from dlfs.mountregistry import (
     unregister,
 )
 from dlfs.stores.registry import parse_size
+from dlfs.viewspec import ViewSpec
 
 if TYPE_CHECKING:
     from dlfs.handles import Version
@@ -207,6 +209,8 @@ def daemon_command(
     cache_size: int | None,
     prefetch_memory: int | None = None,
     workers: int | None = None,
+    where: str | None = None,
+    group_by: str | None = None,
 ) -> list[str]:
     """The command line that runs the daemon for one mount."""
     argv = [sys.executable, "-m", "dlfsd", str(mountpoint), "--home", str(home.root)]
@@ -224,6 +228,10 @@ def daemon_command(
         argv += ["--prefetch-memory", str(prefetch_memory)]
     if workers is not None:
         argv += ["--workers", str(workers)]
+    if where is not None:
+        argv += ["--where", where]
+    if group_by is not None:
+        argv += ["--group-by", group_by]
     return argv
 
 
@@ -239,6 +247,8 @@ def mount(
     foreground: bool = False,
     timeout: float = READY_TIMEOUT,
     workers: int | None = None,
+    where: str | None = None,
+    group_by: str | None = None,
 ) -> MountRecord:
     """Mount the version ``ref`` names (``None``: the whole catalog) at ``mountpoint``.
 
@@ -253,8 +263,18 @@ def mount(
 
     ``workers`` processes serve a published version or the whole catalog (default:
     :func:`default_workers`); a draft is served by one (see ``docs/architecture.md``).
+
+    ``where`` and ``group_by`` mount a view of the version (:mod:`dlfs.viewspec`):
+    only the items ``where`` selects, under a folder per value of ``group_by``;
+    always read-only.
     """
     mount_options(options, writable=True)  # syntax first
+    spec = ViewSpec.parse(where, group_by)
+    if spec is not None and ref is None:
+        raise InvalidInput(
+            "--where and --group-by need a REF; on the catalog mount a version's views"
+            " are MNT/<dataset>/<version>/@where/EXPR/ and .../@by/KEY/"
+        )
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise InvalidInput(f"--workers must be between 1 and {MAX_WORKERS}, not {workers}")
     if workers is None:
@@ -264,7 +284,7 @@ def mount(
     if ahead is not None and ahead <= 0:
         raise InvalidInput("the prefetch memory must be positive, e.g. 512M")
     exact, vid, mode = resolve_ref(home, ref)
-    writable = mode == "draft" and not read_only_requested(options)
+    writable = mode == "draft" and not read_only_requested(options) and spec is None
     opts = mount_options(options, writable=writable)
     if writable and vid is not None:
         where = draftlock.mounted_at(home, vid)
@@ -274,13 +294,30 @@ def mount(
                 " one writable mount (unmount it, or mount this one with -o ro)"
             )
     path = check_mountpoint(home, mountpoint)
+    if spec is not None and spec.group is not None and spec.group.is_label and vid is not None:
+        _index_labels(home, vid)
     if cache_dir is not None:
         cache_dir = str(Path(cache_dir).expanduser().absolute())
     home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-    argv = daemon_command(home, path, ref, exact, opts, cache_dir, size, ahead, workers)
+    argv = daemon_command(
+        home, path, ref, exact, opts, cache_dir, size, ahead, workers, where, group_by
+    )
     if foreground:
         _exec_foreground(argv)
     return _start_background(home, path, argv, timeout)
+
+
+def _index_labels(home: Home, vid: str) -> None:
+    """Index the labels of a published version's folders not indexed yet (a version
+    published before the index existed, or pulled): see :mod:`dlfs.labelindex`."""
+    db = CatalogDB(home.catalog_path)
+    try:
+        with db.transaction():
+            row = db.version_get(vid)
+            if row is not None and row["state"] == "published":
+                index_labels(db, row["root"])
+    finally:
+        db.close()
 
 
 def _exec_foreground(argv: list[str]) -> NoReturn:
@@ -483,6 +520,8 @@ def mounted(
     prefetch_memory: str | None = None,
     timeout: float = READY_TIMEOUT,
     workers: int | None = None,
+    where: str | None = None,
+    group_by: str | None = None,
 ) -> Iterator[Path]:
     """Mount a version for the length of a ``with`` block; yield its root folder.
 
@@ -496,8 +535,9 @@ def mounted(
     ``ref`` is a ref (``"cats@v1"``, ``"cats"`` for ``cats@latest``), a
     :class:`Version`, or ``None`` for the whole catalog. ``home`` is the catalog
     (default ``$DLFS_HOME``; a :class:`Version` brings its own). ``options``,
-    ``cache_dir``, ``cache_size``, ``prefetch_memory`` and ``workers`` are those of
-    ``dlfs mount``.
+    ``cache_dir``, ``cache_size``, ``prefetch_memory``, ``workers``, ``where`` and
+    ``group_by`` are those of ``dlfs mount`` (``where`` and ``group_by`` mount a
+    read-only view: ``dlfs.mount("cats@v1", group_by="label")``).
 
     ```python
     with dlfs.mount("cats@v1") as root:
@@ -507,7 +547,7 @@ def mounted(
     if ref is not None and not isinstance(ref, str):  # a Version handle
         home = ref.catalog.home.root if home is None else home
         ref = ref.ref
-    where = Home.at(home)
+    catalog_home = Home.at(home)
     made: Path | None = None
     if mountpoint is None:
         made = target = Path(tempfile.mkdtemp(prefix="dlfs-mount-"))
@@ -515,7 +555,7 @@ def mounted(
         target = Path(mountpoint)
     try:
         record = mount(
-            where,
+            catalog_home,
             target,
             ref,
             options=list(options),
@@ -524,6 +564,8 @@ def mounted(
             prefetch_memory=prefetch_memory,
             timeout=timeout,
             workers=workers,
+            where=where,
+            group_by=group_by,
         )
     except BaseException:
         if made is not None:
@@ -536,10 +578,10 @@ def mounted(
         # The block's own error is what the caller needs: an unmount problem is not
         # allowed to replace it.
         with contextlib.suppress(DlfsError):
-            _unmount(where, root)
+            _unmount(catalog_home, root)
         raise
     else:
-        _unmount(where, root)
+        _unmount(catalog_home, root)
     finally:
         if made is not None:
             with contextlib.suppress(OSError):

@@ -3,9 +3,10 @@
 :func:`open_mount_view` is what the daemon calls at mount time. A draft gets a
 :class:`dlfs.draftview.DraftView` after it took the draft's mount lock (one writable
 mount per draft, :mod:`dlfs.draftlock`) and cleared the staging folders of daemons that
-died; a published version, a draft mounted ``-o ro``, a draft of a read-only project
-and the whole catalog get :func:`dlfs.view.open_view`'s read-only view. A project's
-access rule (:mod:`dlfs.access`) goes with the view.
+died; a published version, a draft mounted ``-o ro``, a draft of a read-only project,
+any view (``--where``, ``--group-by``) and the whole catalog get
+:func:`dlfs.view.open_view`'s read-only view. A project's access rule
+(:mod:`dlfs.access`) goes with the view.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dlfs.names import DEFAULT_PROJECT, project_of
 from dlfs.staging import clear_abandoned
 from dlfs.stores.registry import StoreFactory, StoreRegistry
 from dlfs.view import View, open_view
+from dlfs.viewspec import ViewSpec
 
 
 def open_mount_view(
@@ -28,14 +30,16 @@ def open_mount_view(
     stores: StoreFactory | None = None,
     mountpoint: str = "",
     read_only: bool = False,
+    spec: ViewSpec | None = None,
 ) -> View | DraftView:
     """The view a mount serves: a :class:`DraftView` for a draft (unless
-    ``read_only``), else :func:`dlfs.view.open_view`'s read-only view.
+    ``read_only`` or a ``spec``), else :func:`dlfs.view.open_view`'s read-only view
+    (arranged by ``spec``, ``--where`` / ``--group-by``, when given).
 
     Raises :class:`dlfs.errors.Conflict` when the draft is already mounted read-write.
     """
-    if ref is None or read_only:
-        return open_view(home, ref, stores)
+    if ref is None or read_only or spec is not None:
+        return open_view(home, ref, stores, spec)
     if not home.exists():
         raise NotFound(f"no catalog at {home.root} (create one with 'dlfs init')")
     probe = CatalogDB(home.catalog_path, readonly=True)

@@ -32,6 +32,7 @@ from dlfs.errors import (
     NotFound,
     ReadOnly,
 )
+from dlfs.labelindex import index_labels
 from dlfs.names import (
     DEFAULT_PROJECT,
     check_dataset_name,
@@ -310,7 +311,8 @@ def publish(
 
     The version gets a new globally unique id, the next ``vN``, ``latest`` and the user
     ``tags``; a draft named ``Current`` gives that name up unless ``name`` is given.
-    Cost: O(changed folders).
+    Cost: O(changed folders) (each frozen, and its labels indexed:
+    :mod:`dlfs.labelindex`).
     """
     if draft["state"] != "draft":
         raise Conflict(f"version {draft['id']} is already published; versions are immutable")
@@ -322,6 +324,7 @@ def publish(
     if name is not None and name != draft["name"]:
         _check_version_name(db, dataset, name)
     root, _files, _bytes = freeze(db, draft["root"])
+    index_labels(db, root)  # the new folders only: the others are indexed already
     vid = new_version_id()
     db.version_rekey(draft["id"], vid)
     fields: dict[str, Any] = {"state": "published", "root": root, "published_at": time.time()}

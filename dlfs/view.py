@@ -56,6 +56,7 @@ from typing import NoReturn, cast
 
 from dlfs import projects, trees, versions, xattrs
 from dlfs.access import AccessRule, shown
+from dlfs.arranged import Arrangement, At, Magic, ViewPaths
 from dlfs.catalog import CatalogDB, Row
 from dlfs.errors import (
     Corrupt,
@@ -95,6 +96,7 @@ from dlfs.posixattrs import (
 )
 from dlfs.reads import FileReads
 from dlfs.stores.registry import StoreFactory, StoreRegistry
+from dlfs.viewspec import ViewSpec
 from dlfs.xattrs import VersionFacts
 
 log = logging.getLogger(__name__)
@@ -104,12 +106,19 @@ LISTING_CACHE = 262_144
 listings through pyfuse3, so every ``ls`` or walk lists again)."""
 
 
-def open_view(home: Home, ref: str | None = None, stores: StoreFactory | None = None) -> View:
+def open_view(
+    home: Home,
+    ref: str | None = None,
+    stores: StoreFactory | None = None,
+    spec: ViewSpec | None = None,
+) -> View:
     """A read-only view of the version ``ref`` names, or of the whole catalog.
 
     ``ref`` is resolved once, now (``NAME`` alone means ``NAME@latest``): the view
-    keeps serving that version even when tags move. Raises :class:`NotFound` for an
-    unknown ref or a missing catalog.
+    keeps serving that version even when tags move. ``spec`` (``--where`` /
+    ``--group-by``, :mod:`dlfs.viewspec`) shows the version's items arranged by it
+    (:mod:`dlfs.arranged`); it needs a ref. Raises :class:`NotFound` for an unknown
+    ref or a missing catalog.
     """
     if not home.exists():
         raise NotFound(f"no catalog at {home.root} (create one with 'dlfs init')")
@@ -121,7 +130,7 @@ def open_view(home: Home, ref: str | None = None, stores: StoreFactory | None = 
         row = versions.resolve(db, ref)
         ds = db.dataset_by_id(row["dataset"])
         rule = None if ds is None else projects.rule_of(db, project_of(ds["name"]))
-        return View(db, stores or StoreRegistry(home), row, access=rule)
+        return View(db, stores or StoreRegistry(home), row, access=rule, spec=spec)
     except BaseException:
         db.close()
         raise
@@ -144,6 +153,7 @@ class View:
         uid: int | None = None,
         gid: int | None = None,
         access: AccessRule | None = None,
+        spec: ViewSpec | None = None,
     ) -> None:
         self.db = db
         self.uid = os.getuid() if uid is None else uid
@@ -159,6 +169,14 @@ class View:
             self._root = self._catalog_node()
         else:
             self._root = self._version_node(version)
+        self.spec = spec
+        """The ``--where`` / ``--group-by`` of this view; None for the plain tree."""
+        self.paths = ViewPaths(db, self._entry_node) if version is None else None
+        """The ``@by`` / ``@where`` folders of the catalog mount's versions."""
+        if spec is not None and version is not None:
+            version_root = self._root
+            arrangement = Arrangement(db, spec, lambda: self._tree(version_root), self._entry_node)
+            self._root = arrangement.root(version_root)
         # Complete listings of immutable folders: (tree, version) -> entries.
         self._listings: OrderedDict[tuple[str, str], Page] = OrderedDict()
         self._listed = 0
@@ -303,6 +321,21 @@ class View:
             raise NotFound(f"no such file or folder: {name!r}") from None
         if size > NAME_MAX:
             raise NameTooLong(f"name longer than {NAME_MAX} bytes: {name[:40]}...")
+        if self.paths is None:
+            return self._lookup(parent, name)
+        if isinstance(parent.key, Magic):
+            return self.paths.lookup(parent, name)
+        try:
+            return self._lookup(parent, name)
+        except NotFound:
+            magic = self.paths.magic(parent, name)
+            if magic is None:
+                raise
+            return magic
+
+    def _lookup(self, parent: Node, name: str) -> Node:
+        if isinstance(parent.key, At):
+            return parent.key.view.lookup(parent, name)
         role = parent.role
         if role >= Role.VERSION:
             if role == Role.FILE:
@@ -351,6 +384,10 @@ class View:
 
     def listing(self, node: Node) -> Listing:
         """The entries of folder ``node`` (for ``readdir``), with their attributes."""
+        if isinstance(node.key, At):
+            return node.key.view.listing(node)
+        if isinstance(node.key, Magic) and self.paths is not None:
+            return self.paths.listing(node)
         role = node.role
         if role in (Role.VERSION, Role.FOLDER):
             tree = self._tree(node)
@@ -553,6 +590,8 @@ class View:
         daemon answers every write request to a read-only view with it)."""
         if self._root.role == Role.CATALOG:
             raise ReadOnly(f"cannot {what}: the catalog mount is read-only")
+        if self.spec is not None:
+            raise ReadOnly(f"cannot {what}: a view ({self.spec.describe()}) is read-only")
         if self._root.cache:
             raise ReadOnly(f"cannot {what}: version {self._root.version} is published")
         raise ReadOnly(f"cannot {what}: this draft is mounted read-only (-o ro)")

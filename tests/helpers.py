@@ -125,3 +125,41 @@ def blob_files(home: Path) -> set[str]:
     """The names of the blob files in a catalog's local store."""
     root = home / "blobs"
     return {p.name for p in root.glob("??/*")} if root.exists() else set()
+
+
+# What undoes each schema step after 4 (dlfs/catalog/schema.py), newest last: the
+# tests of a migration take a catalog made now back to an older schema, then reopen
+# it. A new step adds its undo here (tests/catalog/test_catalog.py checks they match).
+SCHEMA_UNDO: dict[int, list[str]] = {
+    5: ["DROP TABLE projects"],
+    6: [
+        "DROP INDEX tree_entries_folders",
+        *(f"ALTER TABLE trees DROP COLUMN {c}" for c in ("posix", "mtime", "ctime", "atime")),
+        "ALTER TABLE items DROP COLUMN ctime",
+        "ALTER TABLE items DROP COLUMN atime",
+    ],
+    7: ["DROP TABLE version_changes"],
+    8: [
+        "DROP TRIGGER items_add_labels",
+        "DROP TRIGGER items_forget_labels",
+        "DROP TRIGGER trees_forget_labels",
+        "DROP TABLE item_labels",
+        "DROP TABLE tree_labels",
+        "DROP TABLE trees_labelled",
+    ],
+}
+
+
+def downgrade_catalog(home: Path, to: int) -> None:
+    """Take the catalog of ``home`` (closed, at the newest schema) back to schema
+    ``to`` by undoing the later steps, newest first."""
+    conn = sqlite3.connect(home / "catalog.db")
+    try:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in range(current, to, -1):
+            for statement in SCHEMA_UNDO[step]:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={to}")
+        conn.commit()
+    finally:
+        conn.close()

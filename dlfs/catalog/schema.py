@@ -160,7 +160,7 @@ ALTER TABLE trees ADD COLUMN ctime REAL;
 ALTER TABLE trees ADD COLUMN atime REAL;
 ALTER TABLE items ADD COLUMN ctime REAL;
 ALTER TABLE items ADD COLUMN atime REAL;
-CREATE INDEX IF NOT EXISTS tree_entries_folders ON tree_entries(tree) WHERE kind = 1
+CREATE INDEX tree_entries_folders ON tree_entries(tree, name) WHERE kind = 1
 """
 
 
@@ -201,6 +201,58 @@ def _migrate_v7(db: sqlite_utils.Database) -> None:
     _run_script(db, SCHEMA_V7)
 
 
+SCHEMA_V8 = """
+CREATE TABLE item_labels(
+    item TEXT NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (item, label)
+) WITHOUT ROWID;
+CREATE INDEX item_labels_label ON item_labels(label);
+INSERT OR IGNORE INTO item_labels(item, label)
+    SELECT i.id, json_extract(a.value, '$.label') FROM items i, json_each(i.annotations) a
+    WHERE a.type = 'object' AND json_type(a.value, '$.label') = 'text';
+CREATE TABLE tree_labels(
+    tree TEXT NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (tree, label)
+) WITHOUT ROWID;
+CREATE TABLE trees_labelled(
+    tree TEXT PRIMARY KEY,
+    unlabelled INTEGER NOT NULL
+) WITHOUT ROWID
+"""
+
+ITEM_LABELS_TRIGGERS = (
+    """CREATE TRIGGER items_add_labels AFTER INSERT ON items BEGIN
+    INSERT OR IGNORE INTO item_labels(item, label)
+        SELECT new.id, json_extract(a.value, '$.label') FROM json_each(new.annotations) a
+        WHERE a.type = 'object' AND json_type(a.value, '$.label') = 'text';
+END""",
+    """CREATE TRIGGER items_forget_labels AFTER DELETE ON items BEGIN
+    DELETE FROM item_labels WHERE item = old.id;
+END""",
+    """CREATE TRIGGER trees_forget_labels AFTER DELETE ON trees BEGIN
+    DELETE FROM tree_labels WHERE tree = old.id;
+    DELETE FROM trees_labelled WHERE tree = old.id;
+END""",
+)
+
+
+def _migrate_v8(db: sqlite_utils.Database) -> None:
+    # The labels of each item (an annotation that is an object with a string "label",
+    # as dlfs.ops.where.labels_of reads them), kept by triggers whatever code inserts
+    # the item: items never change (their id is their content), so insert and delete
+    # are all there is. What `--group-by label` views list (dlfs.arranged).
+    # tree_labels: every label found under an immutable folder; trees_labelled: the
+    # folders indexed so (unlabelled: a file under it has no label). Filled at
+    # publish and before a view is mounted (dlfs.labelindex), never for a draft's
+    # mutable folders; a deleted tree's rows go with it (trigger). A label's folders
+    # are read through tree_entries_folders (step 6).
+    _run_script(db, SCHEMA_V8)
+    for trigger in ITEM_LABELS_TRIGGERS:
+        db.conn.execute(trigger)
+
+
 # (schema version reached, name, step). Append; never edit a released step.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migrate_v1),
@@ -210,5 +262,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (5, "projects", _migrate_v5),
     (6, "attributes of folders", _migrate_v6),
     (7, "version metadata history", _migrate_v7),
+    (8, "labels of items", _migrate_v8),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

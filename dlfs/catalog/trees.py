@@ -274,3 +274,119 @@ class TreeQueries(CatalogCore):
             " LEFT JOIN trees r ON r.id = t.id ORDER BY t.id",
             (tree,),
         )
+
+    # -- views (dlfs.arranged) ----------------------------------------------------
+
+    def subtree_labels(self, tree: str) -> list[tuple[str, str | None]]:
+        """``(folder, label)`` for every label of the files directly in each folder
+        under (and including) ``tree``, each pair once; a folder with a file that has
+        no label also gives ``(folder, None)``. One recursive query over the folders,
+        the ``item_labels`` index for the files."""
+        rows = self._all(
+            "WITH RECURSIVE t(id) AS (SELECT ? UNION"
+            " SELECT e.ref FROM tree_entries e JOIN t ON e.tree = t.id WHERE e.kind = 1)"
+            " SELECT DISTINCT e.tree, l.label FROM t JOIN tree_entries e ON e.tree = t.id"
+            " LEFT JOIN item_labels l ON l.item = e.ref WHERE e.kind = 0",
+            (tree,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def subtree_folders(self, tree: str) -> list[tuple[str, str]]:
+        """``(parent, child)`` for every folder under ``tree``, with one recursive query."""
+        rows = self._all(
+            "WITH RECURSIVE t(id) AS (SELECT ? UNION"
+            " SELECT e.ref FROM tree_entries e JOIN t ON e.tree = t.id WHERE e.kind = 1)"
+            " SELECT e.tree, e.ref FROM t JOIN tree_entries e ON e.tree = t.id WHERE e.kind = 1",
+            (tree,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def entries_with_label(self, tree: str, label: str | None) -> list[Row]:
+        """The entries of a folder (as :meth:`entries`) that are folders or files whose
+        item has ``label`` (``None``: no label at all), in name order; one index range
+        of the folder, one ``item_labels`` probe per file."""
+        if label is None:
+            test = "NOT EXISTS (SELECT 1 FROM item_labels l WHERE l.item = e.ref)"
+            args: tuple[str, ...] = (tree,)
+        else:
+            test = "EXISTS (SELECT 1 FROM item_labels l WHERE l.item = e.ref AND l.label = ?)"
+            args = (tree, label)
+        return self._all(
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e"
+            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            f" WHERE e.tree = ? AND (e.kind = 1 OR {test}) ORDER BY e.name",
+            args,
+        )
+
+    # -- the label index of immutable folders (dlfs.labelindex) -------------------
+
+    def tree_labelled(self, tree: str) -> bool | None:
+        """Whether a file under ``tree`` has no label; None when ``tree`` is not indexed."""
+        row = self._one("SELECT unlabelled FROM trees_labelled WHERE tree = ?", (tree,))
+        return None if row is None else bool(row[0])
+
+    def tree_labels(self, tree: str) -> list[str]:
+        """Every label found under an indexed folder."""
+        return [r[0] for r in self._all("SELECT label FROM tree_labels WHERE tree = ?", (tree,))]
+
+    def tree_has_label(self, tree: str, label: str) -> bool:
+        """True when ``label`` is found under the indexed folder ``tree`` (one probe)."""
+        row = self._one("SELECT 1 FROM tree_labels WHERE tree = ? AND label = ?", (tree, label))
+        return row is not None
+
+    def child_folders(self, tree: str) -> list[str]:
+        """The tree ids of a folder's sub-folders."""
+        rows = self._all("SELECT ref FROM tree_entries WHERE tree = ? AND kind = 1", (tree,))
+        return [r[0] for r in rows]
+
+    def tree_label(self, tree: str) -> None:
+        """Index the folder ``tree`` whose sub-folders are indexed already: its labels
+        are its files' and its sub-folders'."""
+        self._run(
+            "INSERT OR IGNORE INTO tree_labels(tree, label)"
+            " SELECT ?, l.label FROM tree_entries e JOIN item_labels l ON l.item = e.ref"
+            " WHERE e.tree = ? AND e.kind = 0"
+            " UNION SELECT ?, c.label FROM tree_entries e JOIN tree_labels c ON c.tree = e.ref"
+            " WHERE e.tree = ? AND e.kind = 1",
+            (tree, tree, tree, tree),
+        )
+        self._run(
+            "INSERT OR REPLACE INTO trees_labelled(tree, unlabelled) SELECT ?, EXISTS ("
+            " SELECT 1 FROM tree_entries e WHERE e.tree = ? AND e.kind = 0 AND NOT EXISTS"
+            " (SELECT 1 FROM item_labels l WHERE l.item = e.ref)) OR EXISTS ("
+            " SELECT 1 FROM tree_entries e JOIN trees_labelled c ON c.tree = e.ref"
+            " WHERE e.tree = ? AND e.kind = 1 AND c.unlabelled)",
+            (tree, tree, tree),
+        )
+
+    def label_entries(self, label: str) -> list[Row]:
+        """Every file entry, in any folder, whose item has ``label``: rows as
+        :meth:`entries` plus ``tree``; one range of the label index."""
+        return self._all(
+            f"SELECT e.tree, e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM item_labels l"
+            " JOIN tree_entries e ON e.ref = l.item AND e.kind = 0"
+            " JOIN items i ON i.id = e.ref WHERE l.label = ?",
+            (label,),
+        )
+
+    def label_count(self, label: str) -> int:
+        """How many items have ``label`` (in any version)."""
+        row = self._one("SELECT count(*) FROM item_labels WHERE label = ?", (label,))
+        return int(row[0]) if row else 0
+
+    def folders_with_label(self, tree: str, label: str | None) -> list[Row]:
+        """The sub-folders of an indexed folder (rows as :meth:`entries`) under which
+        ``label`` is found (``None``: a file without a label): one range of the
+        ``tree_entries_folders`` index and one probe each, whatever the number of files."""
+        if label is None:
+            test = "JOIN trees_labelled t ON t.tree = e.ref AND t.unlabelled"
+            args: tuple[str, ...] = (tree,)
+        else:
+            test = "JOIN tree_labels t ON t.tree = e.ref AND t.label = ?"
+            args = (label, tree)
+        return self._all(
+            "SELECT e.name, e.kind, e.ref, e.size, NULL AS blob, NULL AS mtime,"
+            " NULL AS origin, NULL AS posix FROM tree_entries e INDEXED BY tree_entries_folders"
+            f" {test} WHERE e.tree = ? AND e.kind = 1 ORDER BY e.name",
+            args,
+        )

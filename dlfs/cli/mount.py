@@ -35,6 +35,18 @@ from dlfs.home import Home
     " (default: the cores, at most 8; a draft: 1).",
 )
 @click.option(
+    "--where",
+    metavar="EXPR",
+    help="A view: only the items EXPR selects (the language of clone --where,"
+    " e.g. 'label == \"dog\"'); read-only.",
+)
+@click.option(
+    "--group-by",
+    metavar="KEY",
+    help="A view: MOUNTPOINT/<value>/<path> for each value of KEY (label or"
+    " metadata.FIELD); items without one under @none; read-only.",
+)
+@click.option(
     "-o",
     "options",
     multiple=True,
@@ -50,6 +62,8 @@ def mount(
     cache_size: str | None,
     prefetch_memory: str | None,
     workers: int | None,
+    where: str | None,
+    group_by: str | None,
     options: tuple[str, ...],
 ) -> None:
     """Mount a version (REF) or, without REF, the whole catalog at MOUNTPOINT.
@@ -59,6 +73,10 @@ def mount(
     (NAME@draft) is read-write (one writable mount per draft; -o ro for a read-only
     one): edit it with any tool, then 'dlfs publish'. The whole catalog shows
     MOUNTPOINT/<dataset>/<version id>/, with each tag as a symlink.
+
+    --where and --group-by mount a view of REF instead: only the matching items,
+    arranged under a folder per value (see docs/mounting.md, "Views"); nothing is
+    copied and a view is always read-only.
     """
     if len(args) > 2:
         raise click.UsageError("give at most a REF and a MOUNTPOINT")
@@ -74,9 +92,13 @@ def mount(
         prefetch_memory=prefetch_memory,
         foreground=foreground,
         workers=workers,
+        where=where,
+        group_by=group_by,
     )
     what = f"{record.ref} ({record.version})" if record.ref else "the catalog"
     note = {"draft": " read-only", "writable": " read-write"}.get(record.mode, "")
+    if where is not None or group_by is not None:
+        note = " (a read-only view)"
     click.echo(f"mounted {what}{note} at {record.mountpoint} (pid {record.pid})")
 
 
@@ -102,7 +124,7 @@ def mounts_(c: Context, as_json: bool) -> None:
     rows = [
         [
             m.mountpoint,
-            m.ref or ("-" if m.pid is None else "(catalog)"),
+            (m.ref or ("-" if m.pid is None else "(catalog)")) + (f" {m.view}" if m.view else ""),
             m.version or "-",
             str(m.pid or "-"),
             m.state,

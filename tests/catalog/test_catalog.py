@@ -18,6 +18,7 @@ from dlfs.errors import Corrupt, Unavailable
 from dlfs.home import Home
 from tests.conftest import Cli
 from tests.fsutil import FUSE_OK, Mounter
+from tests.helpers import SCHEMA_UNDO, downgrade_catalog
 
 
 def mode(path: Path) -> int:
@@ -221,3 +222,28 @@ def test_a_mount_of_a_damaged_catalog_answers_eio(
         assert "unexpected error" not in log
     finally:
         mounter.cleanup()  # also fails the test if the daemon logged a traceback
+
+
+def test_every_step_can_be_undone_for_the_migration_tests(tmp_path: Path) -> None:
+    """A catalog made now, taken back to schema 4 by the tests' undo list and
+    reopened, migrates to the same schema: the list undoes each step exactly."""
+    home = tmp_path / "home"
+    with Catalog(home) as cat:
+        cat.create_dataset("pets")
+        cat.add_bytes("pets", "a/1.jpg", b"1", annotations=[{"label": "dog"}])
+        cat.publish("pets")
+
+    def schema() -> list[tuple[str, str]]:
+        conn = sqlite3.connect(home / "catalog.db")
+        try:
+            rows = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+            return [(t, n, s) for t, n, s in rows]
+        finally:
+            conn.close()
+
+    assert sorted(SCHEMA_UNDO) == [v for v, _name, _step in MIGRATIONS if v > 4]
+    before = schema()
+    downgrade_catalog(home, 4)
+    with Catalog(home) as cat:
+        assert [d.name for d in cat.datasets()] == ["pets"]
+    assert schema() == before

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from dlfs.home import Home
 from dlfs.nodes import DIR_MODE, Node, Role
 from dlfs.view import View, open_view
 from tests.conftest import catalog_dump
+from tests.helpers import downgrade_catalog
 
 
 def _published(cat: Catalog, name: str, data: bytes = b"meow\n") -> str:
@@ -145,19 +145,7 @@ def test_deleting_a_project_with_datasets_needs_force(catalog: Catalog) -> None:
 def test_a_catalog_made_before_projects_keeps_working(home: Path) -> None:
     with Catalog(home) as cat:
         ref = _published(cat, "cats")
-    conn = sqlite3.connect(home / "catalog.db")  # back to schema 4: no projects
-    conn.execute("DROP TABLE projects")
-    # ... and none of step 6 (attributes of folders), which comes after projects
-    conn.execute("DROP TABLE version_changes")  # ... nor of step 7
-    conn.execute("DROP INDEX tree_entries_folders")
-    for table, column in [("trees", c) for c in ("posix", "mtime", "ctime", "atime")] + [
-        ("items", "ctime"),
-        ("items", "atime"),
-    ]:
-        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    conn.execute("PRAGMA user_version=4")
-    conn.commit()
-    conn.close()
+    downgrade_catalog(home, 4)  # no projects (nor any later step)
     with Catalog(home) as cat:
         assert cat.version("cats@v0").ref == ref
         assert [d.name for d in cat.project("default").datasets()] == ["cats"]
