@@ -73,14 +73,12 @@ class TreeQueries(CatalogCore):
     def entries_with_items(self, tree: str) -> list[Row]:
         """The entries of a folder in name order, files with their whole item.
 
-        Rows ``(name, kind, ref, size, origin, blob, mtime, metadata, annotations,
-        posix)``;
-        the item columns are NULL for folders.
+        Rows as :meth:`entries` plus the item's ``metadata`` and ``annotations``
+        (NULL for folders).
         """
         return self._all(
-            "SELECT e.name, e.kind, e.ref, e.size, i.origin, i.blob, i.mtime,"
-            " i.metadata, i.annotations, i.posix FROM tree_entries e"
-            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS},"
+            f" i.metadata AS metadata, i.annotations AS annotations FROM tree_entries e{_JOINS}"
             " WHERE e.tree = ? ORDER BY e.name",
             (tree,),
         )
@@ -312,8 +310,7 @@ class TreeQueries(CatalogCore):
             test = "EXISTS (SELECT 1 FROM item_labels l WHERE l.item = e.ref AND l.label = ?)"
             args = (tree, label)
         return self._all(
-            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e"
-            " LEFT JOIN items i ON e.kind = 0 AND i.id = e.ref"
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM tree_entries e{_JOINS}"
             f" WHERE e.tree = ? AND (e.kind = 1 OR {test}) ORDER BY e.name",
             args,
         )
@@ -365,7 +362,8 @@ class TreeQueries(CatalogCore):
         return self._all(
             f"SELECT e.tree, e.name, e.kind, e.ref, e.size, {_ITEM_COLS} FROM item_labels l"
             " JOIN tree_entries e ON e.ref = l.item AND e.kind = 0"
-            " JOIN items i ON i.id = e.ref WHERE l.label = ?",
+            # no folder row (t) for files: the columns read a folder's attributes from it
+            " JOIN items i ON i.id = e.ref LEFT JOIN trees t ON 0 WHERE l.label = ?",
             (label,),
         )
 
@@ -379,14 +377,14 @@ class TreeQueries(CatalogCore):
         ``label`` is found (``None``: a file without a label): one range of the
         ``tree_entries_folders`` index and one probe each, whatever the number of files."""
         if label is None:
-            test = "JOIN trees_labelled t ON t.tree = e.ref AND t.unlabelled"
+            test = "JOIN trees_labelled l ON l.tree = e.ref AND l.unlabelled"
             args: tuple[str, ...] = (tree,)
         else:
-            test = "JOIN tree_labels t ON t.tree = e.ref AND t.label = ?"
+            test = "JOIN tree_labels l ON l.tree = e.ref AND l.label = ?"
             args = (label, tree)
         return self._all(
-            "SELECT e.name, e.kind, e.ref, e.size, NULL AS blob, NULL AS mtime,"
-            " NULL AS origin, NULL AS posix FROM tree_entries e INDEXED BY tree_entries_folders"
-            f" {test} WHERE e.tree = ? AND e.kind = 1 ORDER BY e.name",
+            f"SELECT e.name, e.kind, e.ref, e.size, {_ITEM_COLS}"
+            f" FROM tree_entries e INDEXED BY tree_entries_folders {test}{_JOINS}"
+            " WHERE e.tree = ? AND e.kind = 1 ORDER BY e.name",
             args,
         )
