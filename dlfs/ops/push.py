@@ -14,8 +14,8 @@ and, for a linked dataset, its linked-object records. It carries an xxh3 checksu
 its content, and on pull each folder and item is re-hashed against its content id, so
 a damaged document is refused, never half imported.
 
-Push order makes a remote consistent at every moment: blobs (those missing there;
-HEAD per blob), then the version document, then its tags. ``latest`` on a remote is
+Push order makes a remote consistent at every moment: blobs (those missing there,
+from one listing), then the version document, then its tags. ``latest`` on a remote is
 the most recently published version pushed. Push changes nothing in the catalog.
 
 Pull resolves ``NAME@SPEC`` on the remote (a full version id, a user tag or
@@ -196,36 +196,44 @@ def copy_blobs(
     progress: Progress | None = None,
 ) -> tuple[int, int, int]:
     """Upload the version's blobs the remote lacks; return ``(uploaded, present,
-    bytes uploaded)``. Linked blobs stay where they are (their records travel in the
-    document); blobs already in the remote's store are not read at all."""
+    bytes uploaded)``. What the remote has comes from one paged listing, not a request
+    per blob; local files go up many at once (:meth:`S3Store.upload_many`, each
+    checked against its id and by the server's MD5 check). Linked blobs stay where they
+    are (their records travel in the document); blobs already in the remote's store are
+    not read at all."""
     if is_linked(doc["dataset"]["storage"]) or source.url == remote.url:
         for _blob, size in doc["blobs"]:
             if progress is not None:
                 progress(size)
         return 0, len(doc["blobs"]), 0
+    have = remote.present_blobs()
+    local: list[tuple[str, Path, int]] = []
+    others: list[tuple[str, int]] = []
+    for blob, size in doc["blobs"]:
+        if blob in have:
+            if progress is not None:
+                progress(int(size))
+            continue
+        path = source.local_path(blob)
+        if path is not None:
+            local.append((blob, path, int(size)))
+        else:
+            others.append((blob, int(size)))
+    sent = remote.upload_many(local, progress)
     staging = remote.staging
 
-    def one(entry: list[Any]) -> tuple[bool, int]:
-        blob, size = entry[0], int(entry[1])
-        if remote.has(blob):
-            sent = False
-        else:
-            path = source.local_path(blob)
-            if path is not None:
-                sent = remote.put_file(blob, path, size, None, verify=True)
-            else:
-                sent = _copy_remote(source, remote, blob, size, staging)
+    def one(entry: tuple[str, int]) -> int:
+        blob, size = entry
+        copied = _copy_remote(source, remote, blob, size, staging)
         if progress is not None:
             progress(size)
-        return sent, size if sent else 0
+        return size if copied else 0
 
-    if len(doc["blobs"]) <= 1:
-        results = [one(e) for e in doc["blobs"]]
-    else:
+    if others:
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="dlfs-push") as pool:
-            results = list(pool.map(one, doc["blobs"]))
-    uploaded = sum(1 for sent, _n in results if sent)
-    return uploaded, len(results) - uploaded, sum(n for _sent, n in results)
+            sent += sum(pool.map(one, others))
+    uploaded = len(local) + len(others)
+    return uploaded, len(doc["blobs"]) - uploaded, sent
 
 
 def _copy_remote(source: BlobStore, remote: S3Store, blob: str, size: int, staging: Path) -> bool:

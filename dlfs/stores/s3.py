@@ -37,8 +37,8 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -59,6 +59,7 @@ from dlfs.errors import (
     TemporaryFailure,
     Unavailable,
 )
+from dlfs.objects import blob_id
 from dlfs.stores.base import IngestBatch, StagingFolder, clear_dead_staging
 from dlfs.stores.blockcache import BlockCache
 from dlfs.stores.cache import (
@@ -71,6 +72,7 @@ from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash
 from dlfs.stores.retry import RetryPolicy, retrying
 from dlfs.stores.s3blocks import S3Blocks
 from dlfs.stores.s3http import SignedGetter, fast_get_enabled, frozen, read_body
+from dlfs.stores.s3send import Sender
 from dlfs.stores.urls import S3Url, parse_s3_url
 
 __all__ = ["S3Client", "S3Store", "S3Url", "map_error", "parse_s3_url"]
@@ -81,6 +83,8 @@ MiB = 1 << 20
 MIN_PART = 5 * MiB
 DEFAULT_MULTIPART_THRESHOLD = 8 * MiB
 UPLOAD_WORKERS = 8
+UPLOADS_IN_FLIGHT = 64
+"""Blobs :meth:`S3Store.upload_many` has in flight at once on the event loop."""
 
 _TEMPORARY_CODES = {
     "InternalError",
@@ -431,6 +435,8 @@ class S3Store(CachedStore):
             max_concurrency=4,
         )
         self.blocks = S3Blocks(self, cache)
+        self._sender: Sender | None = None
+        self._sender_lock = threading.Lock()
         self.reader = CachedReader(
             self.blocks,
             cache,
@@ -493,6 +499,95 @@ class S3Store(CachedStore):
             self._put(self.manifest_key(blob), manifest.encode())
         self._upload(blob, path)
         return True
+
+    def present_blobs(self) -> set[str]:
+        """The ids of the blobs in the bucket, from one paged listing of
+        ``prefix/blobs/`` (a blob whose key is there has its manifest too)."""
+        start = len(self.loc.key("blobs/"))
+        return {k[start:] for k in self._keys(self.loc.key("blobs/")) if "." not in k[start:]}
+
+    def sender(self) -> Sender | None:
+        """Uploads on the event loop (:mod:`dlfs.stores.s3send`); None when the signed
+        request path is off (a proxy, ``DLFS_S3_FAST_GET=0``)."""
+        getter = self.client.signed_getter
+        loop = self.blocks._get_loop() if getter is not None else None
+        if getter is None or loop is None:
+            return None
+        with self._sender_lock:
+            if self._sender is None:
+                self._sender = Sender(
+                    loop,
+                    getter,
+                    self.loc.bucket,
+                    self.retry,
+                    multipart_threshold=self.transfer.multipart_threshold,
+                    part_size=self.transfer.multipart_chunksize,
+                )
+            return self._sender
+
+    def upload_many(
+        self,
+        files: Iterable[tuple[str, Path, int]],
+        progress: Callable[[int], None] | None = None,
+        window: int = UPLOADS_IN_FLIGHT,
+    ) -> int:
+        """Upload local files ``(blob, path, size)`` as blobs, ``window`` at once,
+        without asking whether the bucket has them (list it first:
+        :meth:`present_blobs`); each file is hashed and refused (:class:`Corrupt`)
+        unless it holds exactly its blob. ``progress(size)`` after each blob; returns
+        the bytes sent. Uses threads when :meth:`sender` is None."""
+        sender = self.sender()
+        if sender is None:
+            return self._upload_in_threads(files, progress)
+        pending: dict[Future[None], int] = {}
+        sent = 0
+
+        def harvest(block: bool) -> None:
+            nonlocal sent
+            done, _ = wait(pending, return_when=FIRST_COMPLETED) if block else (set(), None)
+            for fut in done or [f for f in pending if f.done()]:
+                size = pending.pop(fut)
+                fut.result()
+                sent += size
+                if progress is not None:
+                    progress(size)
+
+        try:
+            for blob, path, size in files:
+                if size <= self.block_size:
+                    data = path.read_bytes()
+                    if len(data) != size or blob_id(data) != blob:
+                        raise Corrupt(f"blob {blob}: {path} does not hold its bytes")
+                    fut = sender.put(self.key(blob), data)
+                else:
+                    whole, hashes = hash_file_blocks(path, self.block_size)
+                    if whole != blob or path.stat().st_size != size:
+                        raise Corrupt(f"blob {blob}: {path} does not hold its bytes")
+                    manifest = Manifest(blob, size, self.block_size, tuple(hashes))
+                    sender.put(self.manifest_key(blob), manifest.encode()).result()
+                    fut = sender.put_file(self.key(blob), path, size)
+                pending[fut] = size
+                while len(pending) >= window:
+                    harvest(True)
+            while pending:
+                harvest(True)
+        finally:
+            for fut in pending:
+                fut.cancel()
+        return sent
+
+    def _upload_in_threads(
+        self, files: Iterable[tuple[str, Path, int]], progress: Callable[[int], None] | None
+    ) -> int:
+        def one(entry: tuple[str, Path, int]) -> int:
+            blob, path, size = entry
+            sent = self.put_file(blob, path, size, None, verify=True)
+            if progress is not None:
+                progress(size)
+            return size if sent else 0
+
+        with ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="dlfs-up") as pool:
+            return sum(pool.map(one, files))
 
     @retrying("writing {0}")
     def _put(self, key: str, data: bytes) -> None:
