@@ -60,6 +60,11 @@ def content_md5(data: bytes | memoryview) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
+def _read_part(fd: int, length: int, offset: int) -> tuple[bytes, bytes]:
+    data = os.pread(fd, length, offset)
+    return data, hashlib.md5(data).digest()
+
+
 class Sender:
     """Signed uploads of one bucket through a :class:`GetLoop` (thread-safe: every
     request runs in the loop's thread)."""
@@ -87,20 +92,20 @@ class Sender:
     def put(self, key: str, data: bytes) -> Future[None]:
         """Start a PUT of ``data`` at ``key``; the future completes once the server
         has kept it (its MD5 checked), or holds the final error."""
-        return self.loop.submit(self._put(key, data))
+        return self.loop.submit(self._put(key, data, content_md5(data)))
 
     def put_file(self, key: str, path: Path, size: int) -> Future[None]:
         """Start uploading the file at ``path`` (``size`` bytes) to ``key``: one PUT,
         or a parallel multipart upload above the threshold."""
         if size <= self.multipart_threshold:
-            return self.loop.submit(self._put(key, path.read_bytes()))
+            return self.put(key, path.read_bytes())
         return self.loop.submit(self._multipart(key, path, size))
 
     # -- requests -----------------------------------------------------------------------
 
-    async def _put(self, key: str, data: bytes) -> None:
+    async def _put(self, key: str, data: bytes, md5: str) -> None:
         await self._retried(
-            lambda: self._request("PUT", key, {}, data, {"content-md5": content_md5(data)}),
+            lambda: self._request("PUT", key, {}, data, {"content-md5": md5}),
             f"uploading s3://{self.bucket}/{key}",
         )
 
@@ -152,14 +157,15 @@ class Sender:
     ) -> str:
         assert self._parts is not None
         async with self._parts:
-            data = await asyncio.get_running_loop().run_in_executor(
-                None, os.pread, fd, length, offset
+            # read and hashed in a worker thread: MD5 releases the GIL, parts hash at once
+            data, md5 = await asyncio.get_running_loop().run_in_executor(
+                None, _read_part, fd, length, offset
             )
             if len(data) != length:
                 raise Unavailable(f"s3://{self.bucket}/{key}: the file shrank while uploading")
             query = {"partNumber": str(number), "uploadId": upload_id}
-            headers = {"content-md5": content_md5(data)}
-            digest = hashlib.md5(data).hexdigest()
+            headers = {"content-md5": base64.b64encode(md5).decode()}
+            digest = md5.hex()
 
             async def once() -> bytes:
                 reply = await self._request("PUT", key, query, data, headers, want_etag=True)
