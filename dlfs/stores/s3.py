@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -59,7 +59,7 @@ from dlfs.errors import (
     TemporaryFailure,
     Unavailable,
 )
-from dlfs.objects import blob_id
+from dlfs.stores import s3send
 from dlfs.stores.base import IngestBatch, StagingFolder, clear_dead_staging
 from dlfs.stores.blockcache import BlockCache
 from dlfs.stores.cache import (
@@ -72,7 +72,6 @@ from dlfs.stores.manifest import DEFAULT_BLOCK_SIZE, BlockHasher, Manifest, hash
 from dlfs.stores.retry import RetryPolicy, retrying
 from dlfs.stores.s3blocks import S3Blocks
 from dlfs.stores.s3http import SignedGetter, fast_get_enabled, frozen, read_body
-from dlfs.stores.s3send import Sender
 from dlfs.stores.urls import S3Url, parse_s3_url
 
 __all__ = ["S3Client", "S3Store", "S3Url", "map_error", "parse_s3_url"]
@@ -83,8 +82,6 @@ MiB = 1 << 20
 MIN_PART = 5 * MiB
 DEFAULT_MULTIPART_THRESHOLD = 8 * MiB
 UPLOAD_WORKERS = 8
-UPLOADS_IN_FLIGHT = 64
-"""Blobs :meth:`S3Store.upload_many` has in flight at once on the event loop."""
 
 _TEMPORARY_CODES = {
     "InternalError",
@@ -348,6 +345,47 @@ class S3Client:
         with _mapped(f"writing s3://{bucket}/{key}"):
             self._s3.put_object(Bucket=bucket, Key=key, Body=data)
 
+    def put_if(self, bucket: str, key: str, data: bytes, etag: str | None) -> bool:
+        """Write a small object only if it is absent (``etag`` None: ``If-None-Match:
+        *``) or still has ``etag`` (``If-Match``); False when the condition failed
+        (another writer got there first: 412, 409, or 404 for a vanished object)."""
+        args: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data}
+        if etag is None:
+            args["IfNoneMatch"] = "*"
+        else:
+            args["IfMatch"] = etag
+        try:
+            self._s3.put_object(**args)
+        except bex.ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            if etag is not None and (status == 404 or code in ("NoSuchKey", "NotFound")):
+                return False
+            raise map_error(exc, f"writing s3://{bucket}/{key}") from exc
+        except Exception as exc:
+            raise map_error(exc, f"writing s3://{bucket}/{key}") from exc
+        return True
+
+    def get_tagged(self, bucket: str, key: str) -> tuple[bytes, str] | None:
+        """A small object's bytes and ETag (for a later :meth:`put_if`), or None."""
+        what = f"s3://{bucket}/{key}"
+        try:
+            with _mapped(what):
+                resp = self._s3.get_object(Bucket=bucket, Key=key)
+                body = resp["Body"]
+                try:
+                    data = read_body(body, time.monotonic() + self.attempt_timeout, what)
+                finally:
+                    body.close()
+        except NotFound:
+            return None
+        length = resp.get("ContentLength")
+        if length is not None and int(length) != len(data):
+            raise TemporaryFailure(f"{what}: the body was cut short")
+        return data, str(resp["ETag"])
+
     def upload_file(self, bucket: str, key: str, path: Path, config: TransferConfig) -> None:
         """Upload a local file: multipart and parallel above the config's threshold."""
         with _mapped(f"uploading s3://{bucket}/{key}"):
@@ -435,8 +473,6 @@ class S3Store(CachedStore):
             max_concurrency=4,
         )
         self.blocks = S3Blocks(self, cache)
-        self._sender: Sender | None = None
-        self._sender_lock = threading.Lock()
         self.reader = CachedReader(
             self.blocks,
             cache,
@@ -506,88 +542,12 @@ class S3Store(CachedStore):
         start = len(self.loc.key("blobs/"))
         return {k[start:] for k in self._keys(self.loc.key("blobs/")) if "." not in k[start:]}
 
-    def sender(self) -> Sender | None:
-        """Uploads on the event loop (:mod:`dlfs.stores.s3send`); None when the signed
-        request path is off (a proxy, ``DLFS_S3_FAST_GET=0``)."""
-        getter = self.client.signed_getter
-        loop = self.blocks._get_loop() if getter is not None else None
-        if getter is None or loop is None:
-            return None
-        with self._sender_lock:
-            if self._sender is None:
-                self._sender = Sender(
-                    loop,
-                    getter,
-                    self.loc.bucket,
-                    self.retry,
-                    multipart_threshold=self.transfer.multipart_threshold,
-                    part_size=self.transfer.multipart_chunksize,
-                )
-            return self._sender
-
     def upload_many(
-        self,
-        files: Iterable[tuple[str, Path, int]],
-        progress: Callable[[int], None] | None = None,
-        window: int = UPLOADS_IN_FLIGHT,
-    ) -> int:
-        """Upload local files ``(blob, path, size)`` as blobs, ``window`` at once,
-        without asking whether the bucket has them (list it first:
-        :meth:`present_blobs`); each file is hashed and refused (:class:`Corrupt`)
-        unless it holds exactly its blob. ``progress(size)`` after each blob; returns
-        the bytes sent. Uses threads when :meth:`sender` is None."""
-        sender = self.sender()
-        if sender is None:
-            return self._upload_in_threads(files, progress)
-        pending: dict[Future[None], int] = {}
-        sent = 0
-
-        def harvest(block: bool) -> None:
-            nonlocal sent
-            done, _ = wait(pending, return_when=FIRST_COMPLETED) if block else (set(), None)
-            for fut in done or [f for f in pending if f.done()]:
-                size = pending.pop(fut)
-                fut.result()
-                sent += size
-                if progress is not None:
-                    progress(size)
-
-        try:
-            for blob, path, size in files:
-                if size <= self.block_size:
-                    data = path.read_bytes()
-                    if len(data) != size or blob_id(data) != blob:
-                        raise Corrupt(f"blob {blob}: {path} does not hold its bytes")
-                    fut = sender.put(self.key(blob), data)
-                else:
-                    whole, hashes = hash_file_blocks(path, self.block_size)
-                    if whole != blob or path.stat().st_size != size:
-                        raise Corrupt(f"blob {blob}: {path} does not hold its bytes")
-                    manifest = Manifest(blob, size, self.block_size, tuple(hashes))
-                    sender.put(self.manifest_key(blob), manifest.encode()).result()
-                    fut = sender.put_file(self.key(blob), path, size)
-                pending[fut] = size
-                while len(pending) >= window:
-                    harvest(True)
-            while pending:
-                harvest(True)
-        finally:
-            for fut in pending:
-                fut.cancel()
-        return sent
-
-    def _upload_in_threads(
         self, files: Iterable[tuple[str, Path, int]], progress: Callable[[int], None] | None
     ) -> int:
-        def one(entry: tuple[str, Path, int]) -> int:
-            blob, path, size = entry
-            sent = self.put_file(blob, path, size, None, verify=True)
-            if progress is not None:
-                progress(size)
-            return size if sent else 0
-
-        with ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="dlfs-up") as pool:
-            return sum(pool.map(one, files))
+        """Upload local files ``(blob, path, size)`` many at once, each checked against
+        its id; the bytes sent (see :func:`dlfs.stores.s3send.upload_many`)."""
+        return s3send.upload_many(self, files, progress)
 
     @retrying("writing {0}")
     def _put(self, key: str, data: bytes) -> None:
@@ -598,6 +558,24 @@ class S3Store(CachedStore):
     def put_object(self, rel: str, data: bytes) -> None:
         """Write ``data`` at ``prefix/rel``."""
         self._put(self.loc.key(rel), data)
+
+    @retrying("writing s3://{self.loc.bucket}/{0}")
+    def _put_if(self, key: str, data: bytes, etag: str | None) -> bool:
+        return self.client.put_if(self.loc.bucket, key, data, etag)
+
+    def put_object_if(self, rel: str, data: bytes, etag: str | None) -> bool:
+        """Write ``data`` at ``prefix/rel`` only if nothing is there (``etag`` None)
+        or what is there still has ``etag``; False when another writer got there first.
+        A retried attempt may find its own first attempt done: callers read again."""
+        return self._put_if(self.loc.key(rel), data, etag)
+
+    @retrying("reading s3://{self.loc.bucket}/{0}")
+    def _get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        return self.client.get_tagged(self.loc.bucket, key)
+
+    def get_object_tagged(self, rel: str) -> tuple[bytes, str] | None:
+        """The bytes at ``prefix/rel`` and their ETag (None if there is none)."""
+        return self._get_tagged(self.loc.key(rel))
 
     def get_object(self, rel: str, check: Callable[[bytes], object] | None = None) -> bytes | None:
         """The bytes at ``prefix/rel`` (None if there is none). ``check`` may raise

@@ -28,25 +28,32 @@ import os
 import random
 import re
 import time
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-from dlfs.errors import BadBody, TemporaryFailure, Unavailable
+from dlfs.errors import BadBody, Corrupt, TemporaryFailure, Unavailable
+from dlfs.objects import blob_id
+from dlfs.stores.manifest import Manifest, hash_file_blocks
 from dlfs.stores.retry import RetryPolicy, final_error, is_temp_failure
 from dlfs.stores.s3http import USER_AGENT, SignedGetter, _raise_failure
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
+    from dlfs.stores.s3 import S3Store
     from dlfs.stores.s3loop import GetLoop
 
 MiB = 1 << 20
 PART_SIZE = 8 * MiB
 """The least part of a multipart upload (S3's own least is 5 MiB)."""
 MAX_PARTS = 10_000
+UPLOADS_IN_FLIGHT = 64
+"""Blobs :func:`upload_many` has in flight at once."""
+UPLOAD_WORKERS = 8
+"""Threads of the boto3 fallback."""
 PARTS_IN_FLIGHT = 8
 """Parts of one store's multipart uploads in flight (and in memory) at once."""
 
@@ -258,3 +265,77 @@ class Sender:
                 raise final_error(exc, what, tries, now - start) from exc
             await asyncio.sleep(wait)
             pause *= 2
+
+
+def upload_many(
+    store: S3Store,
+    files: Iterable[tuple[str, Path, int]],
+    progress: Callable[[int], None] | None = None,
+    window: int = UPLOADS_IN_FLIGHT,
+) -> int:
+    """Upload local files ``(blob, path, size)`` as blobs of ``store``, ``window`` at
+    once, without asking whether the bucket has them (list it first:
+    :meth:`S3Store.present_blobs`). Each file is hashed here and refused
+    (:class:`Corrupt`) unless it holds exactly its blob; a large one's manifest goes
+    first. ``progress(size)`` after each blob; returns the bytes sent. Threads and
+    boto3 when the signed request path is off (a proxy, ``DLFS_S3_FAST_GET=0``)."""
+    getter = store.client.signed_getter
+    loop = store.blocks._get_loop() if getter is not None else None
+    if getter is None or loop is None:
+        with ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="dlfs-up") as pool:
+            return sum(pool.map(lambda f: _put_checked(store, f, progress), files))
+    sender = Sender(
+        loop,
+        getter,
+        store.loc.bucket,
+        store.retry,
+        multipart_threshold=store.transfer.multipart_threshold,
+        part_size=store.transfer.multipart_chunksize,
+    )
+    pending: dict[Future[None], int] = {}
+    sent = 0
+
+    def harvest() -> None:
+        nonlocal sent
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in done:
+            size = pending.pop(fut)
+            fut.result()
+            sent += size
+            if progress is not None:
+                progress(size)
+
+    try:
+        for blob, path, size in files:
+            if size <= store.block_size:
+                data = path.read_bytes()
+                if len(data) != size or blob_id(data) != blob:
+                    raise Corrupt(f"blob {blob}: {path} does not hold its bytes")
+                fut = sender.put(store.key(blob), data)
+            else:
+                whole, hashes = hash_file_blocks(path, store.block_size)
+                if whole != blob or path.stat().st_size != size:
+                    raise Corrupt(f"blob {blob}: {path} does not hold its bytes")
+                manifest = Manifest(blob, size, store.block_size, tuple(hashes))
+                # the manifest first: a blob that exists always has its manifest
+                sender.put(store.manifest_key(blob), manifest.encode()).result()
+                fut = sender.put_file(store.key(blob), path, size)
+            pending[fut] = size
+            while len(pending) >= window:
+                harvest()
+        while pending:
+            harvest()
+    finally:
+        for fut in pending:
+            fut.cancel()
+    return sent
+
+
+def _put_checked(
+    store: S3Store, entry: tuple[str, Path, int], progress: Callable[[int], None] | None
+) -> int:
+    blob, path, size = entry
+    sent = store.put_file(blob, path, size, None, verify=True)
+    if progress is not None:
+        progress(size)
+    return size if sent else 0

@@ -17,6 +17,7 @@ from dlfs.objects import blob_id
 from dlfs.stores.manifest import hash_file_blocks
 from dlfs.stores.remote import StoreConfig, open_store
 from dlfs.stores.s3 import S3Store
+from dlfs.stores.s3send import upload_many
 from tests.s3proxy import FaultProxy
 
 BLOCK = 64 * 1024
@@ -54,7 +55,7 @@ def test_many_small_and_one_multipart_blob(
     files = _files(tmp_path, [0, 1, 60, BLOCK, *range(100, 140), 11 * MiB + 5])
     proxy.fail("500", times=3, method="PUT")  # retried, never a wrong object
     seen: list[int] = []
-    sent = store.upload_many(files, seen.append, window=16)
+    sent = upload_many(store, files, seen.append, window=16)
     assert sent == sum(size for _b, _p, size in files) and sorted(seen) == sorted(
         size for _b, _p, size in files
     )
@@ -79,5 +80,5 @@ def test_a_file_that_is_not_its_blob_is_refused(
     (blob, path, size), *_ = _files(tmp_path, [100])
     path.write_bytes(b"x" * size)  # changed behind the catalog's back
     with pytest.raises(Corrupt, match="does not hold its bytes"):
-        store.upload_many([(blob, path, size)])
+        upload_many(store, [(blob, path, size)])
     assert not s3.keys(bucket)
