@@ -15,8 +15,10 @@ its content, and on pull each folder and item is re-hashed against its content i
 a damaged document is refused, never half imported.
 
 Push order makes a remote consistent at every moment: blobs (those missing there,
-from one listing), then the version document, then its tags. ``latest`` on a remote is
-the most recently published version pushed. Push changes nothing in the catalog.
+from one listing), then the version document (written only if absent), then its tags
+(conditional writes on the tag's ETag, tried again on a lost race). ``latest`` on a
+remote is the most recently published version pushed, whatever pushes overlap. Push
+changes nothing in the catalog.
 
 Pull resolves ``NAME@SPEC`` on the remote (a full version id, a user tag or
 ``latest``, or a unique id prefix of 4+ characters), reads the document, and in one
@@ -250,26 +252,61 @@ def _copy_remote(source: BlobStore, remote: S3Store, blob: str, size: int, stagi
             os.unlink(tmp)
 
 
+TAG_RACES = 50
+"""Conditional writes of one tag tried before a push gives up (each lost race means
+another push moved the tag meanwhile)."""
+
+
 def write(remote: S3Store, doc: dict[str, Any]) -> list[str]:
-    """Write the version document, then its tags (and ``latest`` when it is the most
-    recently published version there); return the tags written."""
+    """Write the version document (only if absent: a version's document never
+    changes), then its tags, then ``latest`` when it is the most recently published
+    version there; return the tags written. Tags are conditional writes (``If-Match``
+    on the ETag read, ``If-None-Match: *`` for a new one), tried again on a lost race,
+    so concurrent pushes never undo each other's ``latest``."""
     name, vid = doc["dataset"]["name"], doc["version"]["id"]
-    remote.put_object(_version_key(name, vid), encode(doc))
+    remote.put_object_if(_version_key(name, vid), encode(doc), None)
     stamp = {"version": vid, "published_at": doc["version"]["published_at"]}
-    tags = list(doc["version"]["tags"])
-    for tag in tags:
-        remote.put_object(_tag_key(name, tag), canonical_json(stamp).encode())
-    latest = _read_tag(remote, name, "latest")
-    if latest is None or (latest.get("published_at") or 0) <= (stamp["published_at"] or 0):
-        remote.put_object(_tag_key(name, "latest"), canonical_json(stamp).encode())
+    tags = [t for t in doc["version"]["tags"] if _set_tag(remote, name, t, stamp, newer=False)]
+    if _set_tag(remote, name, "latest", stamp, newer=True):
         tags.append("latest")
     return tags
 
 
+def _rank(stamp: dict[str, Any]) -> tuple[float, str]:
+    return (float(stamp.get("published_at") or 0), str(stamp.get("version")))
+
+
+def _set_tag(remote: S3Store, name: str, tag: str, stamp: dict[str, Any], *, newer: bool) -> bool:
+    """Make ``tag`` name ``stamp``'s version by a conditional write; with ``newer``,
+    only while what it names was published earlier. True when it names it after."""
+    body = canonical_json(stamp).encode()
+    for _ in range(TAG_RACES):
+        found = _read_tag_tagged(remote, name, tag)
+        etag = None
+        if found is not None:
+            value, etag = found
+            if value.get("version") == stamp["version"]:
+                return True  # already so (or our own retried write went through)
+            if newer and _rank(value) > _rank(stamp):
+                return False
+        if remote.put_object_if(_tag_key(name, tag), body, etag):
+            return True
+    raise Conflict(f"tag {tag!r} of {name} at {remote.url} keeps changing; push again")
+
+
+def _read_tag_tagged(remote: S3Store, name: str, tag: str) -> tuple[dict[str, Any], str] | None:
+    found = remote.get_object_tagged(_tag_key(name, tag))
+    if found is None:
+        return None
+    return _parse_tag(found[0], remote, name, tag), found[1]
+
+
 def _read_tag(remote: S3Store, name: str, tag: str) -> dict[str, Any] | None:
     data = remote.get_object(_tag_key(name, tag))
-    if data is None:
-        return None
+    return None if data is None else _parse_tag(data, remote, name, tag)
+
+
+def _parse_tag(data: bytes, remote: S3Store, name: str, tag: str) -> dict[str, Any]:
     try:
         value = json.loads(data)
         if not isinstance(value, dict) or not VERSION_ID_RE.match(str(value.get("version"))):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +178,42 @@ def test_push_pull_cli_two_homes(s3: Any, tmp_path: Path, sample: Path) -> None:
     assert [v["id"] for v in listing] == [vid]  # type: ignore[index]
     res = b("pull", remote, "cats@nosuch", ok=False)
     assert res.code == 1 and res.err.startswith("dlfs: error: ")
+
+
+def test_eight_pushes_at_once_leave_every_tag_complete_and_latest_newest(
+    s3: Any, tmp_path: Path
+) -> None:
+    bucket = s3.bucket()
+    remote = f"s3://{bucket}/team"
+    home = tmp_path / "a"
+    ids: list[str] = []
+    with Catalog(home) as a:
+        a.create_dataset("cats")
+        for n in range(8):
+            if n:
+                a.create_version("cats", ["cats@latest"])
+            a.add_bytes("cats", f"f{n}.txt", f"file {n} ".encode() * (n + 1))
+            ids.append(a.publish("cats", tags=[f"t{n}"]).id)
+    barrier = threading.Barrier(8)
+
+    def push(vid: str) -> Any:
+        with Catalog(home) as c:
+            barrier.wait()
+            return c.push(f"cats@{vid}", remote)
+
+    with ThreadPoolExecutor(8) as pool:  # oldest last: the most chances to undo latest
+        results = list(pool.map(push, reversed(ids)))
+    assert sorted(r.version for r in results) == sorted(ids)
+    tags = {
+        k.rsplit("/", 1)[1].removesuffix(".json")
+        for k in s3.keys(bucket, "team/datasets/cats/tags/")
+    }
+    assert tags == {"latest", *(f"t{n}" for n in range(8))}
+    with Catalog(tmp_path / "b") as b:
+        assert b.pull(remote, "cats@latest").version == ids[-1], "latest is the newest"
+        for n in range(8):
+            assert b.pull(remote, f"cats@t{n}").version == ids[n]
+        for n, vid in enumerate(ids):  # every version complete: each of its files reads
+            v = b.version(f"cats@{vid}")
+            for k in range(n + 1):
+                assert v.read_bytes(f"f{k}.txt") == f"file {k} ".encode() * (k + 1)
