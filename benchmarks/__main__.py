@@ -4,9 +4,10 @@ Sections, in order: ``foundation`` (publish cost, ``dlfs add`` vs ``cp -r``),
 ``reads`` (plain / bindfs / passthrough / dlfs, cold and warm), then the benches other
 modules of this package own, each run through its ``main()`` when its module exists:
 ``versioning`` (clone/merge/diff, ``bench_versioning.py``), ``writes`` (writing into a
-draft mount, ``bench_writes.py``) and ``s3`` (reading S3 through a mount,
-``bench_s3.py``), ``posix`` (pjdfstest in a draft mount, ``posix.py``; only with
-``--only posix``: it is a conformance count, not a timing); a module with
+draft mount, ``bench_writes.py``), ``s3`` (reading S3 through a mount,
+``bench_s3.py``) and ``push`` (``dlfs push`` vs ``rclone copy``, ``bench_push.py``),
+``posix`` (pjdfstest in a draft mount, ``posix.py``; only with ``--only posix``: it
+is a conformance count, not a timing); a module with
 ``measure()`` and ``print_table()`` is run through those instead, so its figures
 reach ``results.json``. They get ``DLFS_BENCH_DIR`` (the bench-data dir) and, with
 ``--quick``, ``DLFS_BENCH_QUICK=1``.
@@ -39,6 +40,7 @@ EXTRA = {
     "writes": ("benchmarks.bench_writes", "writes into a draft mount"),
     "reclaim": ("benchmarks.bench_reclaim", "disk used by a draft mount"),
     "s3": ("benchmarks.bench_s3", "reading S3 through a mount"),
+    "push": ("benchmarks.bench_push", "dlfs push vs rclone copy"),
     "posix": ("benchmarks.posix", "POSIX conformance (pjdfstest) of a draft mount"),
 }
 SECTIONS = ("foundation", "reads", *EXTRA)
