@@ -5,7 +5,9 @@ dataset's storage), plus the catalog records of pushed versions::
 
     prefix/blobs/<blob id>[.blocks]                     bytes (see dlfs.stores.s3)
     prefix/datasets/<name>/versions/<version id>.json.gz  one version's records
+    prefix/datasets/<name>/versions/<version id>.head.json  the same, without folders
     prefix/datasets/<name>/tags/<tag>.json               {"version": id, "published_at": t}
+    prefix/folders/<tree id>                            one folder and its files' items
 
 The version document holds the dataset's description, labels, metadata and storage;
 the version (id, name, metadata, comment, times, parent ids, user tags); every folder
@@ -15,7 +17,10 @@ its content, and on pull each folder and item is re-hashed against its content i
 a damaged document is refused, never half imported.
 
 Push order makes a remote consistent at every moment: blobs (those missing there,
-from one listing), then the version document (written only if absent), then its tags
+from one listing), then folder objects (``prefix/folders/<tree id>``, each folder's
+entries and its files' item records, checked against the tree id when read: what a
+remote mount lists) and the version's head (the document without its folders and
+items), then the version document (written only if absent), then its tags
 (conditional writes on the tag's ETag, tried again on a lost race). ``latest`` on a
 remote is the most recently published version pushed, whatever pushes overlap. Push
 changes nothing in the catalog.
@@ -36,7 +41,7 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +104,81 @@ def _version_key(name: str, vid: str) -> str:
 
 def _tag_key(name: str, tag: str) -> str:
     return f"datasets/{name}/tags/{tag}.json"
+
+
+def _head_key(name: str, vid: str) -> str:
+    return f"datasets/{name}/versions/{vid}.head.json"
+
+
+FOLDERS = "folders/"
+
+
+def folder_key(tid: str) -> str:
+    """The key (under the remote's prefix) of the folder object of tree ``tid``."""
+    return f"{FOLDERS}{tid}"
+
+
+FOLDER_FORMAT = "dlfs-folder/1"
+ITEM_FIELDS = ("id", "origin", "blob", "size", "mtime", "metadata", "annotations", "posix")
+"""The fields of an item row of a document (``posix`` only when it has any)."""
+
+
+def encode_folder(
+    files: int, nbytes: int, entries: list[list[Any]], items: dict[str, list[Any]]
+) -> bytes:
+    """A folder object: its ``[name, kind, ref, size]`` entries, the item record of
+    each file (``[origin, blob, size, mtime, metadata, annotations(, posix)]`` by item
+    id) and the folder's file and byte counts, as canonical JSON."""
+    return canonical_json(
+        {
+            "format": FOLDER_FORMAT,
+            "files": files,
+            "bytes": nbytes,
+            "entries": sorted(entries, key=lambda e: str(e[0]).encode()),
+            "items": {e[2]: items[e[2]] for e in entries if e[1] == 0},
+        }
+    ).encode()
+
+
+def decode_folder(tid: str, data: bytes) -> dict[str, Any]:
+    """A folder object checked against its id: the entries hash to ``tid`` and each
+    file's item record to its item id, with the entry's size. :class:`BadBody` for
+    anything else (fetched again, then ``Corrupt``)."""
+    try:
+        folder = json.loads(data)
+        entries = folder["entries"]
+        items = folder["items"]
+        ok = (
+            folder["format"] == FOLDER_FORMAT
+            and tree_id((str(n), int(k), str(r)) for n, k, r, _s in entries) == tid
+        )
+        for _n, kind, ref, size in entries if ok else []:
+            if kind == 0:
+                record = ItemRecord(*items[ref])
+                ok = ok and record.id == ref and record.size == size
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadBody(f"folder object {tid} is damaged ({exc})") from exc
+    if not ok:
+        raise BadBody(f"folder object {tid} does not match its id")
+    return dict(folder)
+
+
+def folder_objects(doc: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
+    """``(tree id, folder object)`` for every folder of a version document."""
+    items = {row[0]: row[1:] for row in doc["items"]}
+    for tid, files, nbytes, entries in doc["trees"]:
+        yield tid, encode_folder(files, nbytes, entries, items)
+
+
+def copy_folders(doc: dict[str, Any], remote: S3Store) -> int:
+    """Write the folder objects the remote lacks (one listing of ``folders/``);
+    return how many were written. They go before the version document, so a version
+    there always has its folders."""
+    start = len(remote.loc.key(FOLDERS))
+    have = {k[start:] for k in remote.keys(FOLDERS)}
+    missing = [(folder_key(t), data) for t, data in folder_objects(doc) if t not in have]
+    remote.put_objects(missing)
+    return len(missing)
 
 
 # -- push ---------------------------------------------------------------------------
@@ -257,13 +337,51 @@ TAG_RACES = 50
 another push moved the tag meanwhile)."""
 
 
+HEAD_FORMAT = "dlfs-version-head/1"
+
+
+def head(doc: dict[str, Any]) -> dict[str, Any]:
+    """A version's head object: the document without its folders, items and blobs
+    (what a remote mount reads, O(1) in the version's size); every other field of the
+    document, present or future, travels in it."""
+    heavy = ("trees", "items", "blobs", "external")
+    out = {k: v for k, v in doc.items() if k not in heavy}
+    root = next(t for t in doc["trees"] if t[0] == doc["version"]["root"])
+    out.update(format=HEAD_FORMAT, files=root[1], bytes=root[2], linked=bool(doc["external"]))
+    return out
+
+
+def read_head(remote: S3Store, name: str, vid: str) -> dict[str, Any]:
+    """The head object of version ``vid`` of ``name`` on the remote, checked."""
+
+    def check(data: bytes) -> dict[str, Any]:
+        try:
+            value = json.loads(data)
+            if value["format"] != HEAD_FORMAT or value["version"]["id"] != vid:
+                raise ValueError(vid)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadBody(f"the head of version {vid} at {remote.url} is damaged") from exc
+        return dict(value)
+
+    data = remote.get_object(_head_key(name, vid), check=check)
+    if data is None:
+        raise NotFound(
+            f"version {vid} of {name} at {remote.url} was pushed without its folders"
+            " (by an older dlfs): push it again to mount it from there, or pull it"
+        )
+    return check(data)
+
+
 def write(remote: S3Store, doc: dict[str, Any]) -> list[str]:
-    """Write the version document (only if absent: a version's document never
+    """Write the folder objects the remote lacks and the version's head, then the
+    version document (only if absent: a version's document never
     changes), then its tags, then ``latest`` when it is the most recently published
     version there; return the tags written. Tags are conditional writes (``If-Match``
     on the ETag read, ``If-None-Match: *`` for a new one), tried again on a lost race,
     so concurrent pushes never undo each other's ``latest``."""
     name, vid = doc["dataset"]["name"], doc["version"]["id"]
+    copy_folders(doc, remote)
+    remote.put_object_if(_head_key(name, vid), canonical_json(head(doc)).encode(), None)
     remote.put_object_if(_version_key(name, vid), encode(doc), None)
     stamp = {"version": vid, "published_at": doc["version"]["published_at"]}
     tags = [t for t in doc["version"]["tags"] if _set_tag(remote, name, t, stamp, newer=False)]
@@ -336,6 +454,7 @@ def resolve_remote(remote: S3Store, ref: str) -> tuple[str, str]:
         ids = [
             k[len(prefix) :].removesuffix(".json.gz")
             for k in remote.keys(f"datasets/{name}/versions/{spec}")
+            if k.endswith(".json.gz")
         ]
         if len(ids) == 1:
             return name, ids[0]

@@ -549,6 +549,10 @@ class S3Store(CachedStore):
         its id; the bytes sent (see :func:`dlfs.stores.s3send.upload_many`)."""
         return s3send.upload_many(self, files, progress)
 
+    def put_objects(self, objects: Iterable[tuple[str, bytes]]) -> None:
+        """Write small objects ``(rel, data)`` under the prefix, many at once."""
+        s3send.put_many(self, [(self.loc.key(rel), data) for rel, data in objects])
+
     @retrying("writing {0}")
     def _put(self, key: str, data: bytes) -> None:
         self.client.put_bytes(self.loc.bucket, key, data)

@@ -267,6 +267,44 @@ class Sender:
             pause *= 2
 
 
+def _sender(store: S3Store) -> Sender | None:
+    getter = store.client.signed_getter
+    loop = store.blocks._get_loop() if getter is not None else None
+    if getter is None or loop is None:
+        return None
+    return Sender(
+        loop,
+        getter,
+        store.loc.bucket,
+        store.retry,
+        multipart_threshold=store.transfer.multipart_threshold,
+        part_size=store.transfer.multipart_chunksize,
+    )
+
+
+def put_many(store: S3Store, objects: list[tuple[str, bytes]]) -> None:
+    """PUT small objects ``(key, data)`` of ``store``'s bucket, :data:`UPLOADS_IN_FLIGHT`
+    at once (boto3 from threads when the signed path is off)."""
+    sender = _sender(store) if objects else None
+    if sender is None:
+        with ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="dlfs-up") as pool:
+            list(pool.map(lambda o: store._put(o[0], o[1]), objects))
+        return
+    pending: set[Future[None]] = set()
+    try:
+        for key, data in objects:
+            pending.add(sender.put(key, data))
+            if len(pending) >= UPLOADS_IN_FLIGHT:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    fut.result()
+        for fut in pending:
+            fut.result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
 def upload_many(
     store: S3Store,
     files: Iterable[tuple[str, Path, int]],
@@ -279,19 +317,10 @@ def upload_many(
     (:class:`Corrupt`) unless it holds exactly its blob; a large one's manifest goes
     first. ``progress(size)`` after each blob; returns the bytes sent. Threads and
     boto3 when the signed request path is off (a proxy, ``DLFS_S3_FAST_GET=0``)."""
-    getter = store.client.signed_getter
-    loop = store.blocks._get_loop() if getter is not None else None
-    if getter is None or loop is None:
+    sender = _sender(store)
+    if sender is None:
         with ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="dlfs-up") as pool:
             return sum(pool.map(lambda f: _put_checked(store, f, progress), files))
-    sender = Sender(
-        loop,
-        getter,
-        store.loc.bucket,
-        store.retry,
-        multipart_threshold=store.transfer.multipart_threshold,
-        part_size=store.transfer.multipart_chunksize,
-    )
     pending: dict[Future[None], int] = {}
     sent = 0
 
