@@ -104,6 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--debug", action="store_true", help="log every request")
     p.add_argument("--workers", type=int, default=None, help="processes serving a read-only mount")
+    p.add_argument("--remote", default=None, help="s3://bucket/prefix the version is read from")
     return p.parse_args(argv)
 
 
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         )
         read_only = mounts.read_only_requested(args.options)
         warm_catalog(home)
-        view = open_mount_view(home, args.ref, stores, mountpoint, read_only)
+        view = open_mount_view(home, args.ref, stores, mountpoint, read_only, args.remote)
         options = mounts.mount_options(args.options, writable=view.writable)
     except DlfsError as exc:
         reporter.fail(f"{type(exc).__name__}: {exc}")
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
                 cache_size=args.cache_size,
                 prefetch_memory=args.prefetch_memory,  # each worker's own budget
             )
-            return open_mount_view(home, args.ref, stores, mountpoint, read_only)
+            return open_mount_view(home, args.ref, stores, mountpoint, read_only, args.remote)
 
         workers = Workers(count, reopen, start_warmup, reporter.close)
         ops = SharedOperations(view, workers)

@@ -176,6 +176,22 @@ def resolve_ref(home: Home, ref: str | None) -> tuple[str | None, str | None, st
         db.close()
 
 
+def resolve_remote_ref(home: Home, remote: str, ref: str | None) -> tuple[str, str, str]:
+    """``(NAME@ID, version id, "published")`` of what ``ref`` names on the remote
+    ``s3://bucket/prefix``; :class:`NotFound` when nothing matches."""
+    from dlfs.ops import push
+    from dlfs.stores.registry import StoreRegistry
+
+    if ref is None:
+        raise InvalidInput("--remote mounts one version: give NAME@SPEC")
+    if not home.exists():
+        raise NotFound(f"no catalog at {home.root} (create one with 'dlfs init')")
+    store = StoreRegistry(home).s3(remote)
+    name, vid = push.resolve_remote(store, ref)
+    push.read_head(store, name, vid)  # mountable from there: pushed with its folders
+    return f"{name}@{vid}", vid, "published"
+
+
 MAX_WORKERS = 64
 """The most processes one mount may be served by."""
 
@@ -204,6 +220,7 @@ def daemon_command(
     cache_size: int | None,
     prefetch_memory: int | None = None,
     workers: int | None = None,
+    remote: str | None = None,
 ) -> list[str]:
     """The command line that runs the daemon for one mount."""
     argv = [sys.executable, "-m", "dlfsd", str(mountpoint), "--home", str(home.root)]
@@ -221,6 +238,8 @@ def daemon_command(
         argv += ["--prefetch-memory", str(prefetch_memory)]
     if workers is not None:
         argv += ["--workers", str(workers)]
+    if remote is not None:
+        argv += ["--remote", remote]
     return argv
 
 
@@ -236,8 +255,12 @@ def mount(
     foreground: bool = False,
     timeout: float = READY_TIMEOUT,
     workers: int | None = None,
+    remote: str | None = None,
 ) -> MountRecord:
     """Mount the version ``ref`` names (``None``: the whole catalog) at ``mountpoint``.
+
+    ``remote`` (``s3://bucket/prefix``): mount ``ref`` as pushed there, read from the
+    remote without pulling it (:mod:`dlfs.ops.remotemount`); read-only.
 
     Returns the registry record once the mount answers requests. With
     ``foreground`` the calling process *becomes* the daemon (exec): this never
@@ -260,7 +283,12 @@ def mount(
     ahead = None if prefetch_memory is None else parse_size(prefetch_memory)
     if ahead is not None and ahead <= 0:
         raise InvalidInput("the prefetch memory must be positive, e.g. 512M")
-    exact, vid, mode = resolve_ref(home, ref)
+    exact: str | None
+    vid: str | None
+    if remote is not None:
+        exact, vid, mode = resolve_remote_ref(home, remote, ref)
+    else:
+        exact, vid, mode = resolve_ref(home, ref)
     writable = mode == "draft" and not read_only_requested(options)
     opts = mount_options(options, writable=writable)
     if writable and vid is not None:
@@ -274,7 +302,7 @@ def mount(
     if cache_dir is not None:
         cache_dir = str(Path(cache_dir).expanduser().absolute())
     home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-    argv = daemon_command(home, path, ref, exact, opts, cache_dir, size, ahead, workers)
+    argv = daemon_command(home, path, ref, exact, opts, cache_dir, size, ahead, workers, remote)
     if foreground:
         _exec_foreground(argv)
     return _start_background(home, path, argv, timeout)
@@ -480,6 +508,7 @@ def mounted(
     prefetch_memory: str | None = None,
     timeout: float = READY_TIMEOUT,
     workers: int | None = None,
+    remote: str | None = None,
 ) -> Iterator[Path]:
     """Mount a version for the length of a ``with`` block; yield its root folder.
 
@@ -493,7 +522,8 @@ def mounted(
     ``ref`` is a ref (``"cats@v1"``, ``"cats"`` for ``cats@latest``), a
     :class:`Version`, or ``None`` for the whole catalog. ``home`` is the catalog
     (default ``$DLFS_HOME``; a :class:`Version` brings its own). ``options``,
-    ``cache_dir``, ``cache_size``, ``prefetch_memory`` and ``workers`` are those of
+    ``cache_dir``, ``cache_size``, ``prefetch_memory``, ``workers`` and ``remote``
+    (``s3://bucket/prefix``: ``ref`` as pushed there, not pulled) are those of
     ``dlfs mount``.
 
     ```python
@@ -521,6 +551,7 @@ def mounted(
             prefetch_memory=prefetch_memory,
             timeout=timeout,
             workers=workers,
+            remote=remote,
         )
     except BaseException:
         if made is not None:

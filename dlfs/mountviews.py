@@ -26,12 +26,20 @@ def open_mount_view(
     stores: StoreFactory | None = None,
     mountpoint: str = "",
     read_only: bool = False,
+    remote: str | None = None,
 ) -> View | DraftView:
     """The view a mount serves: a :class:`DraftView` for a draft (unless
-    ``read_only``), else :func:`dlfs.view.open_view`'s read-only view.
+    ``read_only``), else :func:`dlfs.view.open_view`'s read-only view; with
+    ``remote``, the version ``ref`` as pushed there
+    (:func:`dlfs.ops.remotemount.open_remote_view`).
 
     Raises :class:`dlfs.errors.Conflict` when the draft is already mounted read-write.
     """
+    if remote is not None and ref is not None:
+        from dlfs.ops.remotemount import open_remote_view
+
+        registry = stores if isinstance(stores, StoreRegistry) else StoreRegistry(home)
+        return open_remote_view(home, remote, ref, registry)
     if ref is None or read_only:
         return open_view(home, ref, stores)
     if not home.exists():

@@ -35,6 +35,11 @@ from dlfs.home import Home
     " (default: the cores, at most 8; a draft: 1).",
 )
 @click.option(
+    "--remote",
+    metavar="s3://BUCKET/PREFIX",
+    help="Mount REF as pushed there, read from the remote without pulling it.",
+)
+@click.option(
     "-o",
     "options",
     multiple=True,
@@ -50,6 +55,7 @@ def mount(
     cache_size: str | None,
     prefetch_memory: str | None,
     workers: int | None,
+    remote: str | None,
     options: tuple[str, ...],
 ) -> None:
     """Mount a version (REF) or, without REF, the whole catalog at MOUNTPOINT.
@@ -58,7 +64,9 @@ def mount(
     under the catalog's logs/ folder. A published version is read-only; a draft
     (NAME@draft) is read-write (one writable mount per draft; -o ro for a read-only
     one): edit it with any tool, then 'dlfs publish'. The whole catalog shows
-    MOUNTPOINT/<dataset>/<version id>/, with each tag as a symlink.
+    MOUNTPOINT/<dataset>/<version id>/, with each tag as a symlink. With --remote
+    s3://BUCKET/PREFIX, REF is a version pushed there, mounted read-only straight
+    from the remote (nothing is pulled into this catalog).
     """
     if len(args) > 2:
         raise click.UsageError("give at most a REF and a MOUNTPOINT")
@@ -74,6 +82,7 @@ def mount(
         prefetch_memory=prefetch_memory,
         foreground=foreground,
         workers=workers,
+        remote=remote,
     )
     what = f"{record.ref} ({record.version})" if record.ref else "the catalog"
     note = {"draft": " read-only", "writable": " read-write"}.get(record.mode, "")
