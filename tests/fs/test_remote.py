@@ -25,7 +25,7 @@ def s3_ref(home: Path, source: Path, s3: Any) -> tuple[str, str]:
 
 def test_an_s3_dataset_round_trips_through_the_block_cache(
     s3: Any, home: Path, source: Path, mounter: Mounter, tmp_path: Path
-):
+) -> None:
     ref, _bucket = s3_ref(home, source, s3)
     cache = tmp_path / "blocks"
     m = mounter(ref, tmp_path / "mnt", "--cache-dir", str(cache), "--cache-size", "1G")
@@ -42,7 +42,7 @@ def test_a_corrupt_s3_object_is_eio(
     mounter: Mounter,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-):
+) -> None:
     monkeypatch.setenv("DLFS_S3_TIMEOUT", "1")  # the daemon gives up on bad bytes sooner
     monkeypatch.setenv("DLFS_S3_ATTEMPT_TIMEOUT", "1")
     ref, bucket = s3_ref(home, source, s3)
@@ -61,7 +61,7 @@ def test_a_corrupt_s3_object_is_eio(
 
 def test_a_draft_of_an_s3_dataset_mounts_read_write(
     s3: Any, home: Path, source: Path, mounter: Mounter, tmp_path: Path
-):
+) -> None:
     """Files written into the draft of an S3 dataset through a read-write mount are
     read back through it (old files from S3, new ones as written), go to the bucket
     when published, and a fresh mount of the published version reads them from S3."""
@@ -96,7 +96,7 @@ def test_a_draft_of_an_s3_dataset_mounts_read_write(
 @pytest.mark.expect_log("remote folder .*is missing")
 def test_a_version_mounted_straight_from_its_remote(
     s3: Any, home: Path, source: Path, mounter: Mounter, tmp_path: Path
-):
+) -> None:
     bucket = s3.bucket()
     url = f"s3://{bucket}/team"
     with Catalog(tmp_path / "origin") as origin:  # another machine's catalog
