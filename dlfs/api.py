@@ -42,7 +42,7 @@ from dlfs.names import (
 from dlfs.objects import DIR
 from dlfs.ops import clone as clone_ops
 from dlfs.ops import diff as diff_ops
-from dlfs.ops import importer, maintenance, placing, selection
+from dlfs.ops import importer, maintenance, placing, remotegc, selection
 from dlfs.ops import link as link_ops
 from dlfs.ops import merge as merge_ops
 from dlfs.ops import push as push_ops
@@ -541,8 +541,9 @@ class Catalog:
             row = versions.resolve_published(self.db, ref)
             doc = push_ops.collect(self.db, row)
             source = self._store_of(row)
-        uploaded, present, nbytes = push_ops.copy_blobs(doc, source, remote, progress)
-        tags = push_ops.write(remote, doc)
+        with push_ops.pushing(remote, doc["version"]["id"]):
+            uploaded, present, nbytes = push_ops.copy_blobs(doc, source, remote, progress)
+            tags = push_ops.write(remote, doc)
         return push_ops.PushResult(
             doc["dataset"]["name"],
             doc["version"]["id"],
@@ -579,6 +580,12 @@ class Catalog:
         return result
 
     # -- maintenance ----------------------------------------------------------------
+
+    def gc_remote(self, url: str, grace_hours: float = remotegc.GRACE_HOURS) -> remotegc.RemoteGc:
+        """Remove blobs and folder objects of the remote ``s3://bucket/prefix`` that no
+        version pushed there reaches and that are older than ``grace_hours`` (see
+        :mod:`dlfs.ops.remotegc`); the catalog is not changed."""
+        return remotegc.collect_remote(self._remote(url), grace_hours * 3600.0)
 
     def gc(self) -> dict[str, int]:
         """Remove catalog rows and local blobs that no version reaches."""

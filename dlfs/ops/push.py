@@ -8,6 +8,8 @@ dataset's storage), plus the catalog records of pushed versions::
     prefix/datasets/<name>/versions/<version id>.head.json  the same, without folders
     prefix/datasets/<name>/tags/<tag>.json               {"version": id, "published_at": t}
     prefix/folders/<tree id>                            one folder and its files' items
+    prefix/pushes/<version id>-<pid>-<rand>.json         a push in progress (see pushing)
+    prefix/gc.json                                      a remote gc in progress
 
 The version document holds the dataset's description, labels, metadata and storage;
 the version (id, name, metadata, comment, times, parent ids, user tags); every folder
@@ -41,6 +43,8 @@ import gzip
 import json
 import os
 import tempfile
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -111,6 +115,41 @@ def _head_key(name: str, vid: str) -> str:
 
 
 FOLDERS = "folders/"
+BLOBS = "blobs/"
+PUSHES = "pushes/"
+GC_MARKER = "gc.json"
+GC_MARKER_TTL = 3600.0
+"""Seconds after which a remote gc's marker no longer holds pushes off (a gc killed
+before it removed its marker)."""
+
+
+def push_marker_key(vid: str) -> str:
+    """The marker a push in progress keeps while it writes (see :func:`pushing`)."""
+    return f"{PUSHES}{vid}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+
+
+@contextlib.contextmanager
+def pushing(remote: S3Store, vid: str) -> Iterator[None]:
+    """Hold a push marker for the length of the block, so ``dlfs gc --remote`` keeps
+    off (it refuses while a marker younger than its grace period is there); refuse
+    (:class:`Conflict`) while a remote gc runs. Each side writes its marker, then looks
+    for the other's, so at least one of two that start together sees the other."""
+    key = push_marker_key(vid)
+    remote.put_object(key, canonical_json({"version": vid, "started_at": time.time()}).encode())
+    try:
+        found = remote.get_object(GC_MARKER)
+        if found is not None and _age(found) < GC_MARKER_TTL:
+            raise Conflict(f"a remote gc of {remote.url} is running: push again when it is done")
+        yield
+    finally:
+        remote.delete_object(key)
+
+
+def _age(marker: bytes) -> float:
+    try:
+        return time.time() - float(json.loads(marker)["started_at"])
+    except (ValueError, KeyError, TypeError):
+        return 0.0  # unreadable: assume fresh
 
 
 def folder_key(tid: str) -> str:

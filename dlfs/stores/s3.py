@@ -608,6 +608,23 @@ class S3Store(CachedStore):
     def _keys(self, prefix: str) -> list[str]:
         return [o.key for o in self.client.list(self.loc.bucket, prefix)]
 
+    @retrying("listing s3://{self.loc.bucket}/{0}")
+    def _objects(self, prefix: str) -> list[ObjectInfo]:
+        return list(self.client.list(self.loc.bucket, prefix))
+
+    def objects(self, rel_prefix: str) -> list[tuple[str, int, float]]:
+        """``(rel key, size, mtime)`` of each object under ``prefix/rel_prefix``."""
+        start = len(self.loc.key(""))
+        return [(o.key[start:], o.size, o.mtime) for o in self._objects(self.loc.key(rel_prefix))]
+
+    @retrying("deleting s3://{self.loc.bucket}/{0}")
+    def _delete_key(self, key: str) -> None:
+        self.client.delete(self.loc.bucket, key)
+
+    def delete_object(self, rel: str) -> None:
+        """Delete the object at ``prefix/rel`` (nothing if there is none)."""
+        self._delete_key(self.loc.key(rel))
+
     def keys(self, rel_prefix: str) -> list[str]:
         """The full keys of the objects under ``prefix/rel_prefix``."""
         return self._keys(self.loc.key(rel_prefix))
