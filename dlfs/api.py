@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlfs import draftlock, trees, versions
 from dlfs.catalog import CatalogDB, Row
-from dlfs.errors import Conflict, InvalidInput, IsADirectory
+from dlfs.errors import BadBody, Conflict, InvalidInput, IsADirectory
 from dlfs.handles import Dataset, Entry, Item, Progress, Version
 from dlfs.home import Home
 from dlfs.items import canonical_labels
@@ -45,6 +45,7 @@ from dlfs.ops import diff as diff_ops
 from dlfs.ops import importer, maintenance, placing, remotegc, selection
 from dlfs.ops import link as link_ops
 from dlfs.ops import merge as merge_ops
+from dlfs.ops import pull as pull_ops
 from dlfs.ops import push as push_ops
 from dlfs.ops.selection import DATASET_FIELDS
 from dlfs.reader import VersionFile
@@ -562,7 +563,7 @@ class Catalog:
         as_name: str | None = None,
         force: bool = False,
         progress: Progress | None = None,
-    ) -> push_ops.PullResult:
+    ) -> pull_ops.PullResult:
         """Bring version ``ref`` (``NAME@SPEC`` on the remote) from ``s3://bucket/prefix``
         into this catalog with the same id and user tags, in one transaction; its
         blobs stay in S3 and are read lazily (see :mod:`dlfs.ops.push`). ``as_name``
@@ -572,11 +573,17 @@ class Catalog:
             check_dataset_name(as_name)
         remote = self._remote(url)
         name, vid = push_ops.resolve_remote(remote, ref)
-        doc = push_ops.fetch(remote, name, vid)
-        with self.db.transaction():
-            result = push_ops.insert(self.db, doc, remote.url, as_name, force)
+        for attempt in range(3):  # a body damaged in transit shows only at its end
+            head, records = push_ops.fetch(remote, name, vid)
+            try:
+                with self.db.transaction():
+                    result = pull_ops.insert(self.db, head, records, remote.url, as_name, force)
+                break
+            except BadBody:
+                if attempt == 2:
+                    raise
         if progress is not None:
-            progress(sum(int(size) for _blob, size in doc["blobs"]))
+            progress(result.bytes)
         return result
 
     # -- maintenance ----------------------------------------------------------------

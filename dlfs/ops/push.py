@@ -39,7 +39,6 @@ bucket. Pulling a version that is already here changes nothing.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import os
 import tempfile
@@ -53,17 +52,18 @@ from typing import TYPE_CHECKING, Any
 
 from dlfs import versions
 from dlfs.catalog import CatalogDB, Row
-from dlfs.errors import AlreadyExists, BadBody, Conflict, Corrupt, InvalidInput, NotFound
-from dlfs.items import ItemRecord, ItemRow
+from dlfs.errors import BadBody, Conflict, Corrupt, InvalidInput, NotFound
+from dlfs.items import ItemRecord
 from dlfs.names import check_dataset_name, check_user_tag
-from dlfs.objects import VERSION_ID_RE, blob_id, canonical_json, tree_id
+from dlfs.objects import VERSION_ID_RE, canonical_json, tree_id
+from dlfs.ops import versiondoc
+from dlfs.ops.versiondoc import Record
 from dlfs.stores.base import BlobStore
 from dlfs.stores.urls import is_linked
 
 if TYPE_CHECKING:
     from dlfs.stores.s3 import S3Store
 
-FORMAT = "dlfs-version/1"
 Progress = Callable[[int], None]
 WORKERS = 8
 
@@ -79,23 +79,6 @@ class PushResult:
     uploaded: int = 0
     present: int = 0
     bytes_uploaded: int = 0
-    tags: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class PullResult:
-    """What a pull did."""
-
-    dataset: str
-    version: str
-    url: str
-    storage: str
-    files: int = 0
-    already: bool = False
-    created_dataset: bool = False
     tags: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -251,7 +234,7 @@ def collect(db: CatalogDB, row: Row) -> dict[str, Any]:
         if t["version"] == row["id"] and not t["auto"]
     ]
     return {
-        "format": FORMAT,
+        "format": versiondoc.FORMAT,
         "dataset": {
             "name": ds["name"],
             "kind": ds["kind"],
@@ -283,31 +266,6 @@ def collect(db: CatalogDB, row: Row) -> dict[str, Any]:
             ]
         ),
     }
-
-
-def encode(doc: dict[str, Any]) -> bytes:
-    """The stored form of a version document: gzip of JSON with a checksum."""
-    body = canonical_json(doc)
-    return gzip.compress(
-        canonical_json({"doc": doc, "check": blob_id(body.encode())}).encode(), mtime=0
-    )
-
-
-def decode(data: bytes, vid: str) -> dict[str, Any]:
-    """Parse and check a stored version document (:class:`BadBody` if damaged)."""
-    try:
-        outer = json.loads(gzip.decompress(data))
-        doc = outer["doc"]
-        ok = outer["check"] == blob_id(canonical_json(doc).encode())
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise BadBody(f"the pushed records of version {vid} are damaged") from exc
-    if not ok:
-        raise BadBody(f"the pushed records of version {vid} are damaged")
-    if doc.get("format") != FORMAT:
-        raise Corrupt(f"version {vid} was pushed in format {doc.get('format')!r}, not {FORMAT}")
-    if doc["version"]["id"] != vid:
-        raise Corrupt(f"the pushed records of version {vid} name version {doc['version']['id']}")
-    return dict(doc)
 
 
 def copy_blobs(
@@ -421,7 +379,7 @@ def write(remote: S3Store, doc: dict[str, Any]) -> list[str]:
     name, vid = doc["dataset"]["name"], doc["version"]["id"]
     copy_folders(doc, remote)
     remote.put_object_if(_head_key(name, vid), canonical_json(head(doc)).encode(), None)
-    remote.put_object_if(_version_key(name, vid), encode(doc), None)
+    remote.put_object_if(_version_key(name, vid), versiondoc.encode(doc), None)
     stamp = {"version": vid, "published_at": doc["version"]["published_at"]}
     tags = [t for t in doc["version"]["tags"] if _set_tag(remote, name, t, stamp, newer=False)]
     if _set_tag(remote, name, "latest", stamp, newer=True):
@@ -512,110 +470,10 @@ def _looks_like_tag(spec: str) -> bool:
     return True
 
 
-def fetch(remote: S3Store, name: str, vid: str) -> dict[str, Any]:
-    """The checked document of version ``vid`` of dataset ``name`` on the remote."""
-    data = remote.get_object(_version_key(name, vid), check=lambda b: decode(b, vid))
+def fetch(remote: S3Store, name: str, vid: str) -> tuple[dict[str, Any], Iterator[Record]]:
+    """The head of the document of version ``vid`` of ``name`` on the remote and an
+    iterator of its records, checked as they come (:func:`versiondoc.records`)."""
+    data = remote.get_object(_version_key(name, vid))
     if data is None:
         raise NotFound(f"version {vid} of {name} is not at {remote.url}")
-    doc = decode(data, vid)
-    check_records(doc)
-    return doc
-
-
-def _item_row(fields: list[Any]) -> ItemRow:
-    """An item of a document as an ``items`` row (no POSIX attributes: ``""``)."""
-    row = list(fields) + [""] * (8 - len(fields))
-    return (row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
-
-
-def check_records(doc: dict[str, Any]) -> None:
-    """Re-hash every folder and item of a document against its content id."""
-    vid = doc["version"]["id"]
-    ids = set()
-    for tid, _files, _bytes, entries in doc["trees"]:
-        if tree_id((n, k, r) for n, k, r, _s in entries) != tid:
-            raise Corrupt(f"the pushed records of version {vid}: folder {tid} does not match")
-        ids.add(tid)
-    if doc["version"]["root"] not in ids:
-        raise Corrupt(f"the pushed records of version {vid} lack its root folder")
-    for iid, *fields in doc["items"]:
-        if ItemRecord(*fields).id != iid:
-            raise Corrupt(f"the pushed records of version {vid}: item {iid} does not match")
-
-
-def insert(
-    db: CatalogDB,
-    doc: dict[str, Any],
-    remote_url: str,
-    name: str | None = None,
-    force: bool = False,
-) -> PullResult:
-    """Bring a checked document into the catalog (inside the caller's transaction)."""
-    d, v = doc["dataset"], doc["version"]
-    name = check_dataset_name(name or d["name"])
-    storage = d["storage"] if is_linked(d["storage"]) else remote_url
-    result = PullResult(name, v["id"], remote_url, storage)
-    existing = db.version_get(v["id"])
-    ds = db.dataset_by_name(name)
-    if existing is not None:
-        if ds is not None and existing["dataset"] == ds["id"]:
-            result.already = True
-            result.tags = db.tags_of_version(v["id"])
-            return result
-        raise AlreadyExists(f"version {v['id']} is already in this catalog, in another dataset")
-    if ds is None:
-        dataset = db.dataset_insert(
-            name,
-            d["kind"],
-            d["description"],
-            d["labels"],
-            storage,
-            d["metadata"],
-            d["tags"],
-            d["sources"],
-        )
-        result.created_dataset = True
-    else:
-        dataset = ds["id"]
-        if ds["storage"] != storage:
-            raise Conflict(
-                f"dataset {name!r} keeps its binaries in {ds['storage']}, this version's are"
-                f" in {storage}; pull it as another dataset (--as NEW)"
-            )
-    if v["name"] is not None and db.versions_by_name(dataset, v["name"]):
-        raise Conflict(f"dataset {name!r} already has a version named {v['name']!r}")
-    for tag in v["tags"]:
-        other = db.tag_get(dataset, tag)
-        if other is not None and not force:
-            raise AlreadyExists(
-                f"tag {tag!r} already names version {other} here; add --force to move it"
-            )
-    for tid, files, nbytes, entries in doc["trees"]:
-        if not db.tree_exists(tid):
-            db.entries_put(tid, [tuple(e) for e in entries])
-            db.tree_register(tid, files, nbytes)
-    db.items_put(_item_row(i) for i in doc["items"])
-    db.blobs_put((b, int(size), storage) for b, size in doc["blobs"])
-    db.external_put(tuple(e) for e in doc["external"])
-    db.version_insert(
-        v["id"],
-        dataset,
-        "published",
-        v["name"],
-        v["root"],
-        metadata=v["metadata"],
-        comment=v["comment"],
-        parents=v["parents"],
-        created_at=v["created_at"],
-        published_at=v["published_at"],
-    )
-    db.tag_set(dataset, f"v{db.dataset_take_auto_tag(dataset)}", v["id"], auto=True)
-    latest = db.tag_get(dataset, "latest")
-    current = db.version_get(latest) if latest else None
-    if current is None or (current["published_at"] or 0) <= (v["published_at"] or 0):
-        db.tag_set(dataset, "latest", v["id"], auto=True)
-    for tag in v["tags"]:
-        db.tag_set(dataset, tag, v["id"], auto=False)
-    result.tags = db.tags_of_version(v["id"])
-    result.files = next((t[1] or 0) for t in doc["trees"] if t[0] == v["root"])
-    return result
+    return versiondoc.records(data, vid)

@@ -74,10 +74,13 @@ def collect_remote(remote: S3Store, grace: float) -> RemoteGc:
             parts = key.split("/")
             if len(parts) != 4 or parts[2] != "versions" or not key.endswith(".json.gz"):
                 continue
-            doc = push.fetch(remote, parts[1], parts[3].removesuffix(".json.gz"))
+            _head, records = push.fetch(remote, parts[1], parts[3].removesuffix(".json.gz"))
+            for tag, fields in records:  # streamed; a damaged document stops the gc
+                if tag == "b":
+                    blobs.add(fields[0])
+                elif tag == "t":
+                    folders.add(fields[0])
             result.versions += 1
-            blobs.update(b for b, _size in doc["blobs"])
-            folders.update(t[0] for t in doc["trees"])
         cutoff = start - grace
         for prefix, reached, is_blob in ((push.BLOBS, blobs, True), (push.FOLDERS, folders, False)):
             for key, size, mtime in remote.objects(prefix):

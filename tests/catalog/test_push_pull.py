@@ -14,6 +14,8 @@ import pytest
 
 from dlfs import Catalog
 from dlfs.errors import AlreadyExists, Conflict, Corrupt, NotFound
+from dlfs.objects import blob_id, canonical_json
+from dlfs.ops import versiondoc
 from tests.conftest import SAMPLE, Cli, catalog_dump
 
 BLOCK = 64 * 1024
@@ -151,10 +153,20 @@ def test_pull_bad_input_changes_nothing(
     )
     key = f"r/datasets/d/versions/{latest['version']}.json.gz"
     good = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    doc = json.loads(gzip.decompress(good))
-    doc["doc"]["items"][0][3] += 1  # a size
-    client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(json.dumps(doc).encode()))
+    lines = gzip.decompress(good).splitlines(keepends=True)
+    for n, line in enumerate(lines):
+        record = json.loads(line)
+        if isinstance(record, list) and record[0] == "i":
+            record[4] += 1  # an item's size
+            lines[n] = json.dumps(record).encode() + b"\n"
+            break
+    client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(b"".join(lines)))
     with pytest.raises(Corrupt):
+        b.pull(remote, "d", as_name="copy")
+    assert catalog_dump(b.home.root) == before
+    cut = gzip.decompress(good).splitlines(keepends=True)[:-2]  # no check line
+    client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(b"".join(cut)))
+    with pytest.raises(Corrupt, match=r"cut short|damaged"):
         b.pull(remote, "d", as_name="copy")
     assert catalog_dump(b.home.root) == before
     client.put_object(Bucket=bucket, Key=key, Body=good)
@@ -217,3 +229,23 @@ def test_eight_pushes_at_once_leave_every_tag_complete_and_latest_newest(
             v = b.version(f"cats@{vid}")
             for k in range(n + 1):
                 assert v.read_bytes(f"f{k}.txt") == f"file {k} ".encode() * (k + 1)
+
+
+def test_documents_of_format_1_still_pull(s3: Any, two: Any, sample: Path) -> None:
+    a, b = two
+    bucket = s3.bucket()
+    remote = f"s3://{bucket}/old"
+    a.create_dataset("cats")
+    a.add("cats", [sample])
+    v = a.publish("cats")
+    a.push("cats@latest", remote)
+    client = s3.client()
+    key = f"old/datasets/cats/versions/{v.id}.json.gz"
+    doc = versiondoc.decode(client.get_object(Bucket=bucket, Key=key)["Body"].read(), v.id)
+    doc["format"] = "dlfs-version/1"  # as an older dlfs wrote it: one JSON document
+    body = canonical_json({"doc": doc, "check": blob_id(canonical_json(doc).encode())})
+    client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(body.encode()))
+    pulled = b.pull(remote, "cats")
+    assert pulled.version == v.id and pulled.files == len(SAMPLE)
+    for path, data in SAMPLE.items():
+        assert b.version(f"cats@{v.id}").read_bytes(path) == data
