@@ -80,23 +80,42 @@ def records(data: bytes, vid: str) -> tuple[dict[str, Any], Iterator[Record]]:
     return head, _stream(stream, first, what)
 
 
+CHUNK = 1 << 20
+"""Bytes of the decompressed document parsed at once (one ``json.loads`` per chunk of
+lines, not one per line)."""
+
+
 def _stream(stream: gzip.GzipFile, first: bytes, what: str) -> Iterator[Record]:
     check = xxhash.xxh3_128(first)
     tags = set(RECORDS.values())
+    rest = b""
     try:
-        for line in stream:
-            value = json.loads(line)
-            if isinstance(value, dict):
-                if value.get("check") != check.hexdigest() or stream.read(1):
+        while True:
+            block = stream.read(CHUNK)
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            lines, rest = data[:cut], data[cut:]
+            if not block and rest:
+                raise BadBody(f"{what} are cut short")
+            end = lines.find(b"\n{")  # the check line, the only object after the head
+            if lines.startswith(b"{"):
+                end = -1
+            body = lines if end < 0 and not lines.startswith(b"{") else lines[: end + 1]
+            if body:
+                check.update(body)
+                for value in json.loads(b"[" + body.rstrip(b"\n").replace(b"\n", b",") + b"]"):
+                    if not isinstance(value, list) or not value or value[0] not in tags:
+                        raise BadBody(f"{what} are damaged (an unknown record)")
+                    yield value[0], value[1:]
+            if len(body) < len(lines) or (not body and lines):
+                tail = json.loads(lines[len(body) :])
+                if tail.get("check") != check.hexdigest() or rest or stream.read(1):
                     raise BadBody(f"{what} are damaged (their check does not match)")
                 return
-            check.update(line)
-            if not isinstance(value, list) or not value or value[0] not in tags:
-                raise BadBody(f"{what} are damaged (an unknown record)")
-            yield value[0], value[1:]
-    except (OSError, EOFError, ValueError, zlib.error) as exc:
+            if not block:
+                raise BadBody(f"{what} are cut short")
+    except (OSError, EOFError, ValueError, AttributeError, zlib.error) as exc:
         raise BadBody(f"{what} are damaged") from exc
-    raise BadBody(f"{what} are cut short")
 
 
 def decode(data: bytes, vid: str) -> dict[str, Any]:

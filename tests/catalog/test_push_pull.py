@@ -187,7 +187,7 @@ def test_push_pull_cli_two_homes(s3: Any, tmp_path: Path, sample: Path) -> None:
     assert pulled["version"] == vid  # type: ignore[index]
     assert b.bytes("cat", "cats@gold", "train/deep/c.txt") == SAMPLE["train/deep/c.txt"]
     listing = b("version", "list", "cats", "--json").json()
-    assert [v["id"] for v in listing] == [vid]  # type: ignore[index]
+    assert [v["id"] for v in listing] == [vid]  # type: ignore[attr-defined]
     res = b("pull", remote, "cats@nosuch", ok=False)
     assert res.code == 1 and res.err.startswith("dlfs: error: ")
 
