@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from dlfs import Catalog
-from dlfs.errors import AlreadyExists, Conflict, Corrupt, NotFound
+from dlfs.errors import AlreadyExists, Conflict, Corrupt, NotFound, Unavailable
 from dlfs.objects import blob_id, canonical_json
 from dlfs.ops import versiondoc
 from tests.conftest import SAMPLE, Cli, catalog_dump
@@ -249,3 +249,42 @@ def test_documents_of_format_1_still_pull(s3: Any, two: Any, sample: Path) -> No
     assert pulled.version == v.id and pulled.files == len(SAMPLE)
     for path, data in SAMPLE.items():
         assert b.version(f"cats@{v.id}").read_bytes(path) == data
+
+
+def test_a_push_cut_at_any_step_leaves_earlier_versions_whole(
+    s3: Any, proxy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3.bucket()
+    remote = f"s3://{bucket}/team"
+    monkeypatch.setenv("DLFS_S3_ENDPOINT", proxy.endpoint)  # every request can be spoiled
+    monkeypatch.setenv("DLFS_S3_TIMEOUT", "1")
+    with Catalog(tmp_path / "a") as a:
+        a.create_dataset("cats")
+        a.add_bytes("cats", "one.txt", b"first version")
+        v1 = a.publish("cats", tags=["gold"]).id
+        a.push("cats@gold", remote)
+        a.create_version("cats", ["cats@latest"])
+        for n in range(20):
+            a.add_bytes("cats", f"new/{n}.txt", f"second {n}".encode())
+        v2 = a.publish("cats", tags=["silver"]).id
+
+        def cut(_size: int) -> None:
+            raise KeyboardInterrupt  # the push dies among its blobs
+
+        for kill in ("blobs", "folders/", "versions/", "tags/"):
+            proxy.clear()
+            if kill != "blobs":  # the first write of that step never lands
+                proxy.fail("500", times=1000, match=kill, method="PUT")
+            with pytest.raises((KeyboardInterrupt, Unavailable)):
+                a.push(f"cats@{v2}", remote, progress=cut if kill == "blobs" else None)
+            proxy.clear()
+            with Catalog(tmp_path / f"node-{kill.strip('/')}") as node:
+                for spec in ("latest", "gold", v1):
+                    assert node.pull(remote, f"cats@{spec}").version == v1, (kill, spec)
+                with pytest.raises(NotFound):
+                    node.pull(remote, "cats@silver")
+                assert node.version(f"cats@{v1}").read_bytes("one.txt") == b"first version"
+        assert a.push(f"cats@{v2}", remote).tags == ["silver", "latest"], "pushed again: whole"
+    with Catalog(tmp_path / "last") as node:
+        assert node.pull(remote, "cats@latest").version == v2
+        assert node.version(f"cats@{v2}").read_bytes("new/7.txt") == b"second 7"
