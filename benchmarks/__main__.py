@@ -6,7 +6,8 @@ modules of this package own, each run through its ``main()`` when its module exi
 ``versioning`` (clone/merge/diff, ``bench_versioning.py``), ``writes`` (writing into a
 draft mount, ``bench_writes.py``), ``s3`` (reading S3 through a mount,
 ``bench_s3.py``), ``push`` (``dlfs push`` vs ``rclone copy``, ``bench_push.py``) and
-``pull`` (the memory of a large pull, ``bench_pull.py``),
+``pull`` (the memory of a large pull, ``bench_pull.py``), ``remote-mount``
+(``bench_remote_mount.py``),
 ``posix`` (pjdfstest in a draft mount, ``posix.py``; only with ``--only posix``: it
 is a conformance count, not a timing); a module with
 ``measure()`` and ``print_table()`` is run through those instead, so its figures
@@ -43,6 +44,7 @@ EXTRA = {
     "s3": ("benchmarks.bench_s3", "reading S3 through a mount"),
     "push": ("benchmarks.bench_push", "dlfs push vs rclone copy"),
     "pull": ("benchmarks.bench_pull", "dlfs pull of a large version: memory"),
+    "remote-mount": ("benchmarks.bench_remote_mount", "dlfs mount --remote of a large version"),
     "posix": ("benchmarks.posix", "POSIX conformance (pjdfstest) of a draft mount"),
 }
 SECTIONS = ("foundation", "reads", *EXTRA)

@@ -42,6 +42,7 @@ def measure(n: int, base: Path) -> dict[str, Any]:
         with Catalog(scratch / "a") as a:
             vid = build(a.db, "big", n, lambda i: "[]")
             row = a.db.version_get(vid)
+            assert row is not None
             data = versiondoc.encode(push.collect(a.db, row))
         (scratch / "srv").mkdir()
         with s3range(scratch / "srv") as endpoint:
