@@ -64,6 +64,31 @@ def open_remote_view(home: Home, url: str, ref: str, stores: StoreRegistry | Non
     return View(cast(CatalogDB, records), stores, cast(Any, row))
 
 
+class _Entry:
+    """One folder entry as a catalog row: ``row["name"]``, ``row["blob"]``... (a
+    quarter of a dict's memory: a walk of millions of files keeps them all)."""
+
+    __slots__ = ("item", "kind", "name", "ref", "size")
+
+    def __init__(self, name: str, kind: int, ref: str, size: int, item: list[Any] | None):
+        self.name, self.kind, self.ref, self.size, self.item = name, kind, ref, size, item
+
+    def __getitem__(self, key: str) -> Any:
+        if key in ("name", "kind", "ref", "size"):
+            return getattr(self, key)
+        item = self.item
+        if key not in _ITEM_AT:
+            raise KeyError(key)
+        if item is None:
+            return None
+        at = _ITEM_AT[key]
+        return item[at] if at < len(item) else ""
+
+
+_ITEM_AT = {"origin": 0, "blob": 1, "mtime": 3, "posix": 6}
+"""Where an entry row's item columns are in a folder object's item record."""
+
+
 class RemoteRecords:
     """The catalog queries of a :class:`View` of one pushed version, answered from
     the remote's head and folder objects (rows are dicts with the catalog's column
@@ -96,14 +121,12 @@ class RemoteRecords:
             "created_at": v["created_at"],
             "published_at": v["published_at"],
         }
-        self._folders: OrderedDict[str, tuple[list[str], list[dict[str, Any]], dict]] = (
-            OrderedDict()
-        )
+        self._folders: OrderedDict[str, tuple[list[str], list[_Entry], dict]] = OrderedDict()
         self._held = 0
 
     # -- folders ------------------------------------------------------------------------
 
-    def _folder(self, tid: str) -> tuple[list[str], list[dict[str, Any]], dict]:
+    def _folder(self, tid: str) -> tuple[list[str], list[_Entry], dict]:
         """``(names, entry rows, items)`` of a folder, read and checked once."""
         cached = self._folders.get(tid)
         if cached is not None:
@@ -123,23 +146,12 @@ class RemoteRecords:
                 raise Corrupt(str(exc)) from exc
             raise
         items: dict[str, list[Any]] = folder["items"]
-        rows = []
-        for name, kind, ref, size in folder["entries"]:
-            item = items.get(ref) if kind == 0 else None
-            rows.append(
-                {
-                    "name": name,
-                    "kind": kind,
-                    "ref": ref,
-                    "size": size,
-                    "origin": item[0] if item else None,
-                    "blob": item[1] if item else None,
-                    "mtime": item[3] if item else None,
-                    "posix": (item[6] if len(item) > 6 else "") if item else None,
-                }
-            )
-        rows.sort(key=lambda r: r["name"])
-        entry = ([r["name"] for r in rows], rows, items)
+        rows = [
+            _Entry(name, kind, ref, size, items.get(ref) if kind == 0 else None)
+            for name, kind, ref, size in folder["entries"]
+        ]
+        rows.sort(key=lambda r: r.name)
+        entry = ([r.name for r in rows], rows, items)
         self._folders[tid] = entry
         self._held += len(rows)
         while self._held > FOLDER_CACHE and len(self._folders) > 1:
@@ -147,13 +159,13 @@ class RemoteRecords:
             self._held -= len(old)
         return entry
 
-    def entry(self, tree: str, name: str) -> dict[str, Any] | None:
+    def entry(self, tree: str, name: str) -> _Entry | None:
         """One entry of a folder (the catalog's ``entry``)."""
         names, rows, _items = self._folder(tree)
         at = bisect.bisect_left(names, name)
         return rows[at] if at < len(names) and names[at] == name else None
 
-    def entries_after(self, tree: str, after: str, limit: int) -> list[dict[str, Any]]:
+    def entries_after(self, tree: str, after: str, limit: int) -> list[_Entry]:
         """Up to ``limit`` entries of a folder whose names sort after ``after``."""
         names, rows, _items = self._folder(tree)
         at = bisect.bisect_right(names, after)
