@@ -7,7 +7,9 @@ modules of this package own, each run through its ``main()`` when its module exi
 draft mount, ``bench_writes.py``), ``s3`` (reading S3 through a mount,
 ``bench_s3.py``), ``startup`` (start-up and mount time, ``bench_startup.py``),
 ``manifests`` (``dlfs import``/``export``, ``bench_manifests.py``), ``views``
-(``--group-by label`` of a big version, ``bench_views.py``) and
+(``--group-by label`` of a big version, ``bench_views.py``), ``push`` (``dlfs push``
+vs ``rclone copy``, ``bench_push.py``), ``pull`` (the memory of a large pull,
+``bench_pull.py``), ``remote-mount`` (``bench_remote_mount.py``) and
 ``posix`` (pjdfstest in a draft mount, ``posix.py``; only with
 ``--only posix``: it is a conformance count, not a timing); a module with
 ``measure()`` and ``print_table()`` is run through those instead, so its figures
@@ -45,6 +47,9 @@ EXTRA = {
     "startup": ("benchmarks.bench_startup", "start-up and mount time"),
     "manifests": ("benchmarks.bench_manifests", "import from and export to manifests"),
     "views": ("benchmarks.bench_views", "views (--group-by label) of a big version"),
+    "push": ("benchmarks.bench_push", "dlfs push vs rclone copy"),
+    "pull": ("benchmarks.bench_pull", "dlfs pull of a large version: memory"),
+    "remote-mount": ("benchmarks.bench_remote_mount", "dlfs mount --remote of a large version"),
     "posix": ("benchmarks.posix", "POSIX conformance (pjdfstest) of a draft mount"),
 }
 SECTIONS = ("foundation", "reads", *EXTRA)

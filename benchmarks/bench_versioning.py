@@ -74,7 +74,7 @@ def build(
                 origin, blob, size = f"{i:032x}", f"{i:032x}"[::-1], 1_000 + i % 4_096
                 meta, ann = _META[i % 100], annotations(i)
                 iid = item_id(origin, blob, size, meta, ann)
-                items.append((iid, origin, blob, size, 1.7e9, meta, ann, None))
+                items.append((iid, origin, blob, size, 1.7e9, meta, ann, ""))
                 entries.append((f"{i:07}.jpg", FILE, iid, size))
             db.items_stage(items)
             folder = tree_id((e[0], e[1], e[2]) for e in entries)

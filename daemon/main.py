@@ -108,6 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None, help="processes serving a read-only mount")
     p.add_argument("--where", default=None, help="a view: only the items this selects")
     p.add_argument("--group-by", default=None, help="a view: a folder per value of this key")
+    p.add_argument("--remote", default=None, help="s3://bucket/prefix the version is read from")
     return p.parse_args(argv)
 
 
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         read_only = mounts.read_only_requested(args.options)
         spec = ViewSpec.parse(args.where, args.group_by)
         warm_catalog(home)
-        view = open_mount_view(home, args.ref, stores, mountpoint, read_only, spec)
+        view = open_mount_view(home, args.ref, stores, mountpoint, read_only, spec, args.remote)
         options = mounts.mount_options(args.options, view.writable, shared=view.shared)
     except DlfsError as exc:
         reporter.fail(f"{type(exc).__name__}: {exc}")
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
                 cache_size=args.cache_size,
                 prefetch_memory=args.prefetch_memory,  # each worker's own budget
             )
-            return open_mount_view(home, args.ref, stores, mountpoint, read_only, spec)
+            return open_mount_view(home, args.ref, stores, mountpoint, read_only, spec, args.remote)
 
         workers = Workers(count, reopen, start_warmup, reporter.close)
         ops = SharedOperations(view, workers)

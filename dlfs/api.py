@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlfs import apiargs, draftlock, projects, trees, versionmeta, versions
 from dlfs.catalog import CatalogDB, Row
-from dlfs.errors import Conflict, InvalidInput, IsADirectory
+from dlfs.errors import BadBody, Conflict, InvalidInput, IsADirectory
 from dlfs.handles import Dataset, Entry, Item, MergedVersion, Progress, Version
 from dlfs.home import Home
 from dlfs.items import canonical_labels
@@ -43,9 +43,18 @@ from dlfs.names import (
 from dlfs.objects import DIR
 from dlfs.ops import clone as clone_ops
 from dlfs.ops import diff as diff_ops
-from dlfs.ops import importer, maintenance, manifest_formats, manifests, placing, selection
+from dlfs.ops import (
+    importer,
+    maintenance,
+    manifest_formats,
+    manifests,
+    placing,
+    remotegc,
+    selection,
+)
 from dlfs.ops import link as link_ops
 from dlfs.ops import merge as merge_ops
+from dlfs.ops import pull as pull_ops
 from dlfs.ops import push as push_ops
 from dlfs.ops.selection import DATASET_FIELDS
 from dlfs.projectapi import Project, ProjectMethods
@@ -654,8 +663,9 @@ class Catalog(ProjectMethods):
             row = versions.resolve_published(self.db, ref)
             doc = push_ops.collect(self.db, row)
             source = self._store_of(row)
-        uploaded, present, nbytes = push_ops.copy_blobs(doc, source, remote, progress)
-        tags = push_ops.write(remote, doc)
+        with push_ops.pushing(remote, doc["version"]["id"]):
+            uploaded, present, nbytes = push_ops.copy_blobs(doc, source, remote, progress)
+            tags = push_ops.write(remote, doc)
         return push_ops.PushResult(
             doc["dataset"]["name"],
             doc["version"]["id"],
@@ -674,7 +684,7 @@ class Catalog(ProjectMethods):
         as_name: str | None = None,
         force: bool = False,
         progress: Progress | None = None,
-    ) -> push_ops.PullResult:
+    ) -> pull_ops.PullResult:
         """Bring version ``ref`` (``NAME@SPEC`` on the remote) from ``s3://bucket/prefix``
         into this catalog with the same id and user tags, in one transaction; its
         blobs stay in S3 and are read lazily (see :mod:`dlfs.ops.push`). ``as_name``
@@ -684,15 +694,27 @@ class Catalog(ProjectMethods):
             check_dataset_name(as_name)
         remote = self._remote(url)
         name, vid = push_ops.resolve_remote(remote, ref)
-        doc = push_ops.fetch(remote, name, vid)
-        with self.db.transaction():
-            projects.admit(self.db, as_name or name, make_project=True)
-            result = push_ops.insert(self.db, doc, remote.url, as_name, force)
+        for attempt in range(3):  # a body damaged in transit shows only at its end
+            head, records = push_ops.fetch(remote, name, vid)
+            try:
+                with self.db.transaction():
+                    projects.admit(self.db, as_name or name, make_project=True)
+                    result = pull_ops.insert(self.db, head, records, remote.url, as_name, force)
+                break
+            except BadBody:
+                if attempt == 2:
+                    raise
         if progress is not None:
-            progress(sum(int(size) for _blob, size in doc["blobs"]))
+            progress(result.bytes)
         return result
 
     # -- maintenance ----------------------------------------------------------------
+
+    def gc_remote(self, url: str, grace_hours: float = remotegc.GRACE_HOURS) -> remotegc.RemoteGc:
+        """Remove blobs and folder objects of the remote ``s3://bucket/prefix`` that no
+        version pushed there reaches and that are older than ``grace_hours`` (see
+        :mod:`dlfs.ops.remotegc`); the catalog is not changed."""
+        return remotegc.collect_remote(self._remote(url), grace_hours * 3600.0)
 
     def gc(self) -> dict[str, int]:
         """Remove catalog rows and local blobs that no version reaches."""

@@ -19,7 +19,9 @@ OPTIONS, comma-separated:
 
 - dlfs's own: ``home=PATH`` (the catalog; default ``$DLFS_HOME``, then
   ``~/.local/share/dlfs``), ``cache_dir=PATH`` and ``cache_size=SIZE`` (the block
-  cache of remote stores, as ``dlfs mount --cache-dir/--cache-size``);
+  cache of remote stores, as ``dlfs mount --cache-dir/--cache-size``),
+  ``remote=s3://BUCKET/PREFIX`` (SOURCE as pushed there, read from the remote without
+  pulling it, as ``dlfs mount --remote``);
 - mount options dlfs passes to FUSE (``ro``, ``allow_other``, ``allow_root``,
   ``auto_unmount``, ``noatime``, ``nodev``, ``nosuid``, ``noexec``, ``dev``, ``suid``,
   ``exec``, ``default_permissions``);
@@ -98,6 +100,7 @@ class Request:
     home: str | None = None
     cache_dir: str | None = None
     cache_size: str | None = None
+    remote: str | None = None
     options: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     fake: bool = False
@@ -143,7 +146,7 @@ def _option(req: Request, opt: str, sloppy: bool) -> None:
     key = key.replace("-", "_") if sep else key
     if not opt:
         return
-    if sep and key in ("home", "cache_dir", "cache_size"):
+    if sep and key in ("home", "cache_dir", "cache_size", "remote"):
         if not value:
             raise UsageError(f"option {key}= needs a value")
         setattr(req, key, value)
@@ -155,7 +158,9 @@ def _option(req: Request, opt: str, sloppy: bool) -> None:
     elif sloppy:
         req.ignored.append(opt)
     else:
-        allowed = ", ".join(sorted([*mounts.ALLOWED_OPTIONS, "home=", "cache_dir=", "cache_size="]))
+        allowed = ", ".join(
+            sorted([*mounts.ALLOWED_OPTIONS, "home=", "cache_dir=", "cache_size=", "remote="])
+        )
         raise InvalidInput(f"unknown mount option {opt!r} (dlfs accepts: {allowed})")
 
 
@@ -165,7 +170,10 @@ def run(req: Request) -> str:
     what = req.ref or "the whole catalog"
     if req.fake:
         mounts.mount_options(req.options)
-        mounts.resolve_ref(home, req.ref)
+        if req.remote is not None:
+            mounts.resolve_remote_ref(home, req.remote, req.ref)
+        else:
+            mounts.resolve_ref(home, req.ref)
         mounts.check_mountpoint(home, req.mountpoint)
         return f"{PROG}: would mount {what} of {home.root} at {req.mountpoint}"
     record = mounts.mount(
@@ -175,6 +183,7 @@ def run(req: Request) -> str:
         options=req.options,
         cache_dir=req.cache_dir,
         cache_size=req.cache_size,
+        remote=req.remote,
     )
     return f"{PROG}: mounted {what} ({record.version or 'catalog'}) at {record.mountpoint}"
 

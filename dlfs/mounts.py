@@ -181,6 +181,22 @@ def resolve_ref(home: Home, ref: str | None) -> tuple[str | None, str | None, st
         db.close()
 
 
+def resolve_remote_ref(home: Home, remote: str, ref: str | None) -> tuple[str, str, str]:
+    """``(NAME@ID, version id, "published")`` of what ``ref`` names on the remote
+    ``s3://bucket/prefix``; :class:`NotFound` when nothing matches."""
+    from dlfs.ops import push
+    from dlfs.stores.registry import StoreRegistry
+
+    if ref is None:
+        raise InvalidInput("--remote mounts one version: give NAME@SPEC")
+    if not home.exists():
+        raise NotFound(f"no catalog at {home.root} (create one with 'dlfs init')")
+    store = StoreRegistry(home).s3(remote)
+    name, vid = push.resolve_remote(store, ref)
+    push.read_head(store, name, vid)  # mountable from there: pushed with its folders
+    return f"{name}@{vid}", vid, "published"
+
+
 MAX_WORKERS = 64
 """The most processes one mount may be served by."""
 
@@ -211,6 +227,7 @@ def daemon_command(
     workers: int | None = None,
     where: str | None = None,
     group_by: str | None = None,
+    remote: str | None = None,
 ) -> list[str]:
     """The command line that runs the daemon for one mount."""
     argv = [sys.executable, "-m", "dlfsd", str(mountpoint), "--home", str(home.root)]
@@ -232,6 +249,8 @@ def daemon_command(
         argv += ["--where", where]
     if group_by is not None:
         argv += ["--group-by", group_by]
+    if remote is not None:
+        argv += ["--remote", remote]
     return argv
 
 
@@ -249,8 +268,12 @@ def mount(
     workers: int | None = None,
     where: str | None = None,
     group_by: str | None = None,
+    remote: str | None = None,
 ) -> MountRecord:
     """Mount the version ``ref`` names (``None``: the whole catalog) at ``mountpoint``.
+
+    ``remote`` (``s3://bucket/prefix``): mount ``ref`` as pushed there, read from the
+    remote without pulling it (:mod:`dlfs.ops.remotemount`); read-only.
 
     Returns the registry record once the mount answers requests. With
     ``foreground`` the calling process *becomes* the daemon (exec): this never
@@ -283,7 +306,14 @@ def mount(
     ahead = None if prefetch_memory is None else parse_size(prefetch_memory)
     if ahead is not None and ahead <= 0:
         raise InvalidInput("the prefetch memory must be positive, e.g. 512M")
-    exact, vid, mode = resolve_ref(home, ref)
+    exact: str | None
+    vid: str | None
+    if remote is not None:
+        if spec is not None:
+            raise InvalidInput("--where and --group-by do not apply to --remote mounts yet")
+        exact, vid, mode = resolve_remote_ref(home, remote, ref)
+    else:
+        exact, vid, mode = resolve_ref(home, ref)
     writable = mode == "draft" and not read_only_requested(options) and spec is None
     opts = mount_options(options, writable=writable)
     if writable and vid is not None:
@@ -300,7 +330,7 @@ def mount(
         cache_dir = str(Path(cache_dir).expanduser().absolute())
     home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     argv = daemon_command(
-        home, path, ref, exact, opts, cache_dir, size, ahead, workers, where, group_by
+        home, path, ref, exact, opts, cache_dir, size, ahead, workers, where, group_by, remote
     )
     if foreground:
         _exec_foreground(argv)
@@ -522,6 +552,7 @@ def mounted(
     workers: int | None = None,
     where: str | None = None,
     group_by: str | None = None,
+    remote: str | None = None,
 ) -> Iterator[Path]:
     """Mount a version for the length of a ``with`` block; yield its root folder.
 
@@ -535,9 +566,10 @@ def mounted(
     ``ref`` is a ref (``"cats@v1"``, ``"cats"`` for ``cats@latest``), a
     :class:`Version`, or ``None`` for the whole catalog. ``home`` is the catalog
     (default ``$DLFS_HOME``; a :class:`Version` brings its own). ``options``,
-    ``cache_dir``, ``cache_size``, ``prefetch_memory``, ``workers``, ``where`` and
-    ``group_by`` are those of ``dlfs mount`` (``where`` and ``group_by`` mount a
-    read-only view: ``dlfs.mount("cats@v1", group_by="label")``).
+    ``cache_dir``, ``cache_size``, ``prefetch_memory``, ``workers``, ``where``,
+    ``group_by`` and ``remote`` are those of ``dlfs mount`` (``where`` and ``group_by``
+    mount a read-only view: ``dlfs.mount("cats@v1", group_by="label")``; ``remote``,
+    ``s3://bucket/prefix``, mounts ``ref`` as pushed there, not pulled).
 
     ```python
     with dlfs.mount("cats@v1") as root:
@@ -566,6 +598,7 @@ def mounted(
             workers=workers,
             where=where,
             group_by=group_by,
+            remote=remote,
         )
     except BaseException:
         if made is not None:

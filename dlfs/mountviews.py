@@ -31,13 +31,21 @@ def open_mount_view(
     mountpoint: str = "",
     read_only: bool = False,
     spec: ViewSpec | None = None,
+    remote: str | None = None,
 ) -> View | DraftView:
     """The view a mount serves: a :class:`DraftView` for a draft (unless
     ``read_only`` or a ``spec``), else :func:`dlfs.view.open_view`'s read-only view
-    (arranged by ``spec``, ``--where`` / ``--group-by``, when given).
+    (arranged by ``spec``, ``--where`` / ``--group-by``, when given); with
+    ``remote``, the version ``ref`` as pushed there
+    (:func:`dlfs.ops.remotemount.open_remote_view`).
 
     Raises :class:`dlfs.errors.Conflict` when the draft is already mounted read-write.
     """
+    if remote is not None and ref is not None:
+        from dlfs.ops.remotemount import open_remote_view
+
+        registry = stores if isinstance(stores, StoreRegistry) else StoreRegistry(home)
+        return open_remote_view(home, remote, ref, registry)
     if ref is None or read_only or spec is not None:
         return open_view(home, ref, stores, spec)
     if not home.exists():

@@ -29,7 +29,8 @@ Supported:
 - objects: GET (``Range: bytes=a-b``, ``bytes=a-``, ``bytes=-n``: 206 with
   Content-Range, 416 ``InvalidRange`` when unsatisfiable, a multi-range or malformed
   header is ignored as HTTP says), HEAD, ``If-Match`` (412) and ``If-None-Match``
-  (304), PUT (``Content-MD5`` checked when given), CopyObject, DeleteObject,
+  (304), PUT (``Content-MD5`` checked when given; ``If-None-Match: *`` and
+  ``If-Match`` checked atomically with the write: 412), CopyObject, DeleteObject,
   DeleteObjects; ETag is the quoted MD5, ``"<md5 of part md5s>-N"`` after multipart;
 - multipart: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
   AbortMultipartUpload, ListMultipartUploads (no part-size minimum is enforced);

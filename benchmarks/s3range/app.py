@@ -71,6 +71,15 @@ def _bad_range(size: int) -> S3Error:
     return err
 
 
+def _precondition(condition: str) -> S3Error:
+    return S3Error(
+        412,
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+        Condition=condition,
+    )
+
+
 def _etags(value: str) -> list[str]:
     return [v.strip().removeprefix("W/").strip('"') for v in value.split(",")]
 
@@ -262,7 +271,23 @@ class App:
         tmp, md5, size = self._receive(ex)
         ctype, extra = _meta_from(ex.headers)
         etag = f'"{md5}"'
-        self.store.commit(bucket, key, tmp, Obj(size, etag, time.time(), ctype, extra))
+        h = ex.headers
+
+        def condition(there: Obj | None) -> None:
+            """If-None-Match: * (only if absent) and If-Match (only if the ETag is one
+            of these), checked at the moment of writing, as S3 does."""
+            if there is not None and "*" in _etags(h.get("if-none-match", "")):
+                raise _precondition("If-None-Match")
+            if "if-match" in h:
+                if there is None:
+                    raise S3Error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+                tags = _etags(h["if-match"])
+                if "*" not in tags and there.etag.strip('"') not in tags:
+                    raise _precondition("If-Match")
+
+        self.store.commit(
+            bucket, key, tmp, Obj(size, etag, time.time(), ctype, extra), check=condition
+        )
         ex.send(200, [("ETag", etag)])
 
     def copy_object(self, ex: Exchange, bucket: str, key: str) -> None:

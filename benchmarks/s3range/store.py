@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -241,13 +242,28 @@ class Store:
     def temp(self) -> Path:
         return self.tmp / uuid.uuid4().hex
 
-    def commit(self, bucket: str, key: str, tmp: Path, obj: Obj) -> None:
-        """Move a finished temp file in place as the object ``key``."""
+    def commit(
+        self,
+        bucket: str,
+        key: str,
+        tmp: Path,
+        obj: Obj,
+        check: Callable[[Obj | None], None] | None = None,
+    ) -> None:
+        """Move a finished temp file in place as the object ``key``; ``check`` (the
+        object there now, or None) may refuse it with an :class:`S3Error`, under the
+        same lock, so a conditional write is atomic."""
         with self.lock:
             b = self.buckets.get(bucket)
             if b is None:
                 tmp.unlink(missing_ok=True)
                 raise _no_bucket(bucket)
+            if check is not None:
+                try:
+                    check(b.meta.get(key))
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
             os.replace(tmp, b.path / file_name(key))
             b.set(key, obj)
 

@@ -577,11 +577,42 @@ def cat(c: Context, ref: str, path: str) -> None:
 
 
 @cli.command()
+@click.option(
+    "--remote",
+    metavar="s3://BUCKET/PREFIX",
+    help="Collect a push remote instead: blobs and folders no pushed version reaches.",
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=24.0,
+    show_default=True,
+    metavar="HOURS",
+    help="With --remote: keep unreachable objects younger than this.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
-def gc(c: Context) -> None:
-    """Remove catalog rows and blobs that no version uses."""
-    stats = c.catalog.gc()
-    click.echo(f"removed {stats['blobs_removed']} blob(s)")
+def gc(c: Context, remote: str | None, grace: float, as_json: bool) -> None:
+    """Remove catalog rows and blobs that no version uses.
+
+    With --remote, remove the blobs and folder objects of a push remote that no
+    version pushed there reaches (older than --grace hours; never while a push to it
+    is in progress). Only pushed versions count: do not collect a prefix that is also
+    a dataset's S3 storage.
+    """
+    if remote is None:
+        stats = c.catalog.gc()
+        click.echo(f"removed {stats['blobs_removed']} blob(s)")
+        return
+    result = c.catalog.gc_remote(remote, grace)
+    if as_json:
+        emit(result.to_json())
+        return
+    click.echo(
+        f"removed {result.blobs_removed} blob(s) and {result.folders_removed} folder(s),"
+        f" {result.bytes_freed} bytes, from {result.url} ({result.versions} version(s) kept"
+        f" whole; {result.kept_young} unreachable object(s) younger than {grace:g} h kept)"
+    )
 
 
 @cli.command()

@@ -47,6 +47,11 @@ from dlfs.home import Home
     " metadata.FIELD); items without one under @none; read-only.",
 )
 @click.option(
+    "--remote",
+    metavar="s3://BUCKET/PREFIX",
+    help="Mount REF as pushed there, read from the remote without pulling it.",
+)
+@click.option(
     "-o",
     "options",
     multiple=True,
@@ -64,6 +69,7 @@ def mount(
     workers: int | None,
     where: str | None,
     group_by: str | None,
+    remote: str | None,
     options: tuple[str, ...],
 ) -> None:
     """Mount a version (REF) or, without REF, the whole catalog at MOUNTPOINT.
@@ -77,6 +83,9 @@ def mount(
     --where and --group-by mount a view of REF instead: only the matching items,
     arranged under a folder per value (see docs/mounting.md, "Views"); nothing is
     copied and a view is always read-only.
+
+    With --remote s3://BUCKET/PREFIX, REF is a version pushed there, mounted
+    read-only straight from the remote (nothing is pulled into this catalog).
     """
     if len(args) > 2:
         raise click.UsageError("give at most a REF and a MOUNTPOINT")
@@ -94,6 +103,7 @@ def mount(
         workers=workers,
         where=where,
         group_by=group_by,
+        remote=remote,
     )
     what = f"{record.ref} ({record.version})" if record.ref else "the catalog"
     note = {"draft": " read-only", "writable": " read-write"}.get(record.mode, "")

@@ -5,8 +5,12 @@ dataset's storage), plus the catalog records of pushed versions::
 
     prefix/blobs/<blob id>[.blocks]                     bytes (see dlfs.stores.s3)
     prefix/datasets/<name>/versions/<version id>.json.gz  one version's records
+    prefix/datasets/<name>/versions/<version id>.head.json  the same, without folders
     prefix/datasets/<name>/tags/<tag>.json               {"version": id, "published_at": t}
     prefix/projects/<project>/datasets/<name>/...         the same, for <project>/<name>
+    prefix/folders/<tree id>                            one folder and its files' items
+    prefix/pushes/<version id>-<pid>-<rand>.json         a push in progress (see pushing)
+    prefix/gc.json                                      a remote gc in progress
 
 (:func:`dataset_prefix`: a dataset of the default project where it always was.)
 
@@ -17,9 +21,14 @@ and, for a linked dataset, its linked-object records. It carries an xxh3 checksu
 its content, and on pull each folder and item is re-hashed against its content id, so
 a damaged document is refused, never half imported.
 
-Push order makes a remote consistent at every moment: blobs (those missing there;
-HEAD per blob), then the version document, then its tags. ``latest`` on a remote is
-the most recently published version pushed. Push changes nothing in the catalog.
+Push order makes a remote consistent at every moment: blobs (those missing there,
+from one listing), then folder objects (``prefix/folders/<tree id>``, each folder's
+entries and its files' item records, checked against the tree id when read: what a
+remote mount lists) and the version's head (the document without its folders and
+items), then the version document (written only if absent), then its tags
+(conditional writes on the tag's ETag, tried again on a lost race). ``latest`` on a
+remote is the most recently published version pushed, whatever pushes overlap. Push
+changes nothing in the catalog.
 
 Pull resolves ``NAME@SPEC`` on the remote (a full version id, a user tag or
 ``latest``, or a unique id prefix of 4+ characters), reads the document, and in one
@@ -33,11 +42,12 @@ bucket. Pulling a version that is already here changes nothing.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import os
 import tempfile
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,18 +55,18 @@ from typing import TYPE_CHECKING, Any
 
 from dlfs import versionmeta, versions
 from dlfs.catalog import CatalogDB, Row
-from dlfs.errors import AlreadyExists, BadBody, Conflict, Corrupt, InvalidInput, NotFound
-from dlfs.items import ItemRecord, ItemRow
+from dlfs.errors import BadBody, Conflict, Corrupt, InvalidInput, NotFound
+from dlfs.items import ItemRecord
 from dlfs.names import check_dataset_name, check_user_tag
-from dlfs.objects import VERSION_ID_RE, blob_id, canonical_json, tree_id
+from dlfs.objects import VERSION_ID_RE, canonical_json, tree_id
+from dlfs.ops import versiondoc
+from dlfs.ops.versiondoc import Record
 from dlfs.stores.base import BlobStore
 from dlfs.stores.urls import is_linked
-from dlfs.trees import totals
 
 if TYPE_CHECKING:
     from dlfs.stores.s3 import S3Store
 
-FORMAT = "dlfs-version/1"
 Progress = Callable[[int], None]
 WORKERS = 8
 
@@ -78,27 +88,6 @@ class PushResult:
         return dict(self.__dict__)
 
 
-@dataclass
-class PullResult:
-    """What a pull did."""
-
-    dataset: str
-    version: str
-    url: str
-    storage: str
-    files: int = 0
-    already: bool = False
-    updated: bool = False
-    latest: str = ""
-    """The version ``latest`` names here after the pull."""
-    """The version was here already and its metadata, comment or their changes moved."""
-    created_dataset: bool = False
-    tags: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
 def dataset_prefix(name: str) -> str:
     """Where dataset ``name`` lives on a remote, under its prefix: ``datasets/NAME/``
     for the default project (as before projects), ``projects/P/datasets/NAME/`` for
@@ -113,6 +102,127 @@ def _version_key(name: str, vid: str) -> str:
 
 def _tag_key(name: str, tag: str) -> str:
     return f"{dataset_prefix(name)}tags/{tag}.json"
+
+
+def _head_key(name: str, vid: str) -> str:
+    return f"{dataset_prefix(name)}versions/{vid}.head.json"
+
+
+FOLDERS = "folders/"
+BLOBS = "blobs/"
+PUSHES = "pushes/"
+GC_MARKER = "gc.json"
+GC_MARKER_TTL = 3600.0
+"""Seconds after which a remote gc's marker no longer holds pushes off (a gc killed
+before it removed its marker)."""
+
+
+def push_marker_key(vid: str) -> str:
+    """The marker a push in progress keeps while it writes (see :func:`pushing`)."""
+    return f"{PUSHES}{vid}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+
+
+@contextlib.contextmanager
+def pushing(remote: S3Store, vid: str) -> Iterator[None]:
+    """Hold a push marker for the length of the block, so ``dlfs gc --remote`` keeps
+    off (it refuses while a marker younger than its grace period is there); refuse
+    (:class:`Conflict`) while a remote gc runs. Each side writes its marker, then looks
+    for the other's, so at least one of two that start together sees the other."""
+    key = push_marker_key(vid)
+    remote.put_object(key, canonical_json({"version": vid, "started_at": time.time()}).encode())
+    try:
+        found = remote.get_object(GC_MARKER)
+        if found is not None and _age(found) < GC_MARKER_TTL:
+            raise Conflict(f"a remote gc of {remote.url} is running: push again when it is done")
+        yield
+    finally:
+        remote.delete_object(key)
+
+
+def _age(marker: bytes) -> float:
+    try:
+        return time.time() - float(json.loads(marker)["started_at"])
+    except (ValueError, KeyError, TypeError):
+        return 0.0  # unreadable: assume fresh
+
+
+def folder_key(tid: str) -> str:
+    """The key (under the remote's prefix) of the folder object of tree ``tid``."""
+    return f"{FOLDERS}{tid}"
+
+
+FOLDER_FORMAT = "dlfs-folder/1"
+ITEM_FIELDS = ("id", "origin", "blob", "size", "mtime", "metadata", "annotations", "posix")
+"""The fields of an item row of a document (``posix`` only when it has any)."""
+
+
+def encode_folder(
+    files: int,
+    nbytes: int,
+    entries: list[list[Any]],
+    items: dict[str, list[Any]],
+    attrs: list[Any] | None = None,
+) -> bytes:
+    """A folder object: its ``[name, kind, ref, size]`` entries, the item record of
+    each file (``[origin, blob, size, mtime, metadata, annotations(, posix)]`` by item
+    id), the folder's file and byte counts and, when it keeps any, its own attributes
+    ``attrs`` (``[posix, mtime, ctime]``; the posix part is in its id), as canonical
+    JSON."""
+    folder: dict[str, Any] = {
+        "format": FOLDER_FORMAT,
+        "files": files,
+        "bytes": nbytes,
+        "entries": sorted(entries, key=lambda e: str(e[0]).encode()),
+        "items": {e[2]: items[e[2]] for e in entries if e[1] == 0},
+    }
+    if attrs:
+        folder["attrs"] = list(attrs)
+    return canonical_json(folder).encode()
+
+
+def decode_folder(tid: str, data: bytes) -> dict[str, Any]:
+    """A folder object checked against its id: the entries hash to ``tid`` and each
+    file's item record to its item id, with the entry's size. :class:`BadBody` for
+    anything else (fetched again, then ``Corrupt``)."""
+    try:
+        folder = json.loads(data)
+        entries = folder["entries"]
+        items = folder["items"]
+        ok = (
+            folder["format"] == FOLDER_FORMAT
+            and tree_id(
+                ((str(n), int(k), str(r)) for n, k, r, _s in entries),
+                str((folder.get("attrs") or [""])[0]),
+            )
+            == tid
+        )
+        for _n, kind, ref, size in entries if ok else []:
+            if kind == 0:
+                record = ItemRecord(*items[ref])
+                ok = ok and record.id == ref and record.size == size
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadBody(f"folder object {tid} is damaged ({exc})") from exc
+    if not ok:
+        raise BadBody(f"folder object {tid} does not match its id")
+    return dict(folder)
+
+
+def folder_objects(doc: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
+    """``(tree id, folder object)`` for every folder of a version document."""
+    items = {row[0]: row[1:] for row in doc["items"]}
+    for tid, files, nbytes, entries, *attrs in doc["trees"]:
+        yield tid, encode_folder(files, nbytes, entries, items, attrs[0] if attrs else None)
+
+
+def copy_folders(doc: dict[str, Any], remote: S3Store) -> int:
+    """Write the folder objects the remote lacks (one listing of ``folders/``);
+    return how many were written. They go before the version document, so a version
+    there always has its folders."""
+    start = len(remote.loc.key(FOLDERS))
+    have = {k[start:] for k in remote.keys(FOLDERS)}
+    missing = [(folder_key(t), data) for t, data in folder_objects(doc) if t not in have]
+    remote.put_objects(missing)
+    return len(missing)
 
 
 # -- push ---------------------------------------------------------------------------
@@ -150,7 +260,7 @@ def collect(db: CatalogDB, row: Row) -> dict[str, Any]:
         if t["version"] == row["id"] and not t["auto"]
     ]
     return {
-        "format": FORMAT,
+        "format": versiondoc.FORMAT,
         "dataset": {
             "name": ds["name"],
             "kind": ds["kind"],
@@ -186,31 +296,6 @@ def collect(db: CatalogDB, row: Row) -> dict[str, Any]:
     }
 
 
-def encode(doc: dict[str, Any]) -> bytes:
-    """The stored form of a version document: gzip of JSON with a checksum."""
-    body = canonical_json(doc)
-    return gzip.compress(
-        canonical_json({"doc": doc, "check": blob_id(body.encode())}).encode(), mtime=0
-    )
-
-
-def decode(data: bytes, vid: str) -> dict[str, Any]:
-    """Parse and check a stored version document (:class:`BadBody` if damaged)."""
-    try:
-        outer = json.loads(gzip.decompress(data))
-        doc = outer["doc"]
-        ok = outer["check"] == blob_id(canonical_json(doc).encode())
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise BadBody(f"the pushed records of version {vid} are damaged") from exc
-    if not ok:
-        raise BadBody(f"the pushed records of version {vid} are damaged")
-    if doc.get("format") != FORMAT:
-        raise Corrupt(f"version {vid} was pushed in format {doc.get('format')!r}, not {FORMAT}")
-    if doc["version"]["id"] != vid:
-        raise Corrupt(f"the pushed records of version {vid} name version {doc['version']['id']}")
-    return dict(doc)
-
-
 def copy_blobs(
     doc: dict[str, Any],
     source: BlobStore,
@@ -218,36 +303,44 @@ def copy_blobs(
     progress: Progress | None = None,
 ) -> tuple[int, int, int]:
     """Upload the version's blobs the remote lacks; return ``(uploaded, present,
-    bytes uploaded)``. Linked blobs stay where they are (their records travel in the
-    document); blobs already in the remote's store are not read at all."""
+    bytes uploaded)``. What the remote has comes from one paged listing, not a request
+    per blob; local files go up many at once (:meth:`S3Store.upload_many`, each
+    checked against its id and by the server's MD5 check). Linked blobs stay where they
+    are (their records travel in the document); blobs already in the remote's store are
+    not read at all."""
     if is_linked(doc["dataset"]["storage"]) or source.url == remote.url:
         for _blob, size in doc["blobs"]:
             if progress is not None:
                 progress(size)
         return 0, len(doc["blobs"]), 0
+    have = remote.present_blobs()
+    local: list[tuple[str, Path, int]] = []
+    others: list[tuple[str, int]] = []
+    for blob, size in doc["blobs"]:
+        if blob in have:
+            if progress is not None:
+                progress(int(size))
+            continue
+        path = source.local_path(blob)
+        if path is not None:
+            local.append((blob, path, int(size)))
+        else:
+            others.append((blob, int(size)))
+    sent = remote.upload_many(local, progress)
     staging = remote.staging
 
-    def one(entry: list[Any]) -> tuple[bool, int]:
-        blob, size = entry[0], int(entry[1])
-        if remote.has(blob):
-            sent = False
-        else:
-            path = source.local_path(blob)
-            if path is not None:
-                sent = remote.put_file(blob, path, size, None, verify=True)
-            else:
-                sent = _copy_remote(source, remote, blob, size, staging)
+    def one(entry: tuple[str, int]) -> int:
+        blob, size = entry
+        copied = _copy_remote(source, remote, blob, size, staging)
         if progress is not None:
             progress(size)
-        return sent, size if sent else 0
+        return size if copied else 0
 
-    if len(doc["blobs"]) <= 1:
-        results = [one(e) for e in doc["blobs"]]
-    else:
+    if others:
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="dlfs-push") as pool:
-            results = list(pool.map(one, doc["blobs"]))
-    uploaded = sum(1 for sent, _n in results if sent)
-    return uploaded, len(results) - uploaded, sum(n for _sent, n in results)
+            sent += sum(pool.map(one, others))
+    uploaded = len(local) + len(others)
+    return uploaded, len(doc["blobs"]) - uploaded, sent
 
 
 def _copy_remote(source: BlobStore, remote: S3Store, blob: str, size: int, staging: Path) -> bool:
@@ -264,26 +357,99 @@ def _copy_remote(source: BlobStore, remote: S3Store, blob: str, size: int, stagi
             os.unlink(tmp)
 
 
+TAG_RACES = 50
+"""Conditional writes of one tag tried before a push gives up (each lost race means
+another push moved the tag meanwhile)."""
+
+
+HEAD_FORMAT = "dlfs-version-head/1"
+
+
+def head(doc: dict[str, Any]) -> dict[str, Any]:
+    """A version's head object: the document without its folders, items and blobs
+    (what a remote mount reads, O(1) in the version's size); every other field of the
+    document, present or future, travels in it."""
+    heavy = ("trees", "items", "blobs", "external")
+    out = {k: v for k, v in doc.items() if k not in heavy}
+    root = next(t for t in doc["trees"] if t[0] == doc["version"]["root"])
+    out.update(format=HEAD_FORMAT, files=root[1], bytes=root[2], linked=bool(doc["external"]))
+    return out
+
+
+def read_head(remote: S3Store, name: str, vid: str) -> dict[str, Any]:
+    """The head object of version ``vid`` of ``name`` on the remote, checked."""
+
+    def check(data: bytes) -> dict[str, Any]:
+        try:
+            value = json.loads(data)
+            if value["format"] != HEAD_FORMAT or value["version"]["id"] != vid:
+                raise ValueError(vid)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadBody(f"the head of version {vid} at {remote.url} is damaged") from exc
+        return dict(value)
+
+    data = remote.get_object(_head_key(name, vid), check=check)
+    if data is None:
+        raise NotFound(
+            f"version {vid} of {name} at {remote.url} was pushed without its folders"
+            " (by an older dlfs): push it again to mount it from there, or pull it"
+        )
+    return check(data)
+
+
 def write(remote: S3Store, doc: dict[str, Any]) -> list[str]:
-    """Write the version document, then its tags (and ``latest`` when it is the most
-    recently published version there); return the tags written."""
+    """Write the folder objects the remote lacks and the version's head, then the
+    version document (only if absent: a version's document never
+    changes), then its tags, then ``latest`` when it is the most recently published
+    version there; return the tags written. Tags are conditional writes (``If-Match``
+    on the ETag read, ``If-None-Match: *`` for a new one), tried again on a lost race,
+    so concurrent pushes never undo each other's ``latest``."""
     name, vid = doc["dataset"]["name"], doc["version"]["id"]
-    remote.put_object(_version_key(name, vid), encode(doc))
+    copy_folders(doc, remote)
+    remote.put_object_if(_head_key(name, vid), canonical_json(head(doc)).encode(), None)
+    remote.put_object_if(_version_key(name, vid), versiondoc.encode(doc), None)
     stamp = {"version": vid, "published_at": doc["version"]["published_at"]}
-    tags = list(doc["version"]["tags"])
-    for tag in tags:
-        remote.put_object(_tag_key(name, tag), canonical_json(stamp).encode())
-    latest = _read_tag(remote, name, "latest")
-    if latest is None or (latest.get("published_at") or 0) <= (stamp["published_at"] or 0):
-        remote.put_object(_tag_key(name, "latest"), canonical_json(stamp).encode())
+    tags = [t for t in doc["version"]["tags"] if _set_tag(remote, name, t, stamp, newer=False)]
+    if _set_tag(remote, name, "latest", stamp, newer=True):
         tags.append("latest")
     return tags
 
 
+def _rank(stamp: dict[str, Any]) -> tuple[float, str]:
+    return (float(stamp.get("published_at") or 0), str(stamp.get("version")))
+
+
+def _set_tag(remote: S3Store, name: str, tag: str, stamp: dict[str, Any], *, newer: bool) -> bool:
+    """Make ``tag`` name ``stamp``'s version by a conditional write; with ``newer``,
+    only while what it names was published earlier. True when it names it after."""
+    body = canonical_json(stamp).encode()
+    for _ in range(TAG_RACES):
+        found = _read_tag_tagged(remote, name, tag)
+        etag = None
+        if found is not None:
+            value, etag = found
+            if value.get("version") == stamp["version"]:
+                return True  # already so (or our own retried write went through)
+            if newer and _rank(value) > _rank(stamp):
+                return False
+        if remote.put_object_if(_tag_key(name, tag), body, etag):
+            return True
+    raise Conflict(f"tag {tag!r} of {name} at {remote.url} keeps changing; push again")
+
+
+def _read_tag_tagged(remote: S3Store, name: str, tag: str) -> tuple[dict[str, Any], str] | None:
+    found = remote.get_object_tagged(_tag_key(name, tag))
+    if found is None:
+        return None
+    return _parse_tag(found[0], remote, name, tag), found[1]
+
+
 def _read_tag(remote: S3Store, name: str, tag: str) -> dict[str, Any] | None:
     data = remote.get_object(_tag_key(name, tag))
-    if data is None:
-        return None
+    return None if data is None else _parse_tag(data, remote, name, tag)
+
+
+def _parse_tag(data: bytes, remote: S3Store, name: str, tag: str) -> dict[str, Any]:
     try:
         value = json.loads(data)
         if not isinstance(value, dict) or not VERSION_ID_RE.match(str(value.get("version"))):
@@ -313,6 +479,7 @@ def resolve_remote(remote: S3Store, ref: str) -> tuple[str, str]:
         ids = [
             k[len(prefix) :].removesuffix(".json.gz")
             for k in remote.keys(f"{dataset_prefix(name)}versions/{spec}")
+            if k.endswith(".json.gz")
         ]
         if len(ids) == 1:
             return name, ids[0]
@@ -331,117 +498,10 @@ def _looks_like_tag(spec: str) -> bool:
     return True
 
 
-def fetch(remote: S3Store, name: str, vid: str) -> dict[str, Any]:
-    """The checked document of version ``vid`` of dataset ``name`` on the remote."""
-    data = remote.get_object(_version_key(name, vid), check=lambda b: decode(b, vid))
+def fetch(remote: S3Store, name: str, vid: str) -> tuple[dict[str, Any], Iterator[Record]]:
+    """The head of the document of version ``vid`` of ``name`` on the remote and an
+    iterator of its records, checked as they come (:func:`versiondoc.records`)."""
+    data = remote.get_object(_version_key(name, vid))
     if data is None:
         raise NotFound(f"version {vid} of {name} is not at {remote.url}")
-    doc = decode(data, vid)
-    check_records(doc)
-    return doc
-
-
-def _item_row(fields: list[Any]) -> ItemRow:
-    """An item of a document as an ``items`` row (no POSIX attributes: ``""``)."""
-    row = list(fields) + [""] * (8 - len(fields))
-    return (row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
-
-
-def check_records(doc: dict[str, Any]) -> None:
-    """Re-hash every folder and item of a document against its content id."""
-    vid = doc["version"]["id"]
-    ids = set()
-    for tid, _files, _bytes, entries, *attrs in doc["trees"]:
-        posix = attrs[0][0] if attrs else ""
-        if tree_id(((n, k, r) for n, k, r, _s in entries), posix) != tid:
-            raise Corrupt(f"the pushed records of version {vid}: folder {tid} does not match")
-        ids.add(tid)
-    if doc["version"]["root"] not in ids:
-        raise Corrupt(f"the pushed records of version {vid} lack its root folder")
-    for iid, *fields in doc["items"]:
-        if ItemRecord(*fields).id != iid:
-            raise Corrupt(f"the pushed records of version {vid}: item {iid} does not match")
-
-
-def insert(
-    db: CatalogDB,
-    doc: dict[str, Any],
-    remote_url: str,
-    name: str | None = None,
-    force: bool = False,
-) -> PullResult:
-    """Bring a checked document into the catalog (inside the caller's transaction)."""
-    d, v = doc["dataset"], doc["version"]
-    name = check_dataset_name(name or d["name"])
-    storage = d["storage"] if is_linked(d["storage"]) else remote_url
-    result = PullResult(name, v["id"], remote_url, storage)
-    existing = db.version_get(v["id"])
-    ds = db.dataset_by_name(name)
-    if existing is not None:
-        if ds is not None and existing["dataset"] == ds["id"]:
-            result.already = True
-            result.updated = versionmeta.adopt(db, existing, v)
-            result.tags = db.tags_of_version(v["id"])
-            result.files = totals(db, existing["root"])[0]
-            result.latest = db.tag_get(ds["id"], "latest") or ""
-            return result
-        raise AlreadyExists(f"version {v['id']} is already in this catalog, in another dataset")
-    if ds is None:
-        dataset = db.dataset_insert(
-            name,
-            d["kind"],
-            d["description"],
-            d["labels"],
-            storage,
-            d["metadata"],
-            d["tags"],
-            d["sources"],
-        )
-        result.created_dataset = True
-    else:
-        dataset = ds["id"]
-        if ds["storage"] != storage:
-            raise Conflict(
-                f"dataset {name!r} keeps its binaries in {ds['storage']}, this version's are"
-                f" in {storage}; pull it as another dataset (--as NEW)"
-            )
-    if v["name"] is not None and db.versions_by_name(dataset, v["name"]):
-        raise Conflict(f"dataset {name!r} already has a version named {v['name']!r}")
-    for tag in v["tags"]:
-        other = db.tag_get(dataset, tag)
-        if other is not None and not force:
-            raise AlreadyExists(
-                f"tag {tag!r} already names version {other} here; add --force to move it"
-            )
-    for tid, files, nbytes, entries, *attrs in doc["trees"]:
-        if not db.tree_exists(tid):
-            db.entries_put(tid, [tuple(e) for e in entries])
-            posix, mtime, ctime = attrs[0] if attrs else ("", None, None)
-            db.tree_register(tid, files, nbytes, attrs=(posix, mtime, ctime))
-    db.items_put(_item_row(i) for i in doc["items"])
-    db.blobs_put((b, int(size), storage) for b, size in doc["blobs"])
-    db.external_put(tuple(e) for e in doc["external"])
-    db.version_insert(
-        v["id"],
-        dataset,
-        "published",
-        v["name"],
-        v["root"],
-        metadata=v["metadata"],
-        comment=v["comment"],
-        parents=v["parents"],
-        created_at=v["created_at"],
-        published_at=v["published_at"],
-    )
-    versionmeta.put_history(db, v["id"], v)
-    db.tag_set(dataset, f"v{db.dataset_take_auto_tag(dataset)}", v["id"], auto=True)
-    latest = db.tag_get(dataset, "latest")
-    current = db.version_get(latest) if latest else None
-    if current is None or (current["published_at"] or 0) <= (v["published_at"] or 0):
-        db.tag_set(dataset, "latest", v["id"], auto=True)
-    for tag in v["tags"]:
-        db.tag_set(dataset, tag, v["id"], auto=False)
-    result.tags = db.tags_of_version(v["id"])
-    result.latest = db.tag_get(dataset, "latest") or ""
-    result.files = next((t[1] or 0) for t in doc["trees"] if t[0] == v["root"])
-    return result
+    return versiondoc.records(data, vid)

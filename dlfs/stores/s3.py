@@ -37,7 +37,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,7 @@ from dlfs.errors import (
     TemporaryFailure,
     Unavailable,
 )
+from dlfs.stores import s3send
 from dlfs.stores.base import IngestBatch, StagingFolder, clear_dead_staging
 from dlfs.stores.blockcache import BlockCache
 from dlfs.stores.cache import (
@@ -344,6 +345,47 @@ class S3Client:
         with _mapped(f"writing s3://{bucket}/{key}"):
             self._s3.put_object(Bucket=bucket, Key=key, Body=data)
 
+    def put_if(self, bucket: str, key: str, data: bytes, etag: str | None) -> bool:
+        """Write a small object only if it is absent (``etag`` None: ``If-None-Match:
+        *``) or still has ``etag`` (``If-Match``); False when the condition failed
+        (another writer got there first: 412, 409, or 404 for a vanished object)."""
+        args: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data}
+        if etag is None:
+            args["IfNoneMatch"] = "*"
+        else:
+            args["IfMatch"] = etag
+        try:
+            self._s3.put_object(**args)
+        except bex.ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            if etag is not None and (status == 404 or code in ("NoSuchKey", "NotFound")):
+                return False
+            raise map_error(exc, f"writing s3://{bucket}/{key}") from exc
+        except Exception as exc:
+            raise map_error(exc, f"writing s3://{bucket}/{key}") from exc
+        return True
+
+    def get_tagged(self, bucket: str, key: str) -> tuple[bytes, str] | None:
+        """A small object's bytes and ETag (for a later :meth:`put_if`), or None."""
+        what = f"s3://{bucket}/{key}"
+        try:
+            with _mapped(what):
+                resp = self._s3.get_object(Bucket=bucket, Key=key)
+                body = resp["Body"]
+                try:
+                    data = read_body(body, time.monotonic() + self.attempt_timeout, what)
+                finally:
+                    body.close()
+        except NotFound:
+            return None
+        length = resp.get("ContentLength")
+        if length is not None and int(length) != len(data):
+            raise TemporaryFailure(f"{what}: the body was cut short")
+        return data, str(resp["ETag"])
+
     def upload_file(self, bucket: str, key: str, path: Path, config: TransferConfig) -> None:
         """Upload a local file: multipart and parallel above the config's threshold."""
         with _mapped(f"uploading s3://{bucket}/{key}"):
@@ -494,6 +536,23 @@ class S3Store(CachedStore):
         self._upload(blob, path)
         return True
 
+    def present_blobs(self) -> set[str]:
+        """The ids of the blobs in the bucket, from one paged listing of
+        ``prefix/blobs/`` (a blob whose key is there has its manifest too)."""
+        start = len(self.loc.key("blobs/"))
+        return {k[start:] for k in self._keys(self.loc.key("blobs/")) if "." not in k[start:]}
+
+    def upload_many(
+        self, files: Iterable[tuple[str, Path, int]], progress: Callable[[int], None] | None
+    ) -> int:
+        """Upload local files ``(blob, path, size)`` many at once, each checked against
+        its id; the bytes sent (see :func:`dlfs.stores.s3send.upload_many`)."""
+        return s3send.upload_many(self, files, progress)
+
+    def put_objects(self, objects: Iterable[tuple[str, bytes]]) -> None:
+        """Write small objects ``(rel, data)`` under the prefix, many at once."""
+        s3send.put_many(self, [(self.loc.key(rel), data) for rel, data in objects])
+
     @retrying("writing {0}")
     def _put(self, key: str, data: bytes) -> None:
         self.client.put_bytes(self.loc.bucket, key, data)
@@ -503,6 +562,24 @@ class S3Store(CachedStore):
     def put_object(self, rel: str, data: bytes) -> None:
         """Write ``data`` at ``prefix/rel``."""
         self._put(self.loc.key(rel), data)
+
+    @retrying("writing s3://{self.loc.bucket}/{0}")
+    def _put_if(self, key: str, data: bytes, etag: str | None) -> bool:
+        return self.client.put_if(self.loc.bucket, key, data, etag)
+
+    def put_object_if(self, rel: str, data: bytes, etag: str | None) -> bool:
+        """Write ``data`` at ``prefix/rel`` only if nothing is there (``etag`` None)
+        or what is there still has ``etag``; False when another writer got there first.
+        A retried attempt may find its own first attempt done: callers read again."""
+        return self._put_if(self.loc.key(rel), data, etag)
+
+    @retrying("reading s3://{self.loc.bucket}/{0}")
+    def _get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        return self.client.get_tagged(self.loc.bucket, key)
+
+    def get_object_tagged(self, rel: str) -> tuple[bytes, str] | None:
+        """The bytes at ``prefix/rel`` and their ETag (None if there is none)."""
+        return self._get_tagged(self.loc.key(rel))
 
     def get_object(self, rel: str, check: Callable[[bytes], object] | None = None) -> bytes | None:
         """The bytes at ``prefix/rel`` (None if there is none). ``check`` may raise
@@ -530,6 +607,23 @@ class S3Store(CachedStore):
     @retrying("listing s3://{self.loc.bucket}/{0}")
     def _keys(self, prefix: str) -> list[str]:
         return [o.key for o in self.client.list(self.loc.bucket, prefix)]
+
+    @retrying("listing s3://{self.loc.bucket}/{0}")
+    def _objects(self, prefix: str) -> list[ObjectInfo]:
+        return list(self.client.list(self.loc.bucket, prefix))
+
+    def objects(self, rel_prefix: str) -> list[tuple[str, int, float]]:
+        """``(rel key, size, mtime)`` of each object under ``prefix/rel_prefix``."""
+        start = len(self.loc.key(""))
+        return [(o.key[start:], o.size, o.mtime) for o in self._objects(self.loc.key(rel_prefix))]
+
+    @retrying("deleting s3://{self.loc.bucket}/{0}")
+    def _delete_key(self, key: str) -> None:
+        self.client.delete(self.loc.bucket, key)
+
+    def delete_object(self, rel: str) -> None:
+        """Delete the object at ``prefix/rel`` (nothing if there is none)."""
+        self._delete_key(self.loc.key(rel))
 
     def keys(self, rel_prefix: str) -> list[str]:
         """The full keys of the objects under ``prefix/rel_prefix``."""

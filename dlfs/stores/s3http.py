@@ -136,11 +136,15 @@ class SignedGetter:
         creds: Credentials,
         amz_date: str,
         extra: dict[str, str] | None = None,
+        *,
+        method: str = "GET",
+        payload: str = EMPTY_SHA256,
     ) -> dict[str, str]:
-        """The headers that authenticate ``GET path?query`` on ``host`` at ``amz_date``
-        (``YYYYMMDDTHHMMSSZ``); ``path`` and ``query`` already URI-encoded; ``extra``
-        headers (lower-case names) are signed too."""
-        headers = {"host": host, "x-amz-content-sha256": EMPTY_SHA256, "x-amz-date": amz_date}
+        """The headers that authenticate ``GET path?query`` (or ``method``) on ``host``
+        at ``amz_date`` (``YYYYMMDDTHHMMSSZ``); ``path`` and ``query`` already
+        URI-encoded; ``extra`` headers (lower-case names) are signed too; ``payload``:
+        the body's SHA-256 hex, or ``UNSIGNED-PAYLOAD``."""
+        headers = {"host": host, "x-amz-content-sha256": payload, "x-amz-date": amz_date}
         headers.update(extra or {})
         if creds.token:
             headers["x-amz-security-token"] = creds.token
@@ -148,12 +152,12 @@ class SignedGetter:
         signed = ";".join(names)
         canonical = "\n".join(
             [
-                "GET",
+                method,
                 path,
                 query,
                 "".join(f"{n}:{headers[n].strip()}\n" for n in names),
                 signed,
-                EMPTY_SHA256,
+                payload,
             ]
         )
         date = amz_date[:8]

@@ -35,7 +35,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -314,6 +314,70 @@ class GetLoop:
         elif total is not None and len(body) != total:
             raise BadBody(f"{what}: got {len(body)} bytes, expected {total}")
         return body
+
+    # -- other requests (the write path: dlfs.stores.s3send) ------------------------------
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coro`` on the loop's thread; cancelled by :meth:`close` like a GET."""
+        fut: Future[T] = Future()
+        try:
+            loop = self._start()
+        except RuntimeError:
+            coro.close()
+            fut.cancel()
+            return fut
+
+        async def run() -> None:
+            try:
+                result = await coro
+            except asyncio.CancelledError:
+                fut.cancel()
+                raise
+            except Exception as exc:
+                _settle(fut, None, exc)
+                return
+            _settle(fut, result, None)
+
+        def begin() -> None:
+            task = loop.create_task(run())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        try:
+            loop.call_soon_threadsafe(begin)
+        except RuntimeError:
+            coro.close()
+            fut.cancel()
+        return fut
+
+    async def exchange(
+        self, host: str, request: bytes, what: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send one whole request (head and body) on a keep-alive connection to
+        ``host``; its status, headers and body. A reused connection the server had
+        closed is replaced once; other connection failures are
+        :class:`TemporaryFailure`."""
+        for again in (True, False):
+            conn, reused = await self._connect(host)
+            self.in_flight += 1
+            try:
+                status, reply, body, keep = await conn.exchange(request, what)
+            except (ConnectionError, OSError) as exc:
+                conn.close()
+                if reused and again and not conn.got_bytes:
+                    continue
+                raise TemporaryFailure(f"{what}: the connection failed ({exc!r})") from exc
+            except BaseException:
+                conn.close()
+                raise
+            finally:
+                self.in_flight -= 1
+            if keep and len(self._idle) < MAX_IDLE and not self._closed:
+                self._idle.append(conn)
+            else:
+                conn.close()
+            return status, reply, body
+        raise AssertionError("unreachable")
 
     async def _connect(self, host: str) -> tuple[_Connection, bool]:
         while self._idle:

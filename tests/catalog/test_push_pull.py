@@ -5,13 +5,17 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dlfs import Catalog
-from dlfs.errors import AlreadyExists, Conflict, Corrupt, NotFound
+from dlfs.errors import AlreadyExists, Conflict, Corrupt, NotFound, Unavailable
+from dlfs.objects import blob_id, canonical_json
+from dlfs.ops import versiondoc
 from tests.conftest import SAMPLE, Cli, catalog_dump
 
 BLOCK = 64 * 1024
@@ -149,10 +153,20 @@ def test_pull_bad_input_changes_nothing(
     )
     key = f"r/datasets/d/versions/{latest['version']}.json.gz"
     good = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    doc = json.loads(gzip.decompress(good))
-    doc["doc"]["items"][0][3] += 1  # a size
-    client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(json.dumps(doc).encode()))
+    lines = gzip.decompress(good).splitlines(keepends=True)
+    for n, line in enumerate(lines):
+        record = json.loads(line)
+        if isinstance(record, list) and record[0] == "i":
+            record[4] += 1  # an item's size
+            lines[n] = json.dumps(record).encode() + b"\n"
+            break
+    client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(b"".join(lines)))
     with pytest.raises(Corrupt):
+        b.pull(remote, "d", as_name="copy")
+    assert catalog_dump(b.home.root) == before
+    cut = gzip.decompress(good).splitlines(keepends=True)[:-2]  # no check line
+    client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(b"".join(cut)))
+    with pytest.raises(Corrupt, match=r"cut short|damaged"):
         b.pull(remote, "d", as_name="copy")
     assert catalog_dump(b.home.root) == before
     client.put_object(Bucket=bucket, Key=key, Body=good)
@@ -173,6 +187,104 @@ def test_push_pull_cli_two_homes(s3: Any, tmp_path: Path, sample: Path) -> None:
     assert pulled["version"] == vid  # type: ignore[index]
     assert b.bytes("cat", "cats@gold", "train/deep/c.txt") == SAMPLE["train/deep/c.txt"]
     listing = b("version", "list", "cats", "--json").json()
-    assert [v["id"] for v in listing] == [vid]  # type: ignore[index]
+    assert [v["id"] for v in listing] == [vid]  # type: ignore[attr-defined]
     res = b("pull", remote, "cats@nosuch", ok=False)
     assert res.code == 1 and res.err.startswith("dlfs: error: ")
+
+
+def test_eight_pushes_at_once_leave_every_tag_complete_and_latest_newest(
+    s3: Any, tmp_path: Path
+) -> None:
+    bucket = s3.bucket()
+    remote = f"s3://{bucket}/team"
+    home = tmp_path / "a"
+    ids: list[str] = []
+    with Catalog(home) as a:
+        a.create_dataset("cats")
+        for n in range(8):
+            if n:
+                a.create_version("cats", ["cats@latest"])
+            a.add_bytes("cats", f"f{n}.txt", f"file {n} ".encode() * (n + 1))
+            ids.append(a.publish("cats", tags=[f"t{n}"]).id)
+    barrier = threading.Barrier(8)
+
+    def push(vid: str) -> Any:
+        with Catalog(home) as c:
+            barrier.wait()
+            return c.push(f"cats@{vid}", remote)
+
+    with ThreadPoolExecutor(8) as pool:  # oldest last: the most chances to undo latest
+        results = list(pool.map(push, reversed(ids)))
+    assert sorted(r.version for r in results) == sorted(ids)
+    tags = {
+        k.rsplit("/", 1)[1].removesuffix(".json")
+        for k in s3.keys(bucket, "team/datasets/cats/tags/")
+    }
+    assert tags == {"latest", *(f"t{n}" for n in range(8))}
+    with Catalog(tmp_path / "b") as b:
+        assert b.pull(remote, "cats@latest").version == ids[-1], "latest is the newest"
+        for n in range(8):
+            assert b.pull(remote, f"cats@t{n}").version == ids[n]
+        for n, vid in enumerate(ids):  # every version complete: each of its files reads
+            v = b.version(f"cats@{vid}")
+            for k in range(n + 1):
+                assert v.read_bytes(f"f{k}.txt") == f"file {k} ".encode() * (k + 1)
+
+
+def test_documents_of_format_1_still_pull(s3: Any, two: Any, sample: Path) -> None:
+    a, b = two
+    bucket = s3.bucket()
+    remote = f"s3://{bucket}/old"
+    a.create_dataset("cats")
+    a.add("cats", [sample])
+    v = a.publish("cats")
+    a.push("cats@latest", remote)
+    client = s3.client()
+    key = f"old/datasets/cats/versions/{v.id}.json.gz"
+    doc = versiondoc.decode(client.get_object(Bucket=bucket, Key=key)["Body"].read(), v.id)
+    doc["format"] = "dlfs-version/1"  # as an older dlfs wrote it: one JSON document
+    body = canonical_json({"doc": doc, "check": blob_id(canonical_json(doc).encode())})
+    client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(body.encode()))
+    pulled = b.pull(remote, "cats")
+    assert pulled.version == v.id and pulled.files == len(SAMPLE)
+    for path, data in SAMPLE.items():
+        assert b.version(f"cats@{v.id}").read_bytes(path) == data
+
+
+def test_a_push_cut_at_any_step_leaves_earlier_versions_whole(
+    s3: Any, proxy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3.bucket()
+    remote = f"s3://{bucket}/team"
+    monkeypatch.setenv("DLFS_S3_ENDPOINT", proxy.endpoint)  # every request can be spoiled
+    monkeypatch.setenv("DLFS_S3_TIMEOUT", "1")
+    with Catalog(tmp_path / "a") as a:
+        a.create_dataset("cats")
+        a.add_bytes("cats", "one.txt", b"first version")
+        v1 = a.publish("cats", tags=["gold"]).id
+        a.push("cats@gold", remote)
+        a.create_version("cats", ["cats@latest"])
+        for n in range(20):
+            a.add_bytes("cats", f"new/{n}.txt", f"second {n}".encode())
+        v2 = a.publish("cats", tags=["silver"]).id
+
+        def cut(_size: int) -> None:
+            raise KeyboardInterrupt  # the push dies among its blobs
+
+        for kill in ("blobs", "folders/", "versions/", "tags/"):
+            proxy.clear()
+            if kill != "blobs":  # the first write of that step never lands
+                proxy.fail("500", times=1000, match=kill, method="PUT")
+            with pytest.raises((KeyboardInterrupt, Unavailable)):
+                a.push(f"cats@{v2}", remote, progress=cut if kill == "blobs" else None)
+            proxy.clear()
+            with Catalog(tmp_path / f"node-{kill.strip('/')}") as node:
+                for spec in ("latest", "gold", v1):
+                    assert node.pull(remote, f"cats@{spec}").version == v1, (kill, spec)
+                with pytest.raises(NotFound):
+                    node.pull(remote, "cats@silver")
+                assert node.version(f"cats@{v1}").read_bytes("one.txt") == b"first version"
+        assert a.push(f"cats@{v2}", remote).tags == ["silver", "latest"], "pushed again: whole"
+    with Catalog(tmp_path / "last") as node:
+        assert node.pull(remote, "cats@latest").version == v2
+        assert node.version(f"cats@{v2}").read_bytes("new/7.txt") == b"second 7"

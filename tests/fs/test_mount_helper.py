@@ -94,6 +94,13 @@ def test_options_are_sorted_into_dlfs_fuse_and_ignored_ones() -> None:
     assert req.verbose and not req.fake
 
 
+def test_remote_option_is_dlfs_own() -> None:
+    req = mounthelper.parse(
+        ["cats@gold", "/mnt/cats", "-o", "ro,remote=s3://ml-data/team,_netdev"], environ={}
+    )
+    assert (req.ref, req.remote, req.options) == ("cats@gold", "s3://ml-data/team", ["ro"])
+
+
 def test_home_from_the_environment_and_the_whole_catalog() -> None:
     req = mounthelper.parse(["catalog:", "/mnt/all", "-o", "rw"], environ={"DLFS_HOME": "/srv"})
     assert req.ref is None and req.home == "/srv" and req.options == []

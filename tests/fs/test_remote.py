@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ def s3_ref(home: Path, source: Path, s3: Any) -> tuple[str, str]:
 
 def test_an_s3_dataset_round_trips_through_the_block_cache(
     s3: Any, home: Path, source: Path, mounter: Mounter, tmp_path: Path
-):
+) -> None:
     ref, _bucket = s3_ref(home, source, s3)
     cache = tmp_path / "blocks"
     m = mounter(ref, tmp_path / "mnt", "--cache-dir", str(cache), "--cache-size", "1G")
@@ -41,7 +42,7 @@ def test_a_corrupt_s3_object_is_eio(
     mounter: Mounter,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-):
+) -> None:
     monkeypatch.setenv("DLFS_S3_TIMEOUT", "1")  # the daemon gives up on bad bytes sooner
     monkeypatch.setenv("DLFS_S3_ATTEMPT_TIMEOUT", "1")
     ref, bucket = s3_ref(home, source, s3)
@@ -60,7 +61,7 @@ def test_a_corrupt_s3_object_is_eio(
 
 def test_a_draft_of_an_s3_dataset_mounts_read_write(
     s3: Any, home: Path, source: Path, mounter: Mounter, tmp_path: Path
-):
+) -> None:
     """Files written into the draft of an S3 dataset through a read-write mount are
     read back through it (old files from S3, new ones as written), go to the bucket
     when published, and a fresh mount of the published version reads them from S3."""
@@ -90,3 +91,36 @@ def test_a_draft_of_an_s3_dataset_mounts_read_write(
     assert (m.path / "text" / "hello.txt").read_bytes() == hello
     assert not (m.path / "one.bin").exists()
     assert (m.path / "text" / "hello.txt").stat().st_size == len(hello)
+
+
+@pytest.mark.expect_log("remote folder .*is missing")
+def test_a_version_mounted_straight_from_its_remote(
+    s3: Any, home: Path, source: Path, mounter: Mounter, tmp_path: Path
+) -> None:
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/team"
+    with Catalog(tmp_path / "origin") as origin:  # another machine's catalog
+        origin.create_dataset("cats")
+        origin.add("cats", [source])
+        vid = origin.publish("cats", tags=["gold"]).id
+        origin.push("cats@gold", url)
+    Catalog(home).close()  # this node's catalog: it never pulls cats
+    m = mounter("cats@gold", tmp_path / "mnt", "--remote", url)
+    proc = subprocess.run(["diff", "-r", str(source), str(m.path)], capture_output=True)
+    assert proc.returncode == 0, proc.stdout.decode()
+    [record] = [r for r in mountregistry.records(Home.at(home)) if r.version == vid]
+    assert record.mode == "published"
+    with Catalog(home) as node:
+        assert not node.datasets(), "nothing was pulled"
+    # a folder object gone from the remote: EIO for that folder, never a wrong listing
+    folder = next(p for p in source.iterdir() if p.is_dir())
+    head = s3.client().get_object(Bucket=bucket, Key=f"team/datasets/cats/versions/{vid}.head.json")
+    tree = json.loads(head["Body"].read())["version"]["root"]
+    m2 = mounter("cats@gold", tmp_path / "mnt2", "--remote", url)
+    assert (m2.path / "one.bin").read_bytes() == b"x"
+    keys = [k for k in s3.keys(bucket, "team/folders/") if not k.endswith(tree)]
+    for key in keys:
+        s3.client().delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(OSError) as exc:
+        list((m2.path / folder.name).iterdir())
+    assert exc.value.errno == errno.EIO

@@ -7,6 +7,7 @@ import http.client
 import random
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -153,6 +154,38 @@ def test_if_match(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket=bucket, Key="m", IfNoneMatch=etag)
     assert _status(e.value) == 304
+
+
+def test_conditional_put(s3: Any, bucket: str) -> None:
+    first = s3.put_object(Bucket=bucket, Key="c", Body=b"one", IfNoneMatch="*")["ETag"]
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="c", Body=b"two", IfNoneMatch="*")
+    assert _status(e.value) == 412
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="c", Body=b"two", IfMatch='"0" ')
+    assert _status(e.value) == 412
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="absent", Body=b"two", IfMatch=first)
+    assert _status(e.value) == 404
+    s3.put_object(Bucket=bucket, Key="c", Body=b"two", IfMatch=first)
+    assert s3.get_object(Bucket=bucket, Key="c")["Body"].read() == b"two"
+
+
+def test_conditional_puts_at_once_have_one_winner(s3: Any, bucket: str) -> None:
+    etag = s3.put_object(Bucket=bucket, Key="race", Body=b"start")["ETag"]
+
+    def put(n: int) -> bool:
+        try:
+            s3.put_object(Bucket=bucket, Key="race", Body=f"{n}".encode(), IfMatch=etag)
+        except ClientError as exc:
+            assert _status(exc) == 412
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        won = [n for n, ok in enumerate(pool.map(put, range(16))) if ok]
+    assert len(won) == 1
+    assert s3.get_object(Bucket=bucket, Key="race")["Body"].read() == f"{won[0]}".encode()
 
 
 def test_multipart_upload_file(s3: Any, bucket: str, tmp_path: Path) -> None:
