@@ -104,6 +104,12 @@ def _tag_key(name: str, tag: str) -> str:
     return f"{dataset_prefix(name)}tags/{tag}.json"
 
 
+def meta_key(name: str, vid: str) -> str:
+    """Where a pushed version's metadata, comment and changes live (they move after
+    publish: :mod:`dlfs.ops.remotemeta`)."""
+    return f"{dataset_prefix(name)}versions/{vid}.meta.json"
+
+
 def _head_key(name: str, vid: str) -> str:
     return f"{dataset_prefix(name)}versions/{vid}.head.json"
 
@@ -162,12 +168,15 @@ def encode_folder(
     entries: list[list[Any]],
     items: dict[str, list[Any]],
     attrs: list[Any] | None = None,
+    children: dict[str, list[Any]] | None = None,
 ) -> bytes:
     """A folder object: its ``[name, kind, ref, size]`` entries, the item record of
     each file (``[origin, blob, size, mtime, metadata, annotations(, posix)]`` by item
-    id), the folder's file and byte counts and, when it keeps any, its own attributes
-    ``attrs`` (``[posix, mtime, ctime]``; the posix part is in its id), as canonical
-    JSON."""
+    id), the folder's file and byte counts, when it keeps any, its own attributes
+    ``attrs`` (``[posix, mtime, ctime]``; the posix part is in its id), and what a
+    listing shows of each sub-folder (``children``: ``[posix, mtime, ctime, number of
+    sub-folders]`` by tree id; the sub-folder's own object is the one checked), as
+    canonical JSON."""
     folder: dict[str, Any] = {
         "format": FOLDER_FORMAT,
         "files": files,
@@ -177,6 +186,8 @@ def encode_folder(
     }
     if attrs:
         folder["attrs"] = list(attrs)
+    if children:
+        folder["folders"] = children
     return canonical_json(folder).encode()
 
 
@@ -210,8 +221,17 @@ def decode_folder(tid: str, data: bytes) -> dict[str, Any]:
 def folder_objects(doc: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
     """``(tree id, folder object)`` for every folder of a version document."""
     items = {row[0]: row[1:] for row in doc["items"]}
+    own = {t[0]: (t[4] if len(t) > 4 else None) for t in doc["trees"]}
+    subfolders = {t[0]: sum(1 for e in t[3] if e[1] == 1) for t in doc["trees"]}
     for tid, files, nbytes, entries, *attrs in doc["trees"]:
-        yield tid, encode_folder(files, nbytes, entries, items, attrs[0] if attrs else None)
+        children = {
+            e[2]: [*(own[e[2]] or ["", None, None]), subfolders[e[2]]]
+            for e in entries
+            if e[1] == 1 and e[2] in own
+        }
+        yield tid, encode_folder(
+            files, nbytes, entries, items, attrs[0] if attrs else None, children
+        )
 
 
 def copy_folders(doc: dict[str, Any], remote: S3Store) -> int:
@@ -408,6 +428,9 @@ def write(remote: S3Store, doc: dict[str, Any]) -> list[str]:
     copy_folders(doc, remote)
     remote.put_object_if(_head_key(name, vid), canonical_json(head(doc)).encode(), None)
     remote.put_object_if(_version_key(name, vid), versiondoc.encode(doc), None)
+    from dlfs.ops import remotemeta  # it names its key through this module
+
+    remotemeta.update(remote, name, doc["version"])
     stamp = {"version": vid, "published_at": doc["version"]["published_at"]}
     tags = [t for t in doc["version"]["tags"] if _set_tag(remote, name, t, stamp, newer=False)]
     if _set_tag(remote, name, "latest", stamp, newer=True):

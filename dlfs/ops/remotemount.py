@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from dlfs.catalog import CatalogDB
 from dlfs.errors import Corrupt, DlfsError, NotFound, NotSupported
 from dlfs.home import Home
-from dlfs.ops import push
+from dlfs.ops import push, remotemeta
 from dlfs.stores.registry import StoreRegistry
 from dlfs.stores.urls import is_linked
 from dlfs.view import View
@@ -56,6 +56,7 @@ def open_remote_view(home: Home, url: str, ref: str, stores: StoreRegistry | Non
     remote = stores.s3(url)
     name, vid = push.resolve_remote(remote, ref)
     head = push.read_head(remote, name, vid)
+    head["version"] = remotemeta.apply(head["version"], remotemeta.read(remote, name, vid))
     if head.get("linked") or is_linked(str(head["dataset"]["storage"])):
         raise NotSupported(f"{name}@{vid} keeps its bytes in a linked bucket: pull it to mount it")
     records = RemoteRecords(remote, head)
@@ -77,22 +78,25 @@ class _Entry:
         if key in ("name", "kind", "ref", "size"):
             return getattr(self, key)
         item = self.item
-        if key in _NOT_PUSHED:
-            return None
-        if key not in _ITEM_AT:
+        where = _FOLDER_AT if self.kind == 1 else _ITEM_AT
+        if key not in where:
+            if key in _NOT_PUSHED:
+                return None
             raise KeyError(key)
         if item is None:
             return None
-        at = _ITEM_AT[key]
+        at = where[key]
         return item[at] if at < len(item) else ""
 
 
 _ITEM_AT = {"origin": 0, "blob": 1, "mtime": 3, "posix": 6}
 """Where an entry row's item columns are in a folder object's item record."""
-_NOT_PUSHED = frozenset({"ctime", "atime", "folders"})
-"""Entry columns a folder object does not hold (a sub-folder's own attributes and
-sub-folder count are in its own object, read only when it is listed): shown as the
-catalog shows them when unknown (ctime = mtime, st_nlink 2)."""
+_FOLDER_AT = {"posix": 0, "mtime": 1, "ctime": 2, "folders": 3}
+"""Where a sub-folder entry's columns are in its parent's ``folders`` record."""
+_NOT_PUSHED = frozenset({"origin", "blob", "ctime", "atime", "folders", "posix", "mtime"})
+"""Entry columns a folder object may not hold (an item's ctime and atime; what a
+listing shows of a sub-folder, in objects pushed before it was written): NULL, as
+the catalog shows an unknown value."""
 
 
 class RemoteRecords:
@@ -154,8 +158,9 @@ class RemoteRecords:
                 raise Corrupt(str(exc)) from exc
             raise
         items: dict[str, list[Any]] = folder["items"]
+        children: dict[str, list[Any]] = folder.get("folders") or {}
         rows = [
-            _Entry(name, kind, ref, size, items.get(ref) if kind == 0 else None)
+            _Entry(name, kind, ref, size, items.get(ref) if kind == 0 else children.get(ref))
             for name, kind, ref, size in folder["entries"]
         ]
         rows.sort(key=lambda r: r.name)
@@ -218,6 +223,11 @@ class RemoteRecords:
     def versions_of(self, dataset: int, state: str) -> list[dict[str, Any]]:
         ok = dataset == DATASET_ID and state == "published"
         return [dict(self._version)] if ok else []
+
+    def project_get(self, name: str) -> None:
+        """No project's access rule reaches a remote: its mounts show what a version
+        mount of the default project shows."""
+        return None
 
     def tag_get(self, dataset: int, tag: str) -> str | None:
         return None
