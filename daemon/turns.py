@@ -13,7 +13,7 @@ byte in a pipe made before the fork and shared by all workers. It takes the byte
 pyfuse3 does, reads one request, and puts the byte back as soon as that request's
 handler starts (:meth:`Turns.give_back`, called first by every handler of
 :class:`daemon.ops.SharedOperations`); for a request that reaches no handler,
-when one of its tasks comes back to wait. The read that follows a readable device
+when the next of its tasks gets to wait. The read that follows a readable device
 can then never block, and the turn is held only between a request's arrival and the
 start of its handler.
 
@@ -83,11 +83,14 @@ class Turns:
     async def _wait(self) -> bool:
         """pyfuse3's wait for a readable device, within a turn; False when the
         session ended (the turn is given back then)."""
-        self.give_back()  # a request that reached no handler
         if self._lock is None:
             self._lock = trio.Lock()
         assert self._wait_readable is not None
         async with self._lock:  # one task of this process competes for the turn
+            # Held here, the turn is left over from a request that reached no
+            # handler (outside the lock, it may be another task's, waiting for the
+            # device with it).
+            self.give_back()
             if self._stopping:
                 return False
             try:

@@ -76,6 +76,38 @@ def test_a_path_keeps_its_inode_number_whichever_worker_answers(
     assert len(set(passes[0].values())) == len(passes[0])  # one path, one number
 
 
+def reading_the_device(pid: int) -> list[str]:
+    """The threads of ``pid`` that sleep inside a read of ``/dev/fuse``."""
+    stuck = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if (task / "wchan").read_text() == "fuse_dev_do_read":
+                stuck.append(task.name)
+        except OSError:  # the thread ended
+            pass
+    return stuck
+
+
+def test_no_idle_worker_sleeps_inside_a_read_of_the_device(
+    mounter: Mounter, published: str, source: Path, home: Path, tmp_path: Path
+) -> None:
+    """Each request wakes every process waiting on ``/dev/fuse``; one that then read
+    it would sleep there holding its GIL (pyfuse3 reads with it), its threads and the
+    replies they owe stalled until another request came: with none coming, the mount
+    hung. The processes take turns instead, so between requests none is in that read."""
+    m = mounter(published, tmp_path / "mnt", "--workers", "3")
+    pids = workers_of(home, m.path)
+    sleeps = {(t / "wchan").read_text() for t in Path(f"/proc/{pids[0]}/task").iterdir()}
+    if sleeps <= {"", "0"}:
+        pytest.skip("this kernel does not show where a thread sleeps")
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            list(pool.map(lambda p: (m.path / p).read_bytes(), files_of(source)))
+    assert wait_for(lambda: not any(reading_the_device(p) for p in pids), timeout=5), {
+        p: reading_the_device(p) for p in pids
+    }
+
+
 def test_umount_ends_every_worker(
     mounter: Mounter, published: str, home: Path, tmp_path: Path
 ) -> None:
