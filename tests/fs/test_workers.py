@@ -121,12 +121,14 @@ def test_umount_ends_every_worker(
     assert wait_for(lambda: not any(process_alive(p) for p in pids))
 
 
-def test_sigterm_to_the_daemon_ends_every_worker(
-    mounter: Mounter, published: str, home: Path, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_sigint_to_the_daemon_ends_every_worker(
+    mounter: Mounter, published: str, home: Path, tmp_path: Path, signum: signal.Signals
 ) -> None:
     m = mounter(published, tmp_path / "mnt", "--workers", "2")
     pids = workers_of(home, m.path)
-    os.kill(m.pid, signal.SIGTERM)
+    assert len(pids) == 2
+    os.kill(m.pid, signum)
     assert wait_for(lambda: not any(process_alive(p) for p in pids))
     assert not is_mounted(m.path)
     assert mountregistry.read_record(Home.at(home), m.path) is None
