@@ -171,6 +171,14 @@ def test_a_draft_is_served_by_one_process(
     assert (m.path / "new.txt").read_bytes() == b"written"
 
 
+def test_by_default_a_version_is_served_by_one_process_per_core_up_to_8(
+    mounter: Mounter, published: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DLFS_WORKERS", raising=False)
+    m = mounter(published, tmp_path / "mnt")
+    assert len(workers_of(home, m.path)) == min(len(os.sched_getaffinity(0)), 8)
+
+
 def test_a_bad_worker_count_starts_nothing(published: str, home: Path, tmp_path: Path) -> None:
     (tmp_path / "mnt").mkdir()
     res = dlfs(home, "mount", "--workers", "0", published, str(tmp_path / "mnt"), ok=False)
