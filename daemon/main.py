@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -33,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import TextIO
 
 import pyfuse3
 import trio
@@ -127,14 +129,20 @@ def daemonize(log_file: str | None) -> None:
 
 def setup_logging(log_file: str | None, foreground: bool, debug: bool) -> None:
     handlers: list[logging.Handler] = []
+    dump_to: TextIO = sys.stderr
     if log_file:
-        handlers.append(logging.FileHandler(log_file))
+        to_file = logging.FileHandler(log_file)
+        handlers.append(to_file)
+        dump_to = to_file.stream or sys.stderr
     if foreground or not handlers:
         handlers.append(logging.StreamHandler(sys.stderr))
     fmt = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO, format=fmt, handlers=handlers
     )
+    # `kill -USR1 PID` writes every thread's Python stack to the log (of a worker
+    # too: the handler is inherited across the fork), to see where a stuck daemon waits.
+    faulthandler.register(signal.SIGUSR1, file=dump_to, all_threads=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -204,6 +212,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         ops = Operations(view)
     if workers is None:  # with workers, each warms up after the fork
         start_warmup(view)
+    else:
+        workers.turns.install()
     try:
         pyfuse3.init(ops, mountpoint, set(options))
     except RuntimeError as exc:
@@ -365,7 +375,7 @@ async def watch_signals(
         task_status.started()
         if early:
             log.info("signal %s before serving: unmounting", signal.Signals(early[0]).name)
-            pyfuse3.terminate()
+            stop_serving(workers)
             return
         async for signum in received:
             if signum == signal.SIGCHLD:
@@ -376,8 +386,17 @@ async def watch_signals(
                 failed.append(died)
             else:
                 log.info("got %s: unmounting", signal.Signals(signum).name)
-            pyfuse3.terminate()
+            stop_serving(workers)
             return
+
+
+def stop_serving(workers: Workers | None) -> None:
+    """End this process's ``pyfuse3.main`` (with workers, also its tasks waiting
+    for their turn to read, see :mod:`dlfsd.turns`)."""
+    if workers is not None:
+        workers.turns.stop()
+    else:
+        pyfuse3.terminate()
 
 
 async def announce(
@@ -390,12 +409,12 @@ async def announce(
         await trio.to_thread.run_sync(os.stat, mountpoint)
     except OSError as exc:
         fail(f"the mount at {mountpoint} does not answer: {exc.strerror}")
-        pyfuse3.terminate()
+        stop_serving(started.workers)
         return
     problem = await trio.to_thread.run_sync(started.wait)
     if problem is not None:
         fail(problem)
-        pyfuse3.terminate()
+        stop_serving(started.workers)
         return
     if started.workers is not None:  # after the fork: see Workers
         start_warmup(started.view)

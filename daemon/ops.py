@@ -415,6 +415,27 @@ HANDLES = 65_536
 again if a request still names them."""
 
 
+HANDLERS = (
+    *("access", "create", "flush", "forget", "fsync", "fsyncdir", "getattr", "getxattr"),
+    *("link", "listxattr", "lookup", "mkdir", "mknod", "open", "opendir", "poll", "read"),
+    *("readdir", "readlink", "release", "releasedir", "removexattr", "rename", "rmdir"),
+    *("setattr", "setxattr", "statfs", "symlink", "unlink", "write"),
+)
+"""pyfuse3's request handlers (its ``Operations``' coroutines)."""
+
+
+def _giving_turn_back(handler: H) -> H:
+    """``handler``, first letting the next process read a request (see
+    :mod:`dlfsd.turns`): the turn is held only from a request's read to here."""
+
+    @functools.wraps(handler)
+    async def first_give_back(self: SharedOperations, *args: Any) -> Any:
+        self.turns.give_back()
+        return await handler(self, *args)
+
+    return cast(H, first_give_back)
+
+
 class SharedOperations(Operations):
     """The operations of one of several processes serving a read-only view
     (:mod:`dlfsd.workers`): any of them may get any request, so inode numbers come
@@ -425,6 +446,7 @@ class SharedOperations(Operations):
     def __init__(self, view: View | DraftView, workers: Workers) -> None:
         super().__init__(view)
         self.workers = workers
+        self.turns = workers.turns
         self.inodes = SharedInodes(view.root(), workers.logs, 0, view.lookup)  # type: ignore[assignment]
         self._files: dict[int, int] = {}
         self._listings: dict[int, Listing] = {}
@@ -526,3 +548,7 @@ class SharedOperations(Operations):
                 self._forget_handle(dropped)
         table[key] = value
         return old
+
+
+for _name in HANDLERS:
+    setattr(SharedOperations, _name, _giving_turn_back(getattr(SharedOperations, _name)))

@@ -38,6 +38,8 @@ from dlfs.draftview import DraftView
 from dlfs.inodenumbers import InodeLog
 from dlfs.view import View
 
+from .turns import Turns
+
 if TYPE_CHECKING:
     from .ops import SharedOperations
 
@@ -64,6 +66,8 @@ class Workers:
         self.close_in_child = close_in_child
         """Closes what only the daemon may hold (its report pipe)."""
         self.logs = [InodeLog() for _ in range(count)]
+        self.turns = Turns()
+        """Whose turn it is to read the next request (see :mod:`dlfsd.turns`)."""
         self.pids: list[int] = []
         self.forked = False
         self.stopping = False
@@ -139,6 +143,7 @@ class Workers:
                 os._exit(1)
             os.close(self._ready_r)
             self.close_in_child()
+            self.turns.forked()
             threading.Thread(
                 target=self._serve, args=(ops, worker), name=f"dlfs-worker-{worker}"
             ).start()
@@ -166,7 +171,10 @@ class Workers:
     async def _main(self) -> None:
         os.write(self._ready_w, b"1")
         os.close(self._ready_w)
-        await pyfuse3.main()
+        try:
+            await pyfuse3.main()
+        finally:
+            self.turns.give_back()  # so that the others see the mount end too
 
 
 def _how(status: int) -> str:

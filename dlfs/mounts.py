@@ -201,11 +201,17 @@ MAX_WORKERS = 64
 """The most processes one mount may be served by."""
 
 
+DEFAULT_WORKERS_MAX = 8
+"""The default serves with one process per core up to this many."""
+
+
 def default_workers() -> int:
     """How many processes serve a read-only mount when ``--workers`` is not given:
-    ``$DLFS_WORKERS``, else one, until a hang seen once with two workers over S3 is
-    explained (``docs/architecture.md``, "Several processes")."""
-    value = os.environ.get("DLFS_WORKERS", "1")
+    ``$DLFS_WORKERS``, else one per core this process may run on, at most
+    :data:`DEFAULT_WORKERS_MAX`."""
+    value = os.environ.get("DLFS_WORKERS")
+    if value is None:
+        return max(1, min(len(os.sched_getaffinity(0)), DEFAULT_WORKERS_MAX))
     try:
         count = int(value)
     except ValueError:

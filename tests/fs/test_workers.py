@@ -76,6 +76,40 @@ def test_a_path_keeps_its_inode_number_whichever_worker_answers(
     assert len(set(passes[0].values())) == len(passes[0])  # one path, one number
 
 
+def reading_the_device(pid: int) -> list[str]:
+    """The threads of ``pid`` that sleep inside a read of ``/dev/fuse``."""
+    stuck = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if (task / "wchan").read_text() == "fuse_dev_do_read":
+                stuck.append(task.name)
+        except OSError:  # the thread ended
+            pass
+    return stuck
+
+
+def test_no_idle_worker_sleeps_inside_a_read_of_the_device(
+    mounter: Mounter, published: str, source: Path, home: Path, tmp_path: Path
+) -> None:
+    """Each request wakes every process waiting on ``/dev/fuse``; one that then read
+    it would sleep there holding its GIL (pyfuse3 reads with it), its threads and the
+    replies they owe stalled until another request came: with none coming, the mount
+    hung (with 2 workers over S3). The processes take turns instead, so between
+    requests none is in that read."""
+    m = mounter(published, tmp_path / "mnt", "--workers", "3")
+    pids = workers_of(home, m.path)
+    sleeps = {(t / "wchan").read_text() for t in Path(f"/proc/{pids[0]}/task").iterdir()}
+    if sleeps <= {"", "0"}:
+        pytest.skip("this kernel does not show where a thread sleeps")
+    folders = [m.path, *(m.path / p.relative_to(source) for p in source.rglob("*") if p.is_dir())]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(25):  # a process that lost the race stays in the read: look often
+            list(pool.map(os.listdir, folders * 8))  # listings are never cached: requests
+            assert wait_for(lambda: not any(reading_the_device(p) for p in pids), timeout=2), {
+                p: reading_the_device(p) for p in pids
+            }
+
+
 def test_umount_ends_every_worker(
     mounter: Mounter, published: str, home: Path, tmp_path: Path
 ) -> None:
@@ -87,12 +121,14 @@ def test_umount_ends_every_worker(
     assert wait_for(lambda: not any(process_alive(p) for p in pids))
 
 
-def test_sigterm_to_the_daemon_ends_every_worker(
-    mounter: Mounter, published: str, home: Path, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_sigint_to_the_daemon_ends_every_worker(
+    mounter: Mounter, published: str, home: Path, tmp_path: Path, signum: signal.Signals
 ) -> None:
     m = mounter(published, tmp_path / "mnt", "--workers", "2")
     pids = workers_of(home, m.path)
-    os.kill(m.pid, signal.SIGTERM)
+    assert len(pids) == 2
+    os.kill(m.pid, signum)
     assert wait_for(lambda: not any(process_alive(p) for p in pids))
     assert not is_mounted(m.path)
     assert mountregistry.read_record(Home.at(home), m.path) is None
@@ -133,6 +169,14 @@ def test_a_draft_is_served_by_one_process(
     assert workers_of(home, m.path) == [m.pid]
     (m.path / "new.txt").write_bytes(b"written")
     assert (m.path / "new.txt").read_bytes() == b"written"
+
+
+def test_by_default_a_version_is_served_by_one_process_per_core_up_to_8(
+    mounter: Mounter, published: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DLFS_WORKERS", raising=False)
+    m = mounter(published, tmp_path / "mnt")
+    assert len(workers_of(home, m.path)) == min(len(os.sched_getaffinity(0)), 8)
 
 
 def test_a_bad_worker_count_starts_nothing(published: str, home: Path, tmp_path: Path) -> None:
