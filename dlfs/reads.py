@@ -70,7 +70,12 @@ class FileReads:
         self.following: Callable[[object, str, int], list[tuple[str, Node]]] | None = None
         """Set by the view: up to ``n`` ``(name, file node)`` after ``name`` in a folder
         ``(tree, version, dataset)`` (see :class:`dlfs.warming.FolderAhead`)."""
-        self.ahead = FolderAhead(self._prefetch, self._next_files, self._batch_warmer)
+        self.next_folder: Callable[[object], object | None] | None = None
+        """Set by the view: the folder after a folder in its parent's listing (see
+        :class:`dlfs.warming.FolderAhead`)."""
+        self.ahead = FolderAhead(
+            self._prefetch, self._next_files, self._batch_warmer, self._folder_after
+        )
 
     def close(self) -> None:
         """Stop warming and close the stores (their cached files close, their fetched
@@ -230,6 +235,9 @@ class FileReads:
 
     def _next_files(self, folder: object, name: str, n: int) -> list[tuple[str, Node]]:
         return self.following(folder, name, n) if self.following is not None else []
+
+    def _folder_after(self, folder: object) -> object | None:
+        return self.next_folder(folder) if self.next_folder is not None else None
 
     def _batch_warmer(self, nodes: list[object]) -> Callable[[], None] | None:
         """One job starting the fetch of several files (of a folder read in order)."""

@@ -21,7 +21,11 @@ listing order. After :data:`STREAK` opens in a row that each name one of the nex
 the furthest one opened are warmed in one background job, a window of
 :data:`AHEAD_MIN` files that doubles to :data:`AHEAD_MAX` while the reader keeps
 landing inside it, and is dropped as soon as it opens a file outside it (a shuffled
-epoch never sets it off for long). Only ``open`` moves it: ``ls -l``, ``find`` and
+epoch never sets it off for long). When the window reaches the end of the folder, the
+first :data:`AHEAD_MIN` files of the next folder of its parent's listing are warmed too
+(a walk goes on there: at a bucket's latency, each new folder would otherwise cost the
+readers a round trip before its order is seen), and that folder starts out as being
+read in order. Only ``open`` moves it: ``ls -l``, ``find`` and
 ``stat`` look files up and never open them, so they fetch nothing.
 """
 
@@ -125,6 +129,8 @@ class _Order:
     """The last name warmed ("" for none)."""
     pending: list[str] = field(default_factory=list)
     """The names warmed after ``last``, in order."""
+    ended: bool = False
+    """The window reached the folder's end (the next folder was warmed)."""
 
 
 class FolderAhead:
@@ -133,8 +139,10 @@ class FolderAhead:
     in the :class:`Prefetcher`'s threads.
 
     ``following(folder, name, n)`` returns up to ``n`` ``(name, item)`` pairs that
-    come after ``name`` in the folder's listing; ``warm(items)`` returns a job that
-    starts fetching those items (None for nothing to do).
+    come after ``name`` in the folder's listing (``name`` "": from its start);
+    ``warm(items)`` returns a job that starts fetching those items (None for nothing to
+    do); ``next_folder(folder)`` names the folder after ``folder`` in its parent's
+    listing, or None.
     """
 
     def __init__(
@@ -142,10 +150,12 @@ class FolderAhead:
         prefetcher: Prefetcher,
         following: Callable[[object, str, int], Sequence[tuple[str, object]]],
         warm: Callable[[list[object]], Callable[[], None] | None],
+        next_folder: Callable[[object], object | None] | None = None,
     ) -> None:
         self._prefetcher = prefetcher
         self._following = following
         self._warm = warm
+        self._next_folder = next_folder
         self._folders: OrderedDict[object, _Order] = OrderedDict()
         self.warmed = 0
         """Files handed to warming jobs so far (read by tests)."""
@@ -187,15 +197,36 @@ class FolderAhead:
     def _ahead(self, folder: object, st: _Order, name: str) -> None:
         """Warm files after the last one warmed, until ``st.window`` are ahead."""
         start = st.upto if st.upto > name else name
-        items = list(self._following(folder, start, st.window - len(st.pending)))
+        want = st.window - len(st.pending)
+        items = list(self._following(folder, start, want))
+        if items:
+            st.upto = items[-1][0]
+            st.pending.extend(n for n, _i in items)
+        if len(items) < want and not st.ended:
+            st.ended = True
+            items += self._enter_next(folder)
         if not items:
             return
-        st.upto = items[-1][0]
-        st.pending.extend(n for n, _i in items)
         job = self._warm([i for _n, i in items])
         if job is not None:
             self.warmed += len(items)
             self._prefetcher.submit(f"ahead:{id(folder)}:{start}", job)
+
+    def _enter_next(self, folder: object) -> list[tuple[str, object]]:
+        """The first files of the folder after ``folder``, which is then followed as
+        read in order (unless it is followed already)."""
+        nxt = self._next_folder(folder) if self._next_folder is not None else None
+        if nxt is None or nxt in self._folders:
+            return []
+        items = list(self._following(nxt, "", AHEAD_MIN))
+        if items:
+            names = [n for n, _i in items]
+            self._folders[nxt] = _Order(
+                "", streak=STREAK, window=AHEAD_MIN, upto=names[-1], pending=names
+            )
+            while len(self._folders) > FOLDERS:
+                self._folders.popitem(last=False)
+        return items
 
     def forget(self) -> None:
         """Drop what is known of every folder."""

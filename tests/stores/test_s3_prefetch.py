@@ -213,6 +213,31 @@ def test_files_opened_in_folder_order_are_fetched_ahead(
         view.close()
 
 
+def test_a_walk_in_folder_order_fetches_the_next_folder_before_it_gets_there(
+    s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = {f"{d}/{i:03}.bin": os.urandom(2000 + i) for d in ("c0", "c1") for i in range(20)}
+    files["c0.txt"] = b"a file between the two folders"
+    _url, ref, blobs = publish(s3, catalog, files)
+    home = Home.at(catalog.home.root)
+    view = open_view(home, ref, StoreRegistry(home, settings(proxy, tmp_path)))
+    try:
+        folder = view.lookup(view.root(), "c0")  # c1 is not looked up: a walk is in c0
+        for i in range(20):
+            node = view.lookup(folder, f"{i:03}.bin")
+            fh = view.open(node, os.O_RDONLY)
+            assert bytes(view.read(fh, 0, node.size)) == files[f"c0/{i:03}.bin"]
+            view.release(fh)
+        first = [blobs[f"c1/{i:03}.bin"] for i in range(8)]
+        assert until(lambda: all(proxy.count("GET", b) for b in first)), (
+            "the first files of the next folder were fetched before it was opened"
+        )
+        assert not proxy.count("GET", blobs["c0.txt"]), "only files of folders"
+        assert not proxy.count("GET", blobs["c1/019.bin"]), "a bounded start"
+    finally:
+        view.close()
+
+
 def test_files_opened_out_of_order_fetch_nothing_ahead(
     s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
 ) -> None:
