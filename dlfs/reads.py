@@ -96,7 +96,7 @@ class FileReads:
             self._open_blobs[blob] = self._open_blobs.get(blob, 0) + 1
             warm = self._warmer(node)
             if warm is not None:
-                self._prefetch.opened(blob, warm)
+                self._prefetch.opened(blob, warm, self._starter(node))
             if node.key is not None and self.following is not None:
                 store = self._dataset_stores.get(node.dataset)
                 if store is None or store.remote:  # local files are not warmed
@@ -108,7 +108,7 @@ class FileReads:
         """A published file was looked up: warm it if that is worth it."""
         warm = self._warmer(node)
         if warm is not None:
-            self._prefetch.looked_up(node.blob, warm)
+            self._prefetch.looked_up(node.blob, warm, self._starter(node))
 
     def node(self, fh: int) -> Node:
         """The node a handle reads."""
@@ -232,6 +232,15 @@ class FileReads:
             return None
         blob, size = node.blob, node.size
         return lambda: store.prefetch(blob, size)
+
+    def _starter(self, node: Node) -> Callable[[], bool] | None:
+        """Starts the fetch of a remote blob's first block here if that takes no
+        waiting (see :meth:`BlobStore.prefetch_nowait`); None for no store yet."""
+        store = self._dataset_stores.get(node.dataset)
+        if store is None or not store.remote:
+            return None
+        blob, size = node.blob, node.size
+        return lambda: store.prefetch_nowait(blob, size)
 
     def _next_files(self, folder: object, name: str, n: int) -> list[tuple[str, Node]]:
         return self.following(folder, name, n) if self.following is not None else []

@@ -82,25 +82,40 @@ class Prefetcher:
         self.on_lookup = True
         """Whether lookups are currently followed by reads (so warming them pays)."""
 
-    def looked_up(self, key: str, warm: Callable[[], None]) -> None:
-        """A file was looked up: warm it if lookups have lately led to reads."""
+    def looked_up(
+        self, key: str, warm: Callable[[], None], now: Callable[[], bool] | None = None
+    ) -> None:
+        """A file was looked up: warm it if lookups have lately led to reads.
+        ``now()``, when given, tries to start the warming here without waiting (True:
+        started, no job needed)."""
         self._lookups += 1
         if self._lookups >= WINDOW:
             self.on_lookup = self._opens * 2 >= self._lookups
             self._lookups = self._opens = 0
         if self.on_lookup:
-            self._submit(key, warm)
+            self._submit(key, warm, now)
 
-    def opened(self, key: str, warm: Callable[[], None]) -> None:
+    def opened(
+        self, key: str, warm: Callable[[], None], now: Callable[[], bool] | None = None
+    ) -> None:
         """A file was opened for reading: warm it (a no-op if it is being warmed)."""
         self._opens += 1
-        self._submit(key, warm)
+        self._submit(key, warm, now)
 
     def submit(self, key: str, warm: Callable[[], None]) -> None:
         """Run a warming job (dropped when one for ``key`` is pending, or too many are)."""
         self._submit(key, warm)
 
-    def _submit(self, key: str, warm: Callable[[], None]) -> None:
+    def _submit(
+        self, key: str, warm: Callable[[], None], now: Callable[[], bool] | None = None
+    ) -> None:
+        if now is not None:
+            try:
+                if now():
+                    return  # started here: a thread hop saved
+            except Exception as exc:  # a hint: the read that follows reports real errors
+                log.debug("warming %s failed: %r", key, exc)
+                return
         self._jobs.submit(key, warm)
 
     def pending(self) -> int:
@@ -140,9 +155,9 @@ class FolderAhead:
 
     ``following(folder, name, n)`` returns up to ``n`` ``(name, item)`` pairs that
     come after ``name`` in the folder's listing (``name`` "": from its start);
-    ``warm(items)`` returns a job that starts fetching those items (None for nothing to
-    do); ``next_folder(folder)`` names the folder after ``folder`` in its parent's
-    listing, or None.
+    ``warm(items)`` returns a job that starts fetching those items (None for nothing
+    to do); ``next_folder(folder)`` names the folder after
+    ``folder`` in its parent's listing, or None.
     """
 
     def __init__(

@@ -285,6 +285,28 @@ class CachedReader:
         if not self._closed:
             self._future(self.plan(blob, blob_size), 0)
 
+    def prefetch_nowait(self, blob: str, blob_size: int) -> bool:
+        """:meth:`prefetch` without waiting: True when the first block is cached, on
+        its way, or now started on the source's event loop; False (nothing done) when
+        that would wait: no event loop, or a plan the source cannot make at once."""
+        if self._closed:
+            return True
+        if self._start is None:
+            return False
+        with self._lock:
+            plan = self._plans.get(blob)
+        if plan is None:
+            quick = getattr(self.source, "plan_nowait", None)
+            plan = quick(blob, blob_size) if quick is not None else None
+            if plan is None:
+                return False
+            with self._lock:
+                self._plans[blob] = plan
+                while len(self._plans) > 16384:
+                    self._plans.popitem(last=False)
+        self._future(plan, 0)
+        return True
+
     def iter_bytes(self, blob: str, blob_size: int | None = None) -> Iterator[bytes]:
         """The whole blob, block by block, every block checked; the next blocks are
         fetched in parallel while the caller consumes one."""
@@ -668,6 +690,9 @@ class CachedStore(BlobStore):
 
     def prefetch(self, blob: str, size: int) -> None:
         self.reader.prefetch(blob, size)
+
+    def prefetch_nowait(self, blob: str, size: int) -> bool:
+        return self.reader.prefetch_nowait(blob, size)
 
     def stop_prefetch(self, blob: str) -> None:
         self.reader.stop(blob)

@@ -77,6 +77,27 @@ def test_blocks_come_through_the_get_loop(
         store.close()
 
 
+def test_a_prefetch_starts_at_once_only_when_it_needs_no_waiting(
+    s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    small, large = os.urandom(BLOCK // 2), os.urandom(3 * BLOCK)
+    url, _ref, blobs = publish(s3, catalog, {"s.bin": small, "l.bin": large})
+    store = s3_store(catalog, url, settings(proxy, tmp_path, readahead=0))
+    try:
+        # a one-block blob: its GET starts on the store's event loop, no thread needed
+        assert store.prefetch_nowait(blobs["s.bin"], len(small))
+        assert until(lambda: proxy.count("GET", blobs["s.bin"]) == 1)
+        # a large blob needs its block manifest first: left to a thread, nothing sent
+        assert not store.prefetch_nowait(blobs["l.bin"], len(large))
+        assert proxy.count("GET", blobs["l.bin"]) == 0
+        proxy.fail("flip", match=blobs["s.bin"])  # served bytes are still checked ones
+        assert store.read(blobs["s.bin"], 0, len(small)) == small
+        assert store.prefetch_nowait(blobs["s.bin"], len(small))  # cached: nothing to do
+        assert proxy.count("GET", blobs["s.bin"]) == 1
+    finally:
+        store.close()
+
+
 def test_a_corrupt_object_is_never_served_even_when_prefetched(
     s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
 ) -> None:
