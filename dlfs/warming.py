@@ -22,11 +22,11 @@ the furthest one opened are warmed in one background job, a window of
 :data:`AHEAD_MIN` files that doubles to :data:`AHEAD_MAX` while the reader keeps
 landing inside it, and is dropped as soon as it opens a file outside it (a shuffled
 epoch never sets it off for long). When the window reaches the end of the folder, the
-first :data:`AHEAD_MIN` files of the next folder of its parent's listing are warmed too
-(a walk goes on there: at a bucket's latency, each new folder would otherwise cost the
-readers a round trip before its order is seen), and that folder starts out as being
-read in order. Only ``open`` moves it: ``ls -l``, ``find`` and
-``stat`` look files up and never open them, so they fetch nothing.
+rest of it (at least :data:`AHEAD_MIN` files) goes on with the first files of the next
+folder of its parent's listing, which starts out followed with the same window: a walk
+goes on there, and at a bucket's latency each new folder would otherwise cost the
+readers a round trip before its order shows. Only ``open`` moves it: ``ls -l``,
+``find`` and ``stat`` look files up and never open them, so they fetch nothing.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ class FolderAhead:
             st.pending.extend(n for n, _i in items)
         if len(items) < want and not st.ended:
             st.ended = True
-            items += self._enter_next(folder)
+            items += self._enter_next(folder, st.window, want - len(items))
         if not items:
             return
         job = self._warm([i for _n, i in items])
@@ -227,17 +227,18 @@ class FolderAhead:
             self.warmed += len(items)
             self._prefetcher.submit(f"ahead:{id(folder)}:{start}", job)
 
-    def _enter_next(self, folder: object) -> list[tuple[str, object]]:
-        """The first files of the folder after ``folder``, which is then followed as
-        read in order (unless it is followed already)."""
+    def _enter_next(self, folder: object, window: int, room: int) -> list[tuple[str, object]]:
+        """The first files of the folder after ``folder`` (what is left of the window,
+        ``room``, at least :data:`AHEAD_MIN`), which is then followed as read in order
+        with the same ``window`` (unless it is followed already)."""
         nxt = self._next_folder(folder) if self._next_folder is not None else None
         if nxt is None or nxt in self._folders:
             return []
-        items = list(self._following(nxt, "", AHEAD_MIN))
+        items = list(self._following(nxt, "", min(AHEAD_MAX, max(AHEAD_MIN, room))))
         if items:
             names = [n for n, _i in items]
             self._folders[nxt] = _Order(
-                "", streak=STREAK, window=AHEAD_MIN, upto=names[-1], pending=names
+                "", streak=STREAK, window=max(AHEAD_MIN, window), upto=names[-1], pending=names
             )
             while len(self._folders) > FOLDERS:
                 self._folders.popitem(last=False)
