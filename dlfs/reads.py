@@ -73,6 +73,9 @@ class FileReads:
         self.next_folder: Callable[[object], object | None] | None = None
         """Set by the view: the folder after a folder in its parent's listing (see
         :class:`dlfs.warming.FolderAhead`)."""
+        self.planned = False
+        """An access plan is in force (:mod:`dlfs.plan`): it, not the folder order,
+        says what is read next, so opens are not followed by :attr:`ahead`."""
         self.ahead = FolderAhead(
             self._prefetch, self._next_files, self._batch_warmer, self._folder_after
         )
@@ -97,7 +100,7 @@ class FileReads:
             warm = self._warmer(node)
             if warm is not None:
                 self._prefetch.opened(blob, warm, self._starter(node))
-            if node.key is not None and self.following is not None:
+            if node.key is not None and self.following is not None and not self.planned:
                 store = self._dataset_stores.get(node.dataset)
                 if store is None or store.remote:  # local files are not warmed
                     tree, name = cast(tuple[str, str], node.key)

@@ -16,6 +16,7 @@ from dlfs import Catalog
 from dlfs.errors import Corrupt
 from dlfs.home import Home
 from dlfs.nodes import Role
+from dlfs.plan import AccessPlan
 from dlfs.stores.registry import StoreRegistry
 from dlfs.stores.remote import StoreConfig, open_store
 from dlfs.stores.s3 import S3Store
@@ -255,6 +256,40 @@ def test_a_walk_in_folder_order_fetches_the_next_folder_before_it_gets_there(
         )
         assert not proxy.count("GET", blobs["c0.txt"]), "only files of folders"
         assert not proxy.count("GET", blobs["c1/019.bin"]), "a bounded start"
+    finally:
+        view.close()
+
+
+def test_with_a_plan_in_force_the_folder_order_is_not_followed(
+    s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = {f"cls/{i:03}.bin": os.urandom(2000 + i) for i in range(40)}
+    _url, ref, _blobs = publish(s3, catalog, files)
+    home = Home.at(catalog.home.root)
+    config = settings(proxy, tmp_path, timeout=20.0, attempt_timeout=10.0)  # moto under load
+    view = open_view(home, ref, StoreRegistry(home, config))
+    plan_file = tmp_path / "p.plan"
+    plan_file.touch()
+    try:
+        folder = view.lookup(view.root(), "cls")
+        names = sorted(n.split("/")[1] for n in files)
+
+        def read(name: str) -> None:
+            node = view.lookup(folder, name)
+            fh = view.open(node, os.O_RDONLY)
+            assert bytes(view.read(fh, 0, node.size)) == files[f"cls/{name}"]
+            view.release(fh)
+
+        read(names[0])  # the store is open
+        plan = AccessPlan(view, ahead_files=4)
+        plan.start(sorted(files, reverse=True), (str(plan_file), plan_file.stat().st_ino))
+        for name in names[1:10]:  # the plan says what comes next, not the folder
+            read(name)
+        assert view.reads.ahead.warmed == 0
+        plan.withdraw()
+        for name in names[10:20]:
+            read(name)
+        assert until(lambda: view.reads.ahead.warmed > 0)
     finally:
         view.close()
 
