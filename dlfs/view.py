@@ -378,7 +378,7 @@ class View:
     def _next_folder(self, folder: object) -> object | None:
         """The folder after immutable folder ``(tree, version, dataset)`` in its
         parent's listing, as the same kind of key; None when it is the last one, or
-        when its parent is not known (it was not looked up in a subfolder)."""
+        when its parent is not known (the folder was not looked up by name)."""
         tree, version, dataset = cast(tuple[str, str, int], folder)
         known = self._parents.get(tree)
         if known is None:
