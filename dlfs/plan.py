@@ -217,6 +217,7 @@ class AccessPlan:
             offsets.append(offsets[-1] + node.size)
         self._nodes, self._at, self._file, self._offsets = nodes, at, file, offsets
         self.active = True
+        self._view.reads.planned = True
         self._position = self._issued = -1
         self._advance()
         log.info("access plan of %d files from %s", len(nodes), file[0])
@@ -273,6 +274,7 @@ class AccessPlan:
             log.info("access plan from %s withdrawn", self._file[0])
         self._nodes, self._at, self._file, self._offsets = [], {}, None, [0]
         self.active = False
+        self._view.reads.planned = False
         self._position = self._issued = -1
 
     def opened(self, node: Node) -> None:

@@ -70,7 +70,15 @@ class FileReads:
         self.following: Callable[[object, str, int], list[tuple[str, Node]]] | None = None
         """Set by the view: up to ``n`` ``(name, file node)`` after ``name`` in a folder
         ``(tree, version, dataset)`` (see :class:`dlfs.warming.FolderAhead`)."""
-        self.ahead = FolderAhead(self._prefetch, self._next_files, self._batch_warmer)
+        self.next_folder: Callable[[object], object | None] | None = None
+        """Set by the view: the folder after a folder in its parent's listing (see
+        :class:`dlfs.warming.FolderAhead`)."""
+        self.planned = False
+        """An access plan is in force (:mod:`dlfs.plan`): it, not the folder order,
+        says what is read next, so opens are not followed by :attr:`ahead`."""
+        self.ahead = FolderAhead(
+            self._prefetch, self._next_files, self._batch_warmer, self._folder_after
+        )
 
     def close(self) -> None:
         """Stop warming and close the stores (their cached files close, their fetched
@@ -91,8 +99,8 @@ class FileReads:
             self._open_blobs[blob] = self._open_blobs.get(blob, 0) + 1
             warm = self._warmer(node)
             if warm is not None:
-                self._prefetch.opened(blob, warm)
-            if node.key is not None and self.following is not None:
+                self._prefetch.opened(blob, warm, self._starter(node))
+            if node.key is not None and self.following is not None and not self.planned:
                 store = self._dataset_stores.get(node.dataset)
                 if store is None or store.remote:  # local files are not warmed
                     tree, name = cast(tuple[str, str], node.key)
@@ -103,7 +111,7 @@ class FileReads:
         """A published file was looked up: warm it if that is worth it."""
         warm = self._warmer(node)
         if warm is not None:
-            self._prefetch.looked_up(node.blob, warm)
+            self._prefetch.looked_up(node.blob, warm, self._starter(node))
 
     def node(self, fh: int) -> Node:
         """The node a handle reads."""
@@ -228,8 +236,20 @@ class FileReads:
         blob, size = node.blob, node.size
         return lambda: store.prefetch(blob, size)
 
+    def _starter(self, node: Node) -> Callable[[], bool] | None:
+        """Starts the fetch of a remote blob's first block here if that takes no
+        waiting (see :meth:`BlobStore.prefetch_nowait`); None for no store yet."""
+        store = self._dataset_stores.get(node.dataset)
+        if store is None or not store.remote:
+            return None
+        blob, size = node.blob, node.size
+        return lambda: store.prefetch_nowait(blob, size)
+
     def _next_files(self, folder: object, name: str, n: int) -> list[tuple[str, Node]]:
         return self.following(folder, name, n) if self.following is not None else []
+
+    def _folder_after(self, folder: object) -> object | None:
+        return self.next_folder(folder) if self.next_folder is not None else None
 
     def _batch_warmer(self, nodes: list[object]) -> Callable[[], None] | None:
         """One job starting the fetch of several files (of a folder read in order)."""

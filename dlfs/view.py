@@ -136,6 +136,13 @@ def open_view(
         raise
 
 
+PARENTS_KEPT = 4096
+"""Folders whose parent is remembered (to find the folder after one read in order)."""
+
+NEXT_FOLDER_SCAN = 64
+"""Entries after a folder looked at for the next folder (files between are skipped)."""
+
+
 class View:
     """The read-only filesystem view of one version, or of the whole catalog.
 
@@ -180,7 +187,11 @@ class View:
         # Complete listings of immutable folders: (tree, version) -> entries.
         self._listings: OrderedDict[tuple[str, str], Page] = OrderedDict()
         self._listed = 0
+        self._parents: OrderedDict[str, tuple[Node, str]] = OrderedDict()
+        """Immutable folder tree -> (its parent folder's node, its name), for
+        :meth:`_next_folder`."""
         self.reads.following = self._following
+        self.reads.next_folder = self._next_folder
 
     @property
     def mode(self) -> str:
@@ -346,6 +357,8 @@ class View:
             node = self._entry_node(parent, row)
             if node.role == Role.FILE and node.cache:
                 self.reads.looked_up(node)
+            elif node.role == Role.FOLDER and node.cache:  # an immutable parent: ref is its tree
+                self._note_parent(node.ref, parent, name)
             return node
         if role == Role.CATALOG:
             ds = self.db.dataset_by_name(in_project(parent.ref or DEFAULT_PROJECT, name))
@@ -454,6 +467,34 @@ class View:
             rows = self.db.entries_after(tree, name, n)
             page = [(r["name"], self._entry_node(parent, r)) for r in rows]
         return [(nm, node) for nm, node in page if node.role == Role.FILE]
+
+    def _note_parent(self, tree: str, parent: Node, name: str) -> None:
+        parents = self._parents
+        parents[tree] = (parent, name)
+        parents.move_to_end(tree)
+        while len(parents) > PARENTS_KEPT:
+            parents.popitem(last=False)
+
+    def _next_folder(self, folder: object) -> object | None:
+        """The folder after immutable folder ``(tree, version, dataset)`` in its
+        parent's listing, as the same kind of key; None when it is the last one, or
+        when its parent is not known (the folder was not looked up by name)."""
+        tree, version, dataset = cast(tuple[str, str, int], folder)
+        known = self._parents.get(tree)
+        if known is None:
+            return None
+        parent, name = known
+        cached = self._listings.get((parent.ref, version))
+        if cached is not None:
+            at = bisect.bisect_right(cached, name, key=lambda e: e[0])
+            later = [node for _nm, node in cached[at : at + NEXT_FOLDER_SCAN]]
+        else:
+            rows = self.db.entries_after(parent.ref, name, NEXT_FOLDER_SCAN)
+            later = [self._entry_node(parent, r) for r in rows if r["kind"] == DIR]
+        for node in later:
+            if node.role == Role.FOLDER:
+                return (node.ref, version, dataset)
+        return None
 
     def _remember_listing(self, key: tuple[str, str], entries: Page) -> None:
         if len(entries) > LISTING_CACHE or key in self._listings:

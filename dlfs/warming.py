@@ -21,8 +21,12 @@ listing order. After :data:`STREAK` opens in a row that each name one of the nex
 the furthest one opened are warmed in one background job, a window of
 :data:`AHEAD_MIN` files that doubles to :data:`AHEAD_MAX` while the reader keeps
 landing inside it, and is dropped as soon as it opens a file outside it (a shuffled
-epoch never sets it off for long). Only ``open`` moves it: ``ls -l``, ``find`` and
-``stat`` look files up and never open them, so they fetch nothing.
+epoch never sets it off for long). When the window reaches the end of the folder, the
+rest of it (at least :data:`AHEAD_MIN` files) goes on with the first files of the next
+folder of its parent's listing, which starts out followed with the same window: a walk
+goes on there, and at a bucket's latency each new folder would otherwise cost the
+readers a round trip before its order shows. Only ``open`` moves it: ``ls -l``,
+``find`` and ``stat`` look files up and never open them, so they fetch nothing.
 """
 
 from __future__ import annotations
@@ -78,25 +82,40 @@ class Prefetcher:
         self.on_lookup = True
         """Whether lookups are currently followed by reads (so warming them pays)."""
 
-    def looked_up(self, key: str, warm: Callable[[], None]) -> None:
-        """A file was looked up: warm it if lookups have lately led to reads."""
+    def looked_up(
+        self, key: str, warm: Callable[[], None], now: Callable[[], bool] | None = None
+    ) -> None:
+        """A file was looked up: warm it if lookups have lately led to reads.
+        ``now()``, when given, tries to start the warming here without waiting (True:
+        started, no job needed)."""
         self._lookups += 1
         if self._lookups >= WINDOW:
             self.on_lookup = self._opens * 2 >= self._lookups
             self._lookups = self._opens = 0
         if self.on_lookup:
-            self._submit(key, warm)
+            self._submit(key, warm, now)
 
-    def opened(self, key: str, warm: Callable[[], None]) -> None:
+    def opened(
+        self, key: str, warm: Callable[[], None], now: Callable[[], bool] | None = None
+    ) -> None:
         """A file was opened for reading: warm it (a no-op if it is being warmed)."""
         self._opens += 1
-        self._submit(key, warm)
+        self._submit(key, warm, now)
 
     def submit(self, key: str, warm: Callable[[], None]) -> None:
         """Run a warming job (dropped when one for ``key`` is pending, or too many are)."""
         self._submit(key, warm)
 
-    def _submit(self, key: str, warm: Callable[[], None]) -> None:
+    def _submit(
+        self, key: str, warm: Callable[[], None], now: Callable[[], bool] | None = None
+    ) -> None:
+        if now is not None:
+            try:
+                if now():
+                    return  # started here: a thread hop saved
+            except Exception as exc:  # a hint: the read that follows reports real errors
+                log.debug("warming %s failed: %r", key, exc)
+                return
         self._jobs.submit(key, warm)
 
     def pending(self) -> int:
@@ -125,6 +144,8 @@ class _Order:
     """The last name warmed ("" for none)."""
     pending: list[str] = field(default_factory=list)
     """The names warmed after ``last``, in order."""
+    ended: bool = False
+    """The window reached the folder's end (the next folder was warmed)."""
 
 
 class FolderAhead:
@@ -133,8 +154,10 @@ class FolderAhead:
     in the :class:`Prefetcher`'s threads.
 
     ``following(folder, name, n)`` returns up to ``n`` ``(name, item)`` pairs that
-    come after ``name`` in the folder's listing; ``warm(items)`` returns a job that
-    starts fetching those items (None for nothing to do).
+    come after ``name`` in the folder's listing (``name`` "": from its start);
+    ``warm(items)`` returns a job that starts fetching those items (None for nothing
+    to do); ``next_folder(folder)`` names the folder after
+    ``folder`` in its parent's listing, or None.
     """
 
     def __init__(
@@ -142,10 +165,12 @@ class FolderAhead:
         prefetcher: Prefetcher,
         following: Callable[[object, str, int], Sequence[tuple[str, object]]],
         warm: Callable[[list[object]], Callable[[], None] | None],
+        next_folder: Callable[[object], object | None] | None = None,
     ) -> None:
         self._prefetcher = prefetcher
         self._following = following
         self._warm = warm
+        self._next_folder = next_folder
         self._folders: OrderedDict[object, _Order] = OrderedDict()
         self.warmed = 0
         """Files handed to warming jobs so far (read by tests)."""
@@ -187,15 +212,37 @@ class FolderAhead:
     def _ahead(self, folder: object, st: _Order, name: str) -> None:
         """Warm files after the last one warmed, until ``st.window`` are ahead."""
         start = st.upto if st.upto > name else name
-        items = list(self._following(folder, start, st.window - len(st.pending)))
+        want = st.window - len(st.pending)
+        items = list(self._following(folder, start, want))
+        if items:
+            st.upto = items[-1][0]
+            st.pending.extend(n for n, _i in items)
+        if len(items) < want and not st.ended:
+            st.ended = True
+            items += self._enter_next(folder, st.window, want - len(items))
         if not items:
             return
-        st.upto = items[-1][0]
-        st.pending.extend(n for n, _i in items)
         job = self._warm([i for _n, i in items])
         if job is not None:
             self.warmed += len(items)
             self._prefetcher.submit(f"ahead:{id(folder)}:{start}", job)
+
+    def _enter_next(self, folder: object, window: int, room: int) -> list[tuple[str, object]]:
+        """The first files of the folder after ``folder`` (what is left of the window,
+        ``room``, at least :data:`AHEAD_MIN`), which is then followed as read in order
+        with the same ``window`` (unless it is followed already)."""
+        nxt = self._next_folder(folder) if self._next_folder is not None else None
+        if nxt is None or nxt in self._folders:
+            return []
+        items = list(self._following(nxt, "", min(AHEAD_MAX, max(AHEAD_MIN, room))))
+        if items:
+            names = [n for n, _i in items]
+            self._folders[nxt] = _Order(
+                "", streak=STREAK, window=max(AHEAD_MIN, window), upto=names[-1], pending=names
+            )
+            while len(self._folders) > FOLDERS:
+                self._folders.popitem(last=False)
+        return items
 
     def forget(self) -> None:
         """Drop what is known of every folder."""

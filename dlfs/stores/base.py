@@ -212,6 +212,13 @@ class BlobStore(abc.ABC):
         fetch; errors are left for the read that follows."""
         return None
 
+    def prefetch_nowait(self, blob: str, size: int) -> bool:
+        """:meth:`prefetch` right here when that takes no waiting at all (the fetch
+        is handed to the store's own event loop): True when done so, False when the
+        caller should run :meth:`prefetch` in a thread (say, a large blob's block
+        manifest must be fetched first)."""
+        return False
+
     def stop_prefetch(self, blob: str) -> None:
         """The last reader of ``blob`` closed it: stop fetching ahead for it."""
         return None

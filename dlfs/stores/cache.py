@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from typing import Any, Protocol
 from dlfs.errors import Corrupt, DlfsError, Unavailable
 from dlfs.stores.base import BlobStore
 from dlfs.stores.blockcache import BlockCache
+from dlfs.stores.fetchpool import FetchPool
 
 log = logging.getLogger(__name__)
 
@@ -108,62 +108,6 @@ class BlockSource(Protocol):
     # in one request, each checked.
 
 
-class _Pool:
-    """A few daemon threads running block fetches, started on first use.
-
-    Daemon threads, unlike ``ThreadPoolExecutor``'s, never hold up the exit of the
-    process for read-ahead nobody waits for; :meth:`shutdown` cancels what is queued.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self.workers = max(1, workers)
-        self._queue: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def submit(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` in a pool thread (RuntimeError once shut down)."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the fetch pool is shut down")
-            if len(self._threads) < self.workers:
-                t = threading.Thread(target=self._work, name="dlfs-fetch", daemon=True)
-                self._threads.append(t)
-                t.start()
-        self._queue.put((fn, args))
-
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            fn, args = job
-            try:
-                fn(*args)
-            except BaseException:  # the job reports through its future; keep the thread
-                log.debug("fetch job failed", exc_info=True)
-
-    def shutdown(self) -> None:
-        """Stop the threads; queued jobs are dropped (their futures cancelled)."""
-        with self._lock:
-            self._closed = True
-            threads = list(self._threads)
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                fut = job[1][0] if job[1] else None
-                if isinstance(fut, Future):
-                    fut.cancel()
-        for _ in threads:
-            self._queue.put(None)
-
-
 class CachedReader:
     """Byte ranges of blobs from a :class:`BlockSource`, through the caches.
 
@@ -185,7 +129,7 @@ class CachedReader:
         self.readahead = readahead
         self.run_bytes = run_bytes
         self.memory = memory
-        self._pool = _Pool(workers)
+        self._pool = FetchPool(workers)
         self._lock = threading.Lock()
         self._plans: OrderedDict[str, Plan] = OrderedDict()
         self._mem: OrderedDict[str, bytes] = OrderedDict()
@@ -284,6 +228,28 @@ class CachedReader:
         background, unless it is cached or on its way."""
         if not self._closed:
             self._future(self.plan(blob, blob_size), 0)
+
+    def prefetch_nowait(self, blob: str, blob_size: int) -> bool:
+        """:meth:`prefetch` without waiting: True when the first block is cached, on
+        its way, or now started on the source's event loop; False (nothing done) when
+        that would wait: no event loop, or a plan the source cannot make at once."""
+        if self._closed:
+            return True
+        if self._start is None:
+            return False
+        with self._lock:
+            plan = self._plans.get(blob)
+        if plan is None:
+            quick = getattr(self.source, "plan_nowait", None)
+            plan = quick(blob, blob_size) if quick is not None else None
+            if plan is None:
+                return False
+            with self._lock:
+                self._plans[blob] = plan
+                while len(self._plans) > 16384:
+                    self._plans.popitem(last=False)
+        self._future(plan, 0)
+        return True
 
     def iter_bytes(self, blob: str, blob_size: int | None = None) -> Iterator[bytes]:
         """The whole blob, block by block, every block checked; the next blocks are
@@ -668,6 +634,9 @@ class CachedStore(BlobStore):
 
     def prefetch(self, blob: str, size: int) -> None:
         self.reader.prefetch(blob, size)
+
+    def prefetch_nowait(self, blob: str, size: int) -> bool:
+        return self.reader.prefetch_nowait(blob, size)
 
     def stop_prefetch(self, blob: str) -> None:
         self.reader.stop(blob)

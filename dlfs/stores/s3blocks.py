@@ -121,6 +121,13 @@ class S3Blocks:
         if loop is not None:
             loop.close()
 
+    def plan_nowait(self, blob: str, size: int) -> Plan | None:
+        """The plan of a blob of known ``size`` that fits one block (no manifest
+        needed); None for the rest."""
+        if 0 <= size <= self.store.block_size and BLOB_ID_RE.match(blob):
+            return Plan(blob, size, max(1, size))
+        return None
+
     def plan(self, blob: str, size: int | None) -> Plan:
         """Small blobs: one block, checked by id. Large: the manifest's blocks."""
         if not BLOB_ID_RE.match(blob):

@@ -21,7 +21,7 @@ from dlfs.errors import InvalidInput, NotFound
 from dlfs.home import Home
 from dlfs.plan import AHEAD_FILES
 from dlfs.stores.local import LocalStore
-from tests.fsutil import Mounter, process_alive, wait_for
+from tests.fsutil import Mounter, is_mounted, process_alive, wait_for
 from tests.fsutil import dlfs as run_dlfs
 from tests.helpers import Cli
 from tests.s3proxy import FaultProxy
@@ -135,16 +135,31 @@ def test_a_plan_fetches_s3_files_ahead_of_the_reader_even_past_the_cache_size(
     assert all(fetched(order))
 
 
+@pytest.mark.parametrize("fast_get", ["1", "0"], ids=["get-loop", "boto3-threads"])
 def test_unmount_returns_with_planned_gets_in_flight(
-    s3: Any, proxy: FaultProxy, home: Path, tmp_path: Path, mounter: Mounter
+    s3: Any,
+    proxy: FaultProxy,
+    home: Path,
+    tmp_path: Path,
+    mounter: Mounter,
+    monkeypatch: pytest.MonkeyPatch,
+    fast_get: str,
 ) -> None:
+    # The server never answers the planned GETs, and the daemon would wait 10 minutes
+    # for each: an unmount that returns (and a daemon that exits) at all cancelled them.
+    monkeypatch.setenv("DLFS_S3_TIMEOUT", "600")
+    monkeypatch.setenv("DLFS_S3_ATTEMPT_TIMEOUT", "600")
+    monkeypatch.setenv("DLFS_S3_FAST_GET", fast_get)
     ref, files = build(home, tmp_path, storage=f"s3://{s3.bucket()}/data")
     m = mounter(ref, tmp_path / "mnt")
-    proxy.fail("delay", times=N, seconds=3)
-    dlfs.prefetch(m.path, shuffled(files))
-    assert wait_for(lambda: proxy.count("GET", "data/") > 0)
-    run_dlfs(home, "umount", str(m.path))
-    assert wait_for(lambda: not process_alive(m.pid))
+    assert (m.path / "c0" / "s000.bin").read_bytes() == files["c0/s000.bin"]  # store open
+    proxy.fail("hang", times=10 * N, match="/data/")
+    order = shuffled(files)
+    dlfs.prefetch(m.path, order)
+    assert wait_for(lambda: proxy.injected >= min(8, N)), "GETs are held by the server"
+    run_dlfs(home, "umount", str(m.path), timeout=30)  # TimeoutExpired: it hung
+    assert not is_mounted(m.path)
+    assert wait_for(lambda: not process_alive(m.pid), 20), "the daemon exits"
 
 
 # -- giving plans: replaced, withdrawn, refused -------------------------------------

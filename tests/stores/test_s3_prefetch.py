@@ -16,6 +16,7 @@ from dlfs import Catalog
 from dlfs.errors import Corrupt
 from dlfs.home import Home
 from dlfs.nodes import Role
+from dlfs.plan import AccessPlan
 from dlfs.stores.registry import StoreRegistry
 from dlfs.stores.remote import StoreConfig, open_store
 from dlfs.stores.s3 import S3Store
@@ -73,6 +74,27 @@ def test_blocks_come_through_the_get_loop(
         assert store.reader._start is not None, "the S3 store fetches through its event loop"
         assert store.read(blobs["f.bin"], 0, len(data) + 5) == data
         assert store.read(blobs["f.bin"], 3 * BLOCK + 1, 10) == data[3 * BLOCK + 1 : 3 * BLOCK + 11]
+    finally:
+        store.close()
+
+
+def test_a_prefetch_starts_at_once_only_when_it_needs_no_waiting(
+    s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    small, large = os.urandom(BLOCK // 2), os.urandom(3 * BLOCK)
+    url, _ref, blobs = publish(s3, catalog, {"s.bin": small, "l.bin": large})
+    store = s3_store(catalog, url, settings(proxy, tmp_path, readahead=0))
+    try:
+        # a one-block blob: its GET starts on the store's event loop, no thread needed
+        assert store.prefetch_nowait(blobs["s.bin"], len(small))
+        assert until(lambda: proxy.count("GET", blobs["s.bin"]) == 1)
+        # a large blob needs its block manifest first: left to a thread, nothing sent
+        assert not store.prefetch_nowait(blobs["l.bin"], len(large))
+        assert proxy.count("GET", blobs["l.bin"]) == 0
+        proxy.fail("flip", match=blobs["s.bin"])  # served bytes are still checked ones
+        assert store.read(blobs["s.bin"], 0, len(small)) == small
+        assert store.prefetch_nowait(blobs["s.bin"], len(small))  # cached: nothing to do
+        assert proxy.count("GET", blobs["s.bin"]) == 1
     finally:
         store.close()
 
@@ -209,6 +231,67 @@ def test_files_opened_in_folder_order_are_fetched_ahead(
         assert until(lambda: view.reads.ahead.warmed >= 20)
         # files read in order cost one GET each, whoever fetched them
         assert proxy.count("GET", "/blobs/") <= gets + len(names) - 4
+    finally:
+        view.close()
+
+
+def test_a_walk_in_folder_order_fetches_the_next_folder_before_it_gets_there(
+    s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    folders = ("c0", "c1", "c2")
+    files = {f"{d}/{i:03}.bin": os.urandom(2000 + i) for d in folders for i in range(20)}
+    files["c0.txt"] = b"a file between the two folders"
+    _url, ref, blobs = publish(s3, catalog, files)
+    home = Home.at(catalog.home.root)
+    view = open_view(home, ref, StoreRegistry(home, settings(proxy, tmp_path)))
+    try:
+        folder = view.lookup(view.root(), "c0")  # c1 is not looked up: a walk is in c0
+        for i in range(20):
+            node = view.lookup(folder, f"{i:03}.bin")
+            fh = view.open(node, os.O_RDONLY)
+            assert bytes(view.read(fh, 0, node.size)) == files[f"c0/{i:03}.bin"]
+            view.release(fh)
+        first = [blobs[f"c1/{i:03}.bin"] for i in range(8)]
+        assert until(lambda: all(proxy.count("GET", b) for b in first)), (
+            "the first files of the next folder were fetched before it was opened"
+        )
+        assert not proxy.count("GET", blobs["c0.txt"]), "only files of folders"
+        c2 = [blobs[f"c2/{i:03}.bin"] for i in range(20)]
+        assert not any(proxy.count("GET", b) for b in c2), "only the next folder"
+    finally:
+        view.close()
+
+
+def test_with_a_plan_in_force_the_folder_order_is_not_followed(
+    s3: Any, catalog: Catalog, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = {f"cls/{i:03}.bin": os.urandom(2000 + i) for i in range(40)}
+    _url, ref, _blobs = publish(s3, catalog, files)
+    home = Home.at(catalog.home.root)
+    config = settings(proxy, tmp_path, timeout=20.0, attempt_timeout=10.0)  # moto under load
+    view = open_view(home, ref, StoreRegistry(home, config))
+    plan_file = tmp_path / "p.plan"
+    plan_file.touch()
+    try:
+        folder = view.lookup(view.root(), "cls")
+        names = sorted(n.split("/")[1] for n in files)
+
+        def read(name: str) -> None:
+            node = view.lookup(folder, name)
+            fh = view.open(node, os.O_RDONLY)
+            assert bytes(view.read(fh, 0, node.size)) == files[f"cls/{name}"]
+            view.release(fh)
+
+        read(names[0])  # the store is open
+        plan = AccessPlan(view, ahead_files=4)
+        plan.start(sorted(files, reverse=True), (str(plan_file), plan_file.stat().st_ino))
+        for name in names[1:10]:  # the plan says what comes next, not the folder
+            read(name)
+        assert view.reads.ahead.warmed == 0
+        plan.withdraw()
+        for name in names[10:20]:
+            read(name)
+        assert until(lambda: view.reads.ahead.warmed > 0)
     finally:
         view.close()
 

@@ -651,7 +651,7 @@ def test_a_remote_file_read_to_its_end_is_not_warmed_again(
     catalog.add("far", [sample])
     v = open_views(catalog.publish("far").ref)
     warmed: list[str] = []
-    v.reads._prefetch.opened = lambda key, warm: warmed.append(key)  # type: ignore[method-assign]
+    v.reads._prefetch.opened = lambda key, warm, *_: warmed.append(key)  # type: ignore[method-assign]
     first, other = resolve(v, "train/a.jpg"), resolve(v, "train/b.jpg")
     assert read_all(v, first) == (sample / "train/a.jpg").read_bytes()
     fh = v.open(first, os.O_RDONLY)
