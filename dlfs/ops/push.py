@@ -229,8 +229,9 @@ def folder_objects(doc: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
             for e in entries
             if e[1] == 1 and e[2] in own
         }
-        yield tid, encode_folder(
-            files, nbytes, entries, items, attrs[0] if attrs else None, children
+        yield (
+            tid,
+            encode_folder(files, nbytes, entries, items, attrs[0] if attrs else None, children),
         )
 
 
