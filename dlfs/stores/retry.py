@@ -35,7 +35,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
@@ -127,6 +127,43 @@ class RetryPolicy:
         """A call succeeded after a failure: the endpoint is up again."""
         with self._lock:
             self._down_until = 0.0
+
+
+async def call_async(policy: RetryPolicy, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    """What :meth:`RetryPolicy.call` does, on an asyncio loop instead of a thread:
+    ``attempt`` (each try bounded by ``attempt_timeout``) until it succeeds, fails
+    for good, or the deadline passes; the same backoff, cooldown and final errors."""
+    import asyncio  # only the event-loop paths (dlfs.stores.s3loop, s3send) need it
+
+    start = time.monotonic()
+    deadline = start + policy.timeout
+    pause = policy.backoff
+    single = policy.presumed_down()
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            async with asyncio.timeout(policy.attempt_timeout):
+                result = await attempt()
+        except TimeoutError:
+            exc: Exception = TemporaryFailure(f"{what}: no answer in time")
+        except Exception as err:
+            if not is_temp_failure(err):
+                raise
+            exc = err
+        else:
+            if tries > 1 or single:
+                policy.came_back()
+            return result
+        now = time.monotonic()
+        wait = min(pause, policy.max_backoff) * (0.5 + random.random() / 2)
+        if single or now + wait + policy.attempt_timeout > deadline:
+            if not isinstance(exc, BadBody):
+                policy.give_up()
+            raise final_error(exc, what, tries, now - start) from exc
+        log.debug("%s: attempt %d failed (%s), retrying", what, tries, exc)
+        await asyncio.sleep(wait)
+        pause *= 2
 
 
 def final_error(exc: Exception, what: str, attempts: int, elapsed: float) -> Exception:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -40,7 +39,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from dlfs.errors import BadBody, Corrupt, TemporaryFailure
-from dlfs.stores.retry import RetryPolicy, final_error, is_temp_failure
+from dlfs.stores.retry import RetryPolicy, call_async
 from dlfs.stores.s3http import USER_AGENT, SignedGetter, _connect_name, _raise_failure
 
 log = logging.getLogger(__name__)
@@ -224,39 +223,11 @@ class GetLoop:
         what: str,
     ) -> T:
         """What :meth:`RetryPolicy.call` does, without a thread."""
-        policy = self.retry
-        start = time.monotonic()
-        deadline = start + policy.timeout
-        pause = policy.backoff
-        single = policy.presumed_down()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with asyncio.timeout(policy.attempt_timeout):
-                    body = await self._attempt(bucket, key, byte_range, total)
-                result = check(body)
-            except TimeoutError:
-                exc: Exception = TemporaryFailure(f"s3://{bucket}/{key}: no answer in time")
-            except _Fallback:
-                raise
-            except Exception as err:
-                if not is_temp_failure(err):
-                    raise
-                exc = err
-            else:
-                if attempt > 1 or single:
-                    policy.came_back()
-                return result
-            now = time.monotonic()
-            wait = min(pause, policy.max_backoff) * (0.5 + random.random() / 2)
-            if single or now + wait + policy.attempt_timeout > deadline:
-                if not isinstance(exc, BadBody):
-                    policy.give_up()
-                raise final_error(exc, what, attempt, now - start) from exc
-            log.debug("%s: attempt %d failed (%s), retrying", what, attempt, exc)
-            await asyncio.sleep(wait)
-            pause *= 2
+
+        async def attempt() -> T:
+            return check(await self._attempt(bucket, key, byte_range, total))
+
+        return await call_async(self.retry, attempt, what)
 
     async def _attempt(
         self, bucket: str, key: str, byte_range: tuple[int, int] | None, total: int | None

@@ -25,7 +25,6 @@ import base64
 import contextlib
 import hashlib
 import os
-import random
 import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -37,7 +36,7 @@ from xml.sax.saxutils import escape
 from dlfs.errors import BadBody, Corrupt, TemporaryFailure, Unavailable
 from dlfs.objects import blob_id
 from dlfs.stores.manifest import Manifest, hash_file_blocks
-from dlfs.stores.retry import RetryPolicy, final_error, is_temp_failure
+from dlfs.stores.retry import RetryPolicy, call_async
 from dlfs.stores.s3http import USER_AGENT, SignedGetter, _raise_failure
 
 if TYPE_CHECKING:
@@ -236,35 +235,7 @@ class Sender:
 
     async def _retried(self, attempt: Callable[[], Awaitable[bytes]], what: str) -> bytes:
         """What :meth:`RetryPolicy.call` does, without a thread."""
-        policy = self.retry
-        start = time.monotonic()
-        deadline = start + policy.timeout
-        pause = policy.backoff
-        single = policy.presumed_down()
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                async with asyncio.timeout(policy.attempt_timeout):
-                    result = await attempt()
-            except TimeoutError:
-                exc: Exception = TemporaryFailure(f"{what}: no answer in time")
-            except Exception as err:
-                if not is_temp_failure(err):
-                    raise
-                exc = err
-            else:
-                if tries > 1 or single:
-                    policy.came_back()
-                return result
-            now = time.monotonic()
-            wait = min(pause, policy.max_backoff) * (0.5 + random.random() / 2)
-            if single or now + wait + policy.attempt_timeout > deadline:
-                if not isinstance(exc, BadBody):
-                    policy.give_up()
-                raise final_error(exc, what, tries, now - start) from exc
-            await asyncio.sleep(wait)
-            pause *= 2
+        return await call_async(self.retry, attempt, what)
 
 
 def _sender(store: S3Store) -> Sender | None:
