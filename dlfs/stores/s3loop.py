@@ -247,26 +247,7 @@ class GetLoop:
             + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
             + "\r\n"
         ).encode()
-        for again in (True, False):
-            conn, reused = await self._connect(host)
-            self.in_flight += 1
-            try:
-                status, reply, body, keep = await conn.exchange(request, what)
-            except (ConnectionError, OSError) as exc:
-                conn.close()
-                if reused and again and not conn.got_bytes:
-                    continue  # the server closed an idle keep-alive connection
-                raise TemporaryFailure(f"{what}: the connection failed ({exc!r})") from exc
-            except BaseException:
-                conn.close()
-                raise
-            finally:
-                self.in_flight -= 1
-            if keep and len(self._idle) < MAX_IDLE and not self._closed:
-                self._idle.append(conn)
-            else:
-                conn.close()
-            break
+        status, reply, body = await self.exchange(host, request, what)
         if status not in (200, 206):
             _raise_failure(status, body, what)
             raise _Fallback()
@@ -336,7 +317,7 @@ class GetLoop:
             except (ConnectionError, OSError) as exc:
                 conn.close()
                 if reused and again and not conn.got_bytes:
-                    continue
+                    continue  # the server closed an idle keep-alive connection
                 raise TemporaryFailure(f"{what}: the connection failed ({exc!r})") from exc
             except BaseException:
                 conn.close()
