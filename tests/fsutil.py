@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dlfs import Catalog, mountregistry
 from dlfs.home import Home
@@ -164,3 +165,13 @@ class Shared:
     @property
     def path(self) -> Path:
         return self.mount.path
+
+
+def own_mounts(home: Path) -> list[dict[str, Any]]:
+    """``dlfs mounts --json`` of ``home``, only the mounts under the test's own folder
+    (``home``'s parent): the command also lists the stale dlfs mounts of the whole
+    machine, such as one a test running beside this one leaves for a moment."""
+    data = dlfs(home, "mounts", "--json").json()
+    assert isinstance(data, list)
+    mine = str(home.parent) + "/"
+    return [m for m in data if str(m["mountpoint"]).startswith(mine)]

@@ -20,7 +20,7 @@ from dlfs import Catalog, draftlock
 from dlfs.errors import Conflict
 from dlfs.home import Home
 from dlfs.stores.local import LocalStore
-from tests.fsutil import ANNOTATIONS, META, Mount, Mounter, dlfs, is_mounted
+from tests.fsutil import ANNOTATIONS, META, Mount, Mounter, dlfs, is_mounted, own_mounts
 
 
 @pytest.fixture
@@ -394,7 +394,7 @@ def test_publish_while_mounted(home: Path, draft: Mount):
     assert errno_of(lambda: (mnt / "after.txt").write_bytes(b"x")) == errno.EROFS
     assert errno_of(lambda: (mnt / "closed.txt").unlink()) == errno.EROFS
     assert errno_of(lambda: os.open(mnt / "closed.txt", os.O_RDWR)) == errno.EROFS
-    [record] = dlfs(home, "mounts", "--json").json()  # type: ignore[misc]
+    [record] = own_mounts(home)
     assert record["state"] == "ok"
     assert (record["mode"], record["version"]) == ("published", out["id"])
 

@@ -17,7 +17,16 @@ import pytest
 from dlfsd.readahead import READ_AHEAD_KIB, bdi_setting
 
 from dlfs import Catalog
-from tests.fsutil import ANNOTATIONS, META, Mounter, Shared, dlfs, is_mounted, process_alive
+from tests.fsutil import (
+    ANNOTATIONS,
+    META,
+    Mounter,
+    Shared,
+    dlfs,
+    is_mounted,
+    own_mounts,
+    process_alive,
+)
 
 
 def source_files(root: Path) -> dict[str, Path]:
@@ -311,7 +320,7 @@ def test_corrupt_blob_is_eio_and_the_rest_still_reads(
         source / "images/val/img_003.jpg"
     ).read_bytes()
     assert process_alive(m.pid)
-    status = dlfs(home, "mounts", "--json").json()
+    status = own_mounts(home)
     assert [s["state"] for s in status] == ["ok"]  # type: ignore[index]
     with open(m.home / "logs" / Path(status[0]["log"]).name) as log:  # type: ignore[index]
         assert "unreadable" in log.read()

@@ -4,7 +4,6 @@ mount's ``@by`` / ``@where`` folders and ``dlfs.mount(ref, where=..., group_by=.
 from __future__ import annotations
 
 import errno
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 import dlfs
 from dlfs import Catalog
-from tests.fsutil import Mounter, is_mounted
+from tests.fsutil import Mounter, is_mounted, own_mounts
 from tests.fsutil import dlfs as run_dlfs
 from tests.helpers import catalog_dump
 
@@ -123,7 +122,7 @@ def test_bad_view_options_fail_with_one_line(
     assert res.err.startswith("dlfs: error: ") and res.err.count("\n") == 1
     assert message in res.err
     assert not is_mounted(mnt)
-    assert run_dlfs(home, "mounts", "--json").out.strip() == "[]"
+    assert own_mounts(home) == []
     assert catalog_dump(home) == before
 
 
@@ -148,7 +147,7 @@ def test_dlfs_mounts_shows_the_view(
     home: Path, pets: str, mounter: Mounter, tmp_path: Path
 ) -> None:
     mounter(pets, tmp_path / "mnt", "--where", "metadata.n < 3", "--group-by", "label")
-    [entry] = json.loads(run_dlfs(home, "mounts", "--json").out)
+    [entry] = own_mounts(home)
     assert entry["view"] == '--where "metadata.n < 3" --group-by label'
     assert entry["mode"] == "published"
     assert "--group-by label" in run_dlfs(home, "mounts").out
