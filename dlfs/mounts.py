@@ -202,16 +202,18 @@ MAX_WORKERS = 64
 
 
 DEFAULT_WORKERS_MAX = 8
-"""The default serves with one process per core up to this many."""
+"""The default serves with one process per two cores up to this many."""
 
 
 def default_workers() -> int:
     """How many processes serve a read-only mount when ``--workers`` is not given:
-    ``$DLFS_WORKERS``, else one per core this process may run on, at most
+    ``$DLFS_WORKERS``, else one per two cores this process may run on (the readers
+    need the others; each worker also pays for passing the turn at reading the
+    device, see ``docs/architecture.md``), at least one and at most
     :data:`DEFAULT_WORKERS_MAX`."""
     value = os.environ.get("DLFS_WORKERS")
     if value is None:
-        return max(1, min(len(os.sched_getaffinity(0)), DEFAULT_WORKERS_MAX))
+        return max(1, min(len(os.sched_getaffinity(0)) // 2, DEFAULT_WORKERS_MAX))
     try:
         count = int(value)
     except ValueError:

@@ -7,6 +7,7 @@ import from here are re-exported from there.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,11 @@ from tests.helpers import SAMPLE, Cli, Result, blob_files, catalog_dump, make_tr
 from tests.s3proxy import FaultProxy
 
 __all__ = ["SAMPLE", "Cli", "Result", "blob_files", "catalog_dump", "make_tree"]
+
+# Every mount of the suite is served by two processes unless DLFS_WORKERS says
+# otherwise, so the rules of several workers (docs/architecture.md) are checked by
+# every mount test whatever this machine's default (one worker per two cores).
+os.environ.setdefault("DLFS_WORKERS", "2")
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from dlfs.home import Home
     default=None,
     metavar="N",
     help="Processes serving a published version or the catalog"
-    " (default: the cores, at most 8; a draft: 1).",
+    " (default: one per two cores, at most 8; a draft: 1).",
 )
 @click.option(
     "--where",

@@ -171,12 +171,12 @@ def test_a_draft_is_served_by_one_process(
     assert (m.path / "new.txt").read_bytes() == b"written"
 
 
-def test_by_default_a_version_is_served_by_one_process_per_core_up_to_8(
+def test_by_default_a_version_is_served_by_one_process_per_two_cores_up_to_8(
     mounter: Mounter, published: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DLFS_WORKERS", raising=False)
     m = mounter(published, tmp_path / "mnt")
-    assert len(workers_of(home, m.path)) == min(len(os.sched_getaffinity(0)), 8)
+    assert len(workers_of(home, m.path)) == max(1, min(len(os.sched_getaffinity(0)) // 2, 8))
 
 
 def test_a_bad_worker_count_starts_nothing(published: str, home: Path, tmp_path: Path) -> None:
