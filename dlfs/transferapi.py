@@ -140,6 +140,8 @@ class TransferMethods:
         with push_ops.pushing(remote, doc["version"]["id"]):
             uploaded, present, nbytes = push_ops.copy_blobs(doc, source, remote, progress)
             tags = push_ops.write(remote, doc)
+            # after the document: metadata and comment move after publish
+            remotemeta.update(remote, doc["dataset"]["name"], doc["version"])
         return push_ops.PushResult(
             doc["dataset"]["name"],
             doc["version"]["id"],

@@ -429,9 +429,6 @@ def write(remote: S3Store, doc: dict[str, Any]) -> list[str]:
     copy_folders(doc, remote)
     remote.put_object_if(_head_key(name, vid), canonical_json(head(doc)).encode(), None)
     remote.put_object_if(_version_key(name, vid), versiondoc.encode(doc), None)
-    from dlfs.ops import remotemeta  # it names its key through this module
-
-    remotemeta.update(remote, name, doc["version"])
     stamp = {"version": vid, "published_at": doc["version"]["published_at"]}
     tags = [t for t in doc["version"]["tags"] if _set_tag(remote, name, t, stamp, newer=False)]
     if _set_tag(remote, name, "latest", stamp, newer=True):
