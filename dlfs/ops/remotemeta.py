@@ -1,14 +1,15 @@
 """A pushed version's metadata, comment and their changes, which move after publish.
 
 A version document never changes once pushed (it is written only if absent), but a
-version's metadata and comment do (:mod:`dlfs.versionmeta`). Each push therefore also
-merges them, after writing the document, into the version's *meta object*
-(``.../versions/<id>.meta.json``, key in :func:`dlfs.ops.push.meta_key`): the changes of both sides are kept, in time order,
-and the metadata and comment are those of the side whose last change is newer, as a
-pull merges them into a catalog. The write is conditional on the ETag read (or on
-nothing being there) and tried again on a lost race, so concurrent pushes of one
-version from two catalogs lose no change. A pull and a remote mount read the meta
-object over the document's own values when it exists.
+version's metadata and comment do (:mod:`dlfs.versionmeta`). Each push therefore
+also merges them, after writing the document, into the version's *meta object*
+(``.../versions/<id>.meta.json``, key in :func:`dlfs.ops.push.meta_key`): the
+changes of both sides are kept, in time order, and the metadata and comment are
+those of the side whose last change is newer, as a pull merges them into a catalog.
+The write is conditional on the ETag read (or on nothing being there) and tried
+again on a lost race, so concurrent pushes of one version from two catalogs lose no
+change. A pull and a remote mount read the meta object over the document's own
+values when it exists.
 """
 
 from __future__ import annotations
