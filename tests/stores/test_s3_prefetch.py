@@ -38,6 +38,11 @@ def settings(proxy: FaultProxy, tmp_path: Path, **kw: Any) -> StoreConfig:
     return StoreConfig.from_env(**values)
 
 
+PATIENT = {"timeout": 20.0, "attempt_timeout": 10.0}
+"""Timeouts for the tests that inject no fault: moto answers slowly when the whole
+suite runs on every core, and these tests count requests, not time."""
+
+
 def s3_store(catalog: Catalog, url: str, config: StoreConfig) -> S3Store:
     store = open_store(url, Home.at(catalog.home.root), config)
     assert isinstance(store, S3Store)
@@ -203,7 +208,7 @@ def test_files_opened_in_folder_order_are_fetched_ahead(
     files = {f"cls/{i:03}.bin": os.urandom(3000 + i) for i in range(40)}
     _url, ref, blobs = publish(s3, catalog, files)
     home = Home.at(catalog.home.root)
-    view = open_view(home, ref, StoreRegistry(home, settings(proxy, tmp_path)))
+    view = open_view(home, ref, StoreRegistry(home, settings(proxy, tmp_path, **PATIENT)))
     try:
         folder = view.lookup(view.root(), "cls")
         names = sorted(n.split("/")[1] for n in files)
@@ -243,7 +248,7 @@ def test_a_walk_in_folder_order_fetches_the_next_folder_before_it_gets_there(
     files["c0.txt"] = b"a file between the two folders"
     _url, ref, blobs = publish(s3, catalog, files)
     home = Home.at(catalog.home.root)
-    view = open_view(home, ref, StoreRegistry(home, settings(proxy, tmp_path)))
+    view = open_view(home, ref, StoreRegistry(home, settings(proxy, tmp_path, **PATIENT)))
     try:
         folder = view.lookup(view.root(), "c0")  # c1 is not looked up: a walk is in c0
         for i in range(20):
@@ -268,7 +273,7 @@ def test_with_a_plan_in_force_the_folder_order_is_not_followed(
     files = {f"cls/{i:03}.bin": os.urandom(2000 + i) for i in range(40)}
     _url, ref, _blobs = publish(s3, catalog, files)
     home = Home.at(catalog.home.root)
-    config = settings(proxy, tmp_path, timeout=20.0, attempt_timeout=10.0)  # moto under load
+    config = settings(proxy, tmp_path, **PATIENT)
     view = open_view(home, ref, StoreRegistry(home, config))
     plan_file = tmp_path / "p.plan"
     plan_file.touch()
@@ -302,7 +307,7 @@ def test_files_opened_out_of_order_fetch_nothing_ahead(
     files = {f"cls/{i:03}.bin": os.urandom(2000) for i in range(30)}
     _url, ref, _blobs = publish(s3, catalog, files)
     home = Home.at(catalog.home.root)
-    view = open_view(home, ref, StoreRegistry(home, settings(proxy, tmp_path)))
+    view = open_view(home, ref, StoreRegistry(home, settings(proxy, tmp_path, **PATIENT)))
     try:
         folder = view.lookup(view.root(), "cls")
         names = sorted(n.split("/")[1] for n in files)
