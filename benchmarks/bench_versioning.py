@@ -62,17 +62,21 @@ def build(
     annotations: Callable[[int], str],
     kind: str = "plain",
     sources: list[dict[str, Any]] | None = None,
+    metadata: Callable[[int], str] | None = None,
+    folder_digits: int = 3,
 ) -> str:
-    """A published dataset ``name`` of ``n`` items ``d{k:03}/{i:07}.jpg``; item ``i`` has
-    origin ``i`` whatever the dataset, so datasets built here are clones of each other.
-    Returns the version id."""
+    """A published dataset ``name`` of ``n`` items ``d{k:03}/{i:07}.jpg`` (``folder_digits``
+    digits of ``k``); item ``i`` has origin ``i`` whatever the dataset, so datasets built
+    here are clones of each other, the annotations ``annotations(i)`` and the metadata
+    ``metadata(i)`` (default: one of 100 objects). Returns the version id."""
     root_entries = []
     with db.transaction():
         for start in range(0, n, PER_FOLDER):
             items, entries = [], []
             for i in range(start, min(n, start + PER_FOLDER)):
                 origin, blob, size = f"{i:032x}", f"{i:032x}"[::-1], 1_000 + i % 4_096
-                meta, ann = _META[i % 100], annotations(i)
+                meta = _META[i % 100] if metadata is None else metadata(i)
+                ann = annotations(i)
                 iid = item_id(origin, blob, size, meta, ann)
                 items.append((iid, origin, blob, size, 1.7e9, meta, ann, ""))
                 entries.append((f"{i:07}.jpg", FILE, iid, size))
@@ -80,7 +84,7 @@ def build(
             folder = tree_id((e[0], e[1], e[2]) for e in entries)
             db.entries_put(folder, entries)
             db.tree_register(folder, len(entries), sum(e[3] for e in entries))
-            root_entries.append((f"d{start // PER_FOLDER:03}", DIR, folder, 0))
+            root_entries.append((f"d{start // PER_FOLDER:0{folder_digits}}", DIR, folder, 0))
         db.items_unstage()
         root = tree_id((e[0], e[1], e[2]) for e in root_entries)
         db.entries_put(root, root_entries)

@@ -31,11 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import bench_versioning as versioning
 from dlfs.api import Catalog
 from dlfs.catalog import CatalogDB
 from dlfs.home import Home
-from dlfs.objects import DIR, FILE, canonical_json, item_id, tree_id
-from dlfs.versions import create_dataset, publish
+from dlfs.objects import canonical_json
 from dlfs.view import open_view
 from dlfs.viewspec import ViewSpec
 
@@ -48,31 +48,16 @@ def _log(message: str) -> None:
 
 
 def build(db: CatalogDB, name: str, n: int) -> str:
-    """A published dataset ``name`` of ``n`` labelled items ``d{k:04}/{i:07}.jpg``;
-    returns the version id."""
-    root_entries = []
-    with db.transaction():
-        for start in range(0, n, PER_FOLDER):
-            items, entries = [], []
-            for i in range(start, min(n, start + PER_FOLDER)):
-                origin, blob, size = f"{i:032x}", f"{i:032x}"[::-1], 1_000 + i % 4_096
-                meta = canonical_json({"i": i})
-                ann = canonical_json([{"label": f"l{i % LABELS:03}"}])
-                iid = item_id(origin, blob, size, meta, ann)
-                items.append((iid, origin, blob, size, 1.7e9, meta, ann, ""))
-                entries.append((f"{i:07}.jpg", FILE, iid, size))
-            db.items_stage(items)
-            folder = tree_id((e[0], e[1], e[2]) for e in entries)
-            db.entries_put(folder, entries)
-            db.tree_register(folder, len(entries), sum(e[3] for e in entries))
-            root_entries.append((f"d{start // PER_FOLDER:04}", DIR, folder, 0))
-        db.items_unstage()
-        root = tree_id((e[0], e[1], e[2]) for e in root_entries)
-        db.entries_put(root, root_entries)
-        db.tree_register(root, n, sum(1_000 + i % 4_096 for i in range(n)))
-        ds, _ = create_dataset(db, name, root=root)
-        (draft,) = db.versions_of(ds["id"])
-        return publish(db, draft)
+    """A published dataset ``name`` of ``n`` labelled items ``d{k:04}/{i:07}.jpg``
+    (item ``i`` labelled ``l{i % 1000:03}``); returns the version id."""
+    return versioning.build(
+        db,
+        name,
+        n,
+        lambda i: canonical_json([{"label": f"l{i % LABELS:03}"}]),
+        metadata=lambda i: canonical_json({"i": i}),
+        folder_digits=4,
+    )
 
 
 def timed(what: str, rows: list[dict[str, Any]], job: Callable[[], int]) -> None:

@@ -516,8 +516,8 @@ class View:
     def attributes(self, node: Node) -> tuple[int, int, int]:
         """``(st_mode, st_uid, st_gid)`` that ``node`` shows: its own (the mounting
         user's when it keeps no owner), through its project's access rule if any."""
-        if self.access is not None:
-            rule: AccessRule | None = self.access
+        if self.access is not None or self._root.role != Role.CATALOG:
+            rule: AccessRule | None = self.access  # a version mount's rule, set at open
         elif node.role == Role.CATALOG:
             rule = self._rules.get(node.ref) if node.ref else None
         else:

@@ -224,11 +224,6 @@ class RemoteRecords:
         ok = dataset == DATASET_ID and state == "published"
         return [dict(self._version)] if ok else []
 
-    def project_get(self, name: str) -> None:
-        """No project's access rule reaches a remote: its mounts show what a version
-        mount of the default project shows."""
-        return None
-
     def tag_get(self, dataset: int, tag: str) -> str | None:
         return None
 
