@@ -85,31 +85,14 @@ class RetryPolicy:
         error: :class:`Unavailable` for temporary failures, :class:`Corrupt` for bytes
         that kept failing their check, or the permanent error as it was.
         """
-        start = time.monotonic()
-        deadline = start + self.timeout
-        pause = self.backoff
-        single = time.monotonic() < self._down_until
-        attempt = 0
+        tries = _Tries(self, what)
         while True:
-            attempt += 1
             try:
                 result = fn(*args, **kwargs)
             except Exception as exc:
-                if not is_temp_failure(exc):
-                    raise
-                now = time.monotonic()
-                wait = min(pause, self.max_backoff) * (0.5 + random.random() / 2)
-                if single or now + wait + self.attempt_timeout > deadline:
-                    if not isinstance(exc, BadBody):
-                        self._give_up()
-                    raise _final(exc, what, attempt, now - start) from exc
-                log.debug("%s: attempt %d failed (%s), retrying", what, attempt, exc)
-                time.sleep(wait)
-                pause *= 2
+                time.sleep(tries.failed(exc))
                 continue
-            if attempt > 1 or single:
-                with self._lock:
-                    self._down_until = 0.0
+            tries.succeeded()
             return result
 
     def _give_up(self) -> None:
@@ -135,35 +118,55 @@ async def call_async(policy: RetryPolicy, attempt: Callable[[], Awaitable[T]], w
     for good, or the deadline passes; the same backoff, cooldown and final errors."""
     import asyncio  # only the event-loop paths (dlfs.stores.s3loop, s3send) need it
 
-    start = time.monotonic()
-    deadline = start + policy.timeout
-    pause = policy.backoff
-    single = policy.presumed_down()
-    tries = 0
+    tries = _Tries(policy, what)
     while True:
-        tries += 1
         try:
             async with asyncio.timeout(policy.attempt_timeout):
                 result = await attempt()
         except TimeoutError:
-            exc: Exception = TemporaryFailure(f"{what}: no answer in time")
-        except Exception as err:
-            if not is_temp_failure(err):
-                raise
-            exc = err
-        else:
-            if tries > 1 or single:
-                policy.came_back()
-            return result
-        now = time.monotonic()
-        wait = min(pause, policy.max_backoff) * (0.5 + random.random() / 2)
-        if single or now + wait + policy.attempt_timeout > deadline:
+            await asyncio.sleep(tries.failed(TemporaryFailure(f"{what}: no answer in time")))
+            continue
+        except Exception as exc:
+            await asyncio.sleep(tries.failed(exc))
+            continue
+        tries.succeeded()
+        return result
+
+
+class _Tries:
+    """The attempts of one call: the deadline, the backoff and the cooldown, shared by
+    :meth:`RetryPolicy.call` and :func:`call_async` (which only differ in how they
+    wait)."""
+
+    def __init__(self, policy: RetryPolicy, what: str) -> None:
+        self.policy, self.what = policy, what
+        self.start = time.monotonic()
+        self.deadline = self.start + policy.timeout
+        self.pause = policy.backoff
+        self.single = policy.presumed_down()
+        self.count = 0
+
+    def failed(self, exc: Exception) -> float:
+        """An attempt raised ``exc``: the seconds to wait before the next one; raises
+        ``exc`` itself when it is not temporary, the final error when no attempt is
+        left (and presumes the endpoint down unless the bytes were bad)."""
+        self.count += 1
+        if not is_temp_failure(exc):
+            raise exc
+        policy, now = self.policy, time.monotonic()
+        wait = min(self.pause, policy.max_backoff) * (0.5 + random.random() / 2)
+        if self.single or now + wait + policy.attempt_timeout > self.deadline:
             if not isinstance(exc, BadBody):
                 policy.give_up()
-            raise final_error(exc, what, tries, now - start) from exc
-        log.debug("%s: attempt %d failed (%s), retrying", what, tries, exc)
-        await asyncio.sleep(wait)
-        pause *= 2
+            raise _final(exc, self.what, self.count, now - self.start) from exc
+        log.debug("%s: attempt %d failed (%s), retrying", self.what, self.count, exc)
+        self.pause *= 2
+        return wait
+
+    def succeeded(self) -> None:
+        """An attempt succeeded: after a failure, the endpoint is up again."""
+        if self.count or self.single:
+            self.policy.came_back()
 
 
 def final_error(exc: Exception, what: str, attempts: int, elapsed: float) -> Exception:

@@ -151,7 +151,7 @@ def test_sixteen_sequential_readers_stay_within_the_memory_budget(
     files = {f"f{i:02}": os.urandom(24 * BLOCK) for i in range(16)}
     url, _ref, blobs = publish(s3, catalog, files)
     budget = 64 * BLOCK
-    config = settings(proxy, tmp_path, readahead=16 * BLOCK, prefetch_memory=budget)
+    config = settings(proxy, tmp_path, readahead=16 * BLOCK, prefetch_memory=budget, **PATIENT)
     store = s3_store(catalog, url, config)
 
     def read_all(name: str) -> bool:
